@@ -1,0 +1,1 @@
+"""StateLab's Django project: accounts, projects, jobs, artefacts, state sets, usage and the APIs."""

@@ -1,0 +1,1 @@
+"""Artefacts users upload: raw uploads waiting for their job, and corpora."""

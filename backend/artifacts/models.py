@@ -1,0 +1,50 @@
+"""Uploads (files waiting for or kept by their job) and corpora."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Upload(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="uploads")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=20)  # "lstmvis_zip", "text"
+    original_name = models.CharField(max_length=255, blank=True, default="")  # shown, never a path
+    path = models.CharField(max_length=255)  # relative to the store root, generated
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.original_name}"
+
+
+class Tokenization(models.TextChoices):
+    WORD = "word"
+    CHAR = "char"
+
+
+class Corpus(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="corpora")
+    name = models.CharField(max_length=200)
+    tokenization = models.CharField(max_length=10, choices=Tokenization.choices)
+    length = models.BigIntegerField()
+    vocab_size = models.IntegerField()
+    documents = models.IntegerField()
+    path = models.CharField(max_length=255)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "corpora"
+
+    def __str__(self) -> str:
+        return self.name

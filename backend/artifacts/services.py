@@ -1,0 +1,95 @@
+"""Writes for artefacts: storing uploads and building corpora from text."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from backend.accounts.models import User
+from backend.config.api import ApplicationError
+from backend.jobs.models import Job
+from backend.jobs.services import job_create, job_succeed
+from backend.projects.models import Project
+from workers.core.errors import Cancelled, ProgressFn
+
+from .models import Corpus, Tokenization, Upload
+from .storage import new_dir, save_stream, store_path
+
+
+def upload_store(
+    *, project: Project, user: User | None, kind: str, file: Any, suffix: str
+) -> Upload:
+    """Copy an uploaded file into the store (capped in size) and record it."""
+    rel, size, sha = save_stream(file, suffix=suffix, max_bytes=settings.STATELAB_UPLOAD_MAX_BYTES)
+    if size == 0:
+        store_path(rel).unlink(missing_ok=True)
+        raise ApplicationError("The uploaded file is empty.", code="empty_upload")
+    name = Path(str(getattr(file, "name", "") or "")).name[:255]
+    return Upload.objects.create(
+        project=project, created_by=user, kind=kind, original_name=name, path=rel, size=size,
+        sha256=sha,
+    )
+
+
+def corpus_upload_start(
+    *, project: Project, user: User, file: Any, tokenization: str, name: str = ""
+) -> tuple[Job, bool]:
+    if tokenization not in Tokenization.values:
+        raise ApplicationError("tokenization must be 'word' or 'char'.")
+    upload = upload_store(project=project, user=user, kind="text", file=file, suffix=".txt")
+    display = name or Path(upload.original_name).stem or "corpus"
+    job, created = job_create(
+        kind="corpus_upload",
+        project=project,
+        user=user,
+        params={"upload": str(upload.id), "tokenization": tokenization, "name": display},
+        dedupe_key=f"{upload.sha256}:{tokenization}:{display}",
+    )
+    if not created:
+        store_path(upload.path).unlink(missing_ok=True)
+        upload.delete()
+    return job, created
+
+
+def corpus_build(job: Job, progress: ProgressFn) -> dict[str, str]:
+    """The corpus_upload job: decode, tokenise, write the corpus folder, record the row."""
+    from workers.core.corpus import decode_upload, tokenize_text
+    from workers.core.store import write_corpus
+
+    upload = Upload.objects.get(id=job.params["upload"])
+    progress(0.05, "Reading the text")
+    text = decode_upload(store_path(upload.path).read_bytes())
+    progress(0.3, "Tokenising")
+    ids, vocab, doc_starts = tokenize_text(text, job.params["tokenization"])
+    rel, final = new_dir("corpora")
+    progress(0.7, f"Writing {len(ids):,} tokens")
+    write_corpus(
+        final,
+        ids,
+        vocab,
+        doc_starts,
+        {"name": job.params["name"], "tokenization": job.params["tokenization"]},
+    )
+    try:
+        with transaction.atomic():
+            corpus = Corpus.objects.create(
+                project=job.project,
+                name=job.params["name"],
+                tokenization=job.params["tokenization"],
+                length=len(ids),
+                vocab_size=len(vocab),
+                documents=len(doc_starts),
+                path=rel,
+                created_by=job.created_by,
+            )
+            result = {"corpus": str(corpus.id)}
+            if not job_succeed(job=job, result=result, message=f"{len(ids):,} tokens"):
+                raise Cancelled("cancelled before the corpus was recorded")
+    except BaseException:
+        shutil.rmtree(final, ignore_errors=True)
+        raise
+    return result

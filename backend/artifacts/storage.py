@@ -1,0 +1,82 @@
+"""Where things live on disk. A user's file name never becomes a path: every file and
+folder is named by a generated id under the store root, and paths kept in the
+database are relative to that root so the store can move.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+from typing import IO
+
+from django.conf import settings
+
+from backend.config.api import ApplicationError
+
+
+def store_root() -> Path:
+    root = Path(settings.STATELAB_STORE_ROOT)
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def store_path(relative: str) -> Path:
+    path = (store_root() / relative).resolve()
+    if store_root().resolve() not in path.parents:
+        raise ValueError(f"path {relative!r} leaves the store")
+    return path
+
+
+def new_dir(kind: str) -> tuple[str, Path]:
+    """A fresh, not yet existing folder for a `kind` ("statesets", "corpora")."""
+    (store_root() / kind).mkdir(parents=True, exist_ok=True)
+    rel = f"{kind}/{uuid.uuid4().hex}"
+    return rel, store_root() / rel
+
+
+def save_stream(chunks: IO[bytes] | object, *, suffix: str, max_bytes: int) -> tuple[str, int, str]:
+    """Copy an upload into the store under a generated name, atomically.
+
+    Returns (relative path, size, sha256). Refuses (and removes) anything over
+    `max_bytes` while copying, so a lying Content-Length cannot fill the disk.
+    """
+    (store_root() / "uploads").mkdir(parents=True, exist_ok=True)
+    rel = f"uploads/{uuid.uuid4().hex}{suffix}"
+    final = store_root() / rel
+    tmp = final.with_name(f".tmp-{final.name}")
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(tmp, "wb") as out:
+            for chunk in _iter_chunks(chunks):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ApplicationError(
+                        f"The upload is larger than the limit of {max_bytes // (1 << 20)} MB.",
+                        code="too_large",
+                        status_code=413,
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return rel, size, digest.hexdigest()
+
+
+def _iter_chunks(source: object) -> object:
+    chunks = getattr(source, "chunks", None)
+    if callable(chunks):
+        yield from chunks(1 << 20)
+        return
+    read = getattr(source, "read")  # noqa: B009
+    while True:
+        block = read(1 << 20)
+        if not block:
+            return
+        yield block

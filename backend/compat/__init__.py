@@ -1,0 +1,1 @@
+"""The LSTMVis-compatible API under /api/v2 (info, context, search), for existing clients."""

@@ -1,0 +1,79 @@
+"""Settings for the test suite.
+
+PostgreSQL and Redis are used over real connections: `DATABASE_URL` defaults to the
+loopback PostgreSQL and `CELERY_BROKER_URL` to the loopback Redis. Outside CI a
+missing PostgreSQL falls back to SQLite with a warning; under `CI=true` the suite
+refuses to start without both servers.
+"""
+
+import os
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+if not os.environ.get("STATELAB_VAR_DIR"):
+    os.environ["STATELAB_VAR_DIR"] = tempfile.mkdtemp(prefix="statelab-test-")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), 2):
+            return True
+    except OSError:
+        return False
+
+
+_missing = []
+if os.environ["DATABASE_URL"].startswith("postgres") and not _reachable(os.environ["DATABASE_URL"], 5432):
+    _missing.append(f"PostgreSQL at {os.environ['DATABASE_URL']}")
+if os.environ["CELERY_BROKER_URL"].startswith("redis") and not _reachable(os.environ["CELERY_BROKER_URL"], 6379):
+    _missing.append(f"Redis at {os.environ['CELERY_BROKER_URL']}")
+if _missing:
+    if IN_CI:
+        raise ImproperlyConfigured(
+            "CI=true needs real servers; unreachable: " + ", ".join(_missing)
+        )
+    print("WARNING: unreachable: " + ", ".join(_missing) + "; falling back to SQLite and "
+          "the filesystem broker (set CI=true to refuse).", file=sys.stderr)
+    if any(m.startswith("PostgreSQL") for m in _missing):
+        os.environ["DATABASE_URL"] = ""
+    if any(m.startswith("Redis") for m in _missing):
+        os.environ["CELERY_BROKER_URL"] = "filesystem://"
+
+from .base import *  # noqa: E402
+from .base import DATABASES, REST_FRAMEWORK, VAR_DIR  # noqa: E402
+
+SECRET_KEY = "test-only-secret-key-not-for-deployment"  # noqa: S105
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STATELAB_STORE_ROOT = Path(VAR_DIR) / "store"
+(Path(VAR_DIR) / "static").mkdir(parents=True, exist_ok=True)
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, so that a worker process can see what the tests commit.
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(VAR_DIR) / "test.sqlite3")}
+# A worker process started by the integration tests connects to the test database itself.
+if os.environ.get("STATELAB_TEST_WORKER_DB"):
+    DATABASES["default"]["NAME"] = os.environ["STATELAB_TEST_WORKER_DB"]
+
+# Unit tests run job tasks in-process right after commit; integration tests
+# switch this off and drive a real worker process through the real broker.
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("STATELAB_EAGER", "1") == "1"
+CELERY_TASK_EAGER_PROPAGATES = False
+
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {"login": "1000/min", "jobs": "1000/min"},
+}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -1,0 +1,77 @@
+"""Job status and cancel: `GET /api/jobs/{id}/`, `POST /api/jobs/{id}/cancel/`, per-project lists."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from backend.projects.models import Role
+from backend.projects.selectors import project_for_user, projects_for_user
+
+from .models import Job
+from .services import job_cancel
+
+
+class JobSerializer(serializers.ModelSerializer[Job]):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "kind", "project", "created_by", "status", "progress", "message", "error",
+            "result", "attempts", "created_at", "started_at", "finished_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class JobEnvelopeSerializer(serializers.Serializer[Any]):
+    job = JobSerializer()
+
+
+def job_envelope(job: Job) -> dict[str, Any]:
+    return {"job": JobSerializer(job).data}
+
+
+def job_for_user(user: Any, job_id: Any) -> Job:
+    try:
+        key = uuid.UUID(str(job_id))
+    except ValueError as exc:
+        raise Http404("No such job.") from exc
+    job = (
+        Job.objects.select_related("project", "created_by")
+        .filter(id=key, project__in=projects_for_user(user))
+        .first()
+    )
+    if job is None:
+        raise Http404("No such job.")
+    return job
+
+
+class JobDetailView(APIView):
+    @extend_schema(responses=JobSerializer)
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(JobSerializer(job_for_user(request.user, job_id)).data)
+
+
+class JobCancelView(APIView):
+    @extend_schema(request=None, responses=JobSerializer)
+    def post(self, request: Request, job_id: str) -> Response:
+        job = job_for_user(request.user, job_id)
+        project_for_user(request.user, job.project.slug, need=Role.EDITOR)
+        return Response(JobSerializer(job_cancel(job=job)).data)
+
+
+class ProjectJobsView(APIView):
+    @extend_schema(responses=JobSerializer(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        project, _ = project_for_user(request.user, slug)
+        jobs = Job.objects.filter(project=project).select_related("project", "created_by")[:200]
+        return Response(JobSerializer(jobs, many=True).data)

@@ -1,0 +1,221 @@
+"""Writes for jobs: create-and-enqueue, claim with a lease, progress, finish, cancel.
+
+A task claims its job with a conditional update (`queued -> running`); zero rows
+means another worker has it or it is finished, and the task does nothing. A job
+whose lease ran out (its worker died) may be claimed again, a bounded number of
+times. Every final failure leaves the job in a terminal state with a readable error.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from backend.accounts.models import User
+from backend.config.api import ApplicationError
+from backend.projects.models import Project
+from workers.core.errors import Cancelled
+
+from .models import ACTIVE, Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+# kind -> (Celery task name, queue). Tasks are looked up by name so that this
+# module does not import the task modules (and their heavy imports).
+JOB_KINDS: dict[str, tuple[str, str]] = {
+    "import_lstmvis": ("statelab.import_lstmvis", "cpu"),
+    "corpus_upload": ("statelab.corpus_upload", "cpu"),
+}
+
+
+def _enqueue(job_id: str, kind: str) -> None:
+    from workers.app import app
+
+    task_name, queue = JOB_KINDS[kind]
+    if app.conf.task_always_eager:
+        # Tests without a worker run the task here, after commit, as a worker would.
+        app.loader.import_default_modules()
+        app.tasks[task_name].apply(args=[job_id])
+    else:
+        app.send_task(task_name, args=[job_id], queue=queue)
+
+
+def job_create(
+    *,
+    kind: str,
+    project: Project,
+    user: User | None,
+    params: dict[str, Any],
+    dedupe_key: str = "",
+    message: str = "Waiting for a worker",
+) -> tuple[Job, bool]:
+    """Create a job and enqueue it after commit. Returns (job, created).
+
+    With a `dedupe_key`, an identical active job is returned instead of a new one.
+    """
+    if kind not in JOB_KINDS:
+        raise ApplicationError(f"Unknown job kind '{kind}'.")
+    if user is not None:
+        active = Job.objects.filter(created_by=user, status__in=ACTIVE).count()
+        if active >= settings.STATELAB_MAX_ACTIVE_JOBS_PER_USER:
+            raise ApplicationError(
+                f"You already have {active} jobs queued or running; wait for some to finish.",
+                code="too_many_jobs",
+                status_code=429,
+            )
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(
+                kind=kind,
+                project=project,
+                created_by=user,
+                params=params,
+                dedupe_key=dedupe_key,
+                message=message,
+                max_attempts=settings.STATELAB_JOB_MAX_ATTEMPTS,
+            )
+            job_id, job_kind = str(job.id), job.kind
+            transaction.on_commit(lambda: _enqueue(job_id, job_kind))
+    except IntegrityError:
+        existing = Job.objects.filter(
+            project=project, kind=kind, dedupe_key=dedupe_key, status__in=ACTIVE
+        ).first()
+        if existing is None:
+            raise
+        return existing, False
+    return job, True
+
+
+def _lease_end() -> Any:
+    return timezone.now() + timedelta(seconds=settings.STATELAB_JOB_LEASE_SECONDS)
+
+
+def job_claim(*, job_id: str, worker: str | None = None) -> Job | None:
+    """Claim a job for this worker, or None when it is not ours to run."""
+    worker = worker or socket.gethostname()
+    now = timezone.now()
+    claimed = Job.objects.filter(id=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING,
+        attempts=F("attempts") + 1,
+        lease_until=_lease_end(),
+        worker=worker,
+        started_at=now,
+        message="Started",
+    )
+    if not claimed:
+        # A re-delivered task whose previous worker died: take over once its lease ran out.
+        claimed = Job.objects.filter(
+            Q(lease_until__lt=now) | Q(lease_until__isnull=True),
+            id=job_id,
+            status=JobStatus.RUNNING,
+            attempts__lt=F("max_attempts"),
+        ).update(
+            attempts=F("attempts") + 1, lease_until=_lease_end(), worker=worker, message="Restarted"
+        )
+    if not claimed:
+        Job.objects.filter(
+            Q(lease_until__lt=now),
+            id=job_id,
+            status=JobStatus.RUNNING,
+            attempts__gte=F("max_attempts"),
+        ).update(
+            status=JobStatus.FAILED,
+            error="The job's worker stopped repeatedly; it was given up.",
+            finished_at=now,
+        )
+        return None
+    return Job.objects.get(id=job_id)
+
+
+def job_progress(*, job: Job, fraction: float, message: str) -> None:
+    """Record progress and renew the lease; raises Cancelled when the job was cancelled."""
+    fraction = min(max(float(fraction), 0.0), 1.0)
+    updated = Job.objects.filter(id=job.id, status=JobStatus.RUNNING).update(
+        progress=fraction, message=message[:500], lease_until=_lease_end()
+    )
+    if not updated:
+        raise Cancelled(f"job {job.id} is no longer running")
+
+
+def progress_reporter(job: Job, *, every_s: float = 0.5) -> Callable[[float, str], None]:
+    """A ProgressFn for the compute core that writes at most every `every_s` seconds."""
+    last = [0.0]
+
+    def report(fraction: float, message: str) -> None:
+        now = timezone.now().timestamp()
+        if now - last[0] >= every_s or fraction >= 1.0:
+            last[0] = now
+            job_progress(job=job, fraction=fraction, message=message)
+
+    return report
+
+
+def job_succeed(*, job: Job, result: dict[str, Any], message: str = "Done") -> bool:
+    return bool(
+        Job.objects.filter(id=job.id, status=JobStatus.RUNNING).update(
+            status=JobStatus.SUCCEEDED,
+            progress=1.0,
+            message=message,
+            result=result,
+            finished_at=timezone.now(),
+            lease_until=None,
+        )
+    )
+
+
+def job_fail(*, job: Job, error: str) -> None:
+    Job.objects.filter(id=job.id, status__in=ACTIVE).update(
+        status=JobStatus.FAILED,
+        error=error[:10_000],
+        message="Failed",
+        finished_at=timezone.now(),
+        lease_until=None,
+    )
+
+
+def job_cancel(*, job: Job) -> Job:
+    updated = Job.objects.filter(id=job.id, status__in=ACTIVE).update(
+        status=JobStatus.CANCELLED,
+        message="Cancelled",
+        finished_at=timezone.now(),
+        lease_until=None,
+    )
+    job.refresh_from_db()
+    if not updated:
+        raise ApplicationError(
+            f"The job has already {job.status}; only queued or running jobs can be cancelled.",
+            code="not_cancellable",
+            status_code=409,
+        )
+    return job
+
+
+def jobs_requeue_stale() -> int:
+    """Jobs whose worker died and that no broker will redeliver: enqueue them again.
+
+    Called when a worker starts. Queued jobs older than a lease are sent again
+    (the claim makes a duplicate delivery harmless); running jobs whose lease ran
+    out are sent again while attempts are left, else failed.
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.STATELAB_JOB_LEASE_SECONDS)
+    n = 0
+    stale = Job.objects.filter(
+        Q(status=JobStatus.QUEUED, created_at__lt=cutoff)
+        | Q(status=JobStatus.RUNNING, lease_until__lt=now)
+    )
+    for job in stale:
+        if job.status == JobStatus.RUNNING and job.attempts >= job.max_attempts:
+            job_fail(job=job, error="The job's worker stopped repeatedly; it was given up.")
+            continue
+        _enqueue(str(job.id), job.kind)
+        n += 1
+    return n

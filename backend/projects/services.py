@@ -1,0 +1,96 @@
+"""Writes for projects and memberships."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
+
+from backend.accounts.models import User
+from backend.config.api import ApplicationError
+
+from .models import Membership, Project, Role
+
+
+@transaction.atomic
+def project_create(*, user: User, name: str, slug: str = "", description: str = "") -> Project:
+    slug = slug or slugify(name)[:80]
+    if not slug:
+        raise ApplicationError("A project needs a name with letters or digits.")
+    if Project.objects.filter(slug=slug).exists():
+        raise ApplicationError(f"The slug '{slug}' is taken; choose another.", code="exists")
+    try:
+        with transaction.atomic():
+            project = Project.objects.create(
+                slug=slug, name=name, description=description, created_by=user
+            )
+    except IntegrityError as exc:
+        raise ApplicationError(f"The slug '{slug}' is taken; choose another.", code="exists") from exc
+    Membership.objects.create(project=project, user=user, role=Role.OWNER)
+    return project
+
+
+@transaction.atomic
+def project_update(
+    *, project: Project, name: str | None = None, description: str | None = None
+) -> Project:
+    if name is not None:
+        project.name = name
+    if description is not None:
+        project.description = description
+    project.save(update_fields=["name", "description"])
+    return project
+
+
+@transaction.atomic
+def project_delete(*, project: Project) -> None:
+    project.delete()
+
+
+@transaction.atomic
+def membership_set(*, project: Project, username: str, role: str) -> Membership:
+    if role not in Role.values:
+        raise ApplicationError(f"Unknown role '{role}'; use owner, editor or viewer.")
+    user = User.objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise ApplicationError(f"There is no user named '{username}'.", code="unknown_user")
+    membership, created = Membership.objects.select_for_update().get_or_create(
+        project=project, user=user, defaults={"role": role}
+    )
+    if not created and membership.role != role:
+        if membership.role == Role.OWNER and role != Role.OWNER:
+            _ensure_another_owner(project, user)
+        membership.role = role
+        membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, project: Project, username: str) -> None:
+    membership = (
+        Membership.objects.select_for_update()
+        .filter(project=project, user__username=username)
+        .first()
+    )
+    if membership is None:
+        raise ApplicationError(f"'{username}' is not a member.", code="not_member", status_code=404)
+    if membership.role == Role.OWNER:
+        _ensure_another_owner(project, membership.user)
+    membership.delete()
+
+
+def _ensure_another_owner(project: Project, user: User) -> None:
+    others = Membership.objects.filter(project=project, role=Role.OWNER).exclude(user=user)
+    if not others.exists():
+        raise ApplicationError(
+            "A project needs at least one owner; make someone else owner first.",
+            code="last_owner",
+        )
+
+
+def project_ensure(*, slug: str, owner: User) -> Project:
+    """The project `slug`, created with `owner` as owner when missing (for import commands)."""
+    project = Project.objects.filter(slug=slug).first()
+    if project is None:
+        return project_create(user=owner, name=slug, slug=slug)
+    Membership.objects.get_or_create(project=project, user=owner, defaults={"role": Role.OWNER})
+    return project

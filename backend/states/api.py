@@ -1,0 +1,221 @@
+"""State-set routes: LSTMVis import, describe, context windows, selection, phrase search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from backend.config.api import ApplicationError
+from backend.jobs.api import JobEnvelopeSerializer, job_envelope
+from backend.projects.models import Role
+from backend.projects.selectors import project_for_user
+from workers.core.errors import InputError
+
+from .selectors import stateset_describe, stateset_for_user, stateset_store
+from .services import import_start, stateset_delete
+
+
+class FileUploadSerializer(serializers.Serializer[Any]):
+    file = serializers.FileField()
+
+
+class ImportView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+    throttle_scope = "jobs"
+
+    @extend_schema(request={"multipart/form-data": FileUploadSerializer},
+                   responses={202: JobEnvelopeSerializer})
+    def post(self, request: Request, slug: str) -> Response:
+        project, _ = project_for_user(request.user, slug, need=Role.EDITOR)
+        file = request.FILES.get("file")
+        if file is None:
+            raise ApplicationError("Attach the zip of an LSTMVis project directory as 'file'.")
+        job, _ = import_start(project=project, user=request.user, file=file)  # type: ignore[arg-type]
+        return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)
+
+
+class StateSetSerializer(serializers.Serializer[Any]):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    project = serializers.CharField()
+    corpus = serializers.CharField(allow_null=True)
+    length = serializers.IntegerField()
+    sources = serializers.ListField(child=serializers.DictField())
+    annotations = serializers.ListField(child=serializers.DictField())
+    stream_starts = serializers.ListField(child=serializers.IntegerField())
+
+
+class StateSetDetailView(APIView):
+    @extend_schema(responses=StateSetSerializer)
+    def get(self, request: Request, stateset_id: str) -> Response:
+        return Response(stateset_describe(stateset_for_user(request.user, stateset_id)))
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, stateset_id: str) -> Response:
+        ss = stateset_for_user(request.user, stateset_id, need=Role.EDITOR)
+        stateset_delete(stateset=ss)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _int_list(raw: str | None, name: str) -> list[int] | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return [int(x) for x in raw.split(",") if x.strip() != ""]
+    except ValueError as exc:
+        raise ApplicationError(f"{name} must be a comma-separated list of integers.") from exc
+
+
+def _int(raw: Any, name: str, default: int | None = None) -> int:
+    if raw is None or raw == "":
+        if default is None:
+            raise ApplicationError(f"The parameter '{name}' is required.")
+        return default
+    try:
+        return int(raw)
+    except (TypeError, ValueError) as exc:
+        raise ApplicationError(f"{name} must be an integer, not '{raw}'.") from exc
+
+
+def _float(raw: Any, name: str, default: float | None = None) -> float | None:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError) as exc:
+        raise ApplicationError(f"{name} must be a number, not '{raw}'.") from exc
+    if value != value:
+        raise ApplicationError(f"{name} must be a number, not NaN.")
+    return value
+
+
+def _transform(raw: Any) -> str | None:
+    if raw in (None, ""):
+        return None
+    if raw not in ("tanh", "none"):
+        raise ApplicationError("transform must be 'tanh' or 'none'.")
+    return str(raw)
+
+
+def input_error(exc: InputError) -> ApplicationError:
+    return ApplicationError(exc.message, code="invalid")
+
+
+class ContextView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("source", str, required=True),
+            OpenApiParameter("start", int, required=True),
+            OpenApiParameter("end", int, required=True, description="inclusive"),
+            OpenApiParameter("cells", str, description="comma-separated cell indices"),
+            OpenApiParameter("transform", str, enum=["tanh", "none"]),
+            OpenApiParameter("threshold", float),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request, stateset_id: str) -> Response:
+        from django.conf import settings
+
+        from workers.core.context import read_context
+
+        ss = stateset_for_user(request.user, stateset_id)
+        q = request.query_params
+        source = q.get("source") or (ss.manifest.get("sources") or [{}])[0].get("id")
+        start = _int(q.get("start"), "start", 0)
+        end = _int(q.get("end"), "end", start + 99)
+        if end < start:
+            raise ApplicationError("end must not be before start.")
+        if end - start + 1 > settings.STATELAB_CONTEXT_MAX_TOKENS:
+            raise ApplicationError(
+                f"A window holds at most {settings.STATELAB_CONTEXT_MAX_TOKENS} tokens."
+            )
+        try:
+            body = read_context(
+                stateset_store(ss),
+                str(source),
+                start,
+                end,
+                cells=_int_list(q.get("cells"), "cells"),
+                transform=_transform(q.get("transform")),
+                threshold=_float(q.get("threshold"), "threshold"),
+            )
+        except InputError as exc:
+            raise input_error(exc) from exc
+        return Response(body)
+
+
+class SelectionRequestSerializer(serializers.Serializer[Any]):
+    source = serializers.CharField()
+    start = serializers.IntegerField(min_value=0)
+    end = serializers.IntegerField(min_value=0)
+    threshold = serializers.FloatField()
+    zero_left = serializers.IntegerField(min_value=0, default=1)
+    zero_right = serializers.IntegerField(min_value=0, default=0)
+    transform = serializers.ChoiceField(choices=["tanh", "none"], required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["end"] < attrs["start"]:
+            raise serializers.ValidationError("end must not be before start.")
+        return attrs
+
+
+class SelectionResponseSerializer(serializers.Serializer[Any]):
+    source = serializers.CharField()
+    start = serializers.IntegerField()
+    end = serializers.IntegerField()
+    threshold = serializers.FloatField()
+    zero_left = serializers.IntegerField()
+    zero_right = serializers.IntegerField()
+    cells = serializers.ListField(child=serializers.IntegerField())
+
+
+class SelectionView(APIView):
+    @extend_schema(request=SelectionRequestSerializer, responses=SelectionResponseSerializer)
+    def post(self, request: Request, stateset_id: str) -> Response:
+        from workers.core.selection import selected_cells
+
+        ss = stateset_for_user(request.user, stateset_id)
+        data = SelectionRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        store = stateset_store(ss)
+        if v["end"] >= store.length:
+            raise ApplicationError(f"end must be below the corpus length {store.length}.")
+        try:
+            cells = selected_cells(
+                store, v["source"], v["start"], v["end"], v["threshold"],
+                zero_left=v["zero_left"], zero_right=v["zero_right"],
+                transform=v.get("transform"),
+            )
+        except InputError as exc:
+            raise input_error(exc) from exc
+        return Response({**{k: v[k] for k in ("source", "start", "end", "threshold", "zero_left",
+                                              "zero_right")}, "cells": [int(c) for c in cells]})
+
+
+class SearchView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, required=True, description="tokens separated by spaces"),
+            OpenApiParameter("limit", int),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request, stateset_id: str) -> Response:
+        from workers.core.search import phrase_search
+
+        ss = stateset_for_user(request.user, stateset_id)
+        q = request.query_params.get("q", "")
+        if not q.strip():
+            raise ApplicationError("Give the phrase to search for as 'q'.")
+        limit = min(max(_int(request.query_params.get("limit"), "limit", 50), 1), 1000)
+        store = stateset_store(ss)
+        positions = phrase_search(store.tokens, store.vocab, q.split(), limit)
+        return Response({"q": q, "positions": [int(p) for p in positions]})

@@ -1,0 +1,103 @@
+"""Reads and access checks for state sets, and the cache of opened stores.
+
+`stateset_for_user` answers 404 for a state set the caller may not see, exactly as
+for a missing one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import lru_cache
+from typing import Any
+
+from django.http import Http404
+
+from backend.artifacts.models import Corpus
+from backend.artifacts.storage import store_path
+from backend.projects.models import ROLE_RANK, Role
+from backend.projects.selectors import projects_for_user, role_of
+from backend.config.api import ApplicationError
+from workers.core.store import StateSet as StoreStateSet
+
+from .models import StateSet
+
+
+def _uuid_or_404(value: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as exc:
+        raise Http404("Not found.") from exc
+
+
+def stateset_for_user(user: Any, stateset_id: Any, *, need: str = Role.VIEWER) -> StateSet:
+    ss = (
+        StateSet.objects.select_related("project")
+        .filter(id=_uuid_or_404(stateset_id), project__in=projects_for_user(user))
+        .first()
+    )
+    if ss is None:
+        raise Http404("No such state set.")
+    if need != Role.VIEWER:
+        role = role_of(user, ss.project)
+        if role is None or ROLE_RANK[Role(role)] < ROLE_RANK[Role(need)]:
+            raise ApplicationError(
+                f"This needs the {need} role in project '{ss.project.slug}'.",
+                code="permission_denied",
+                status_code=403,
+            )
+    return ss
+
+
+def corpus_for_user(user: Any, corpus_id: Any) -> Corpus:
+    corpus = (
+        Corpus.objects.select_related("project")
+        .filter(id=_uuid_or_404(corpus_id), project__in=projects_for_user(user))
+        .first()
+    )
+    if corpus is None:
+        raise Http404("No such corpus.")
+    return corpus
+
+
+@lru_cache(maxsize=32)
+def _open(path: str) -> StoreStateSet:
+    return StoreStateSet.open(store_path(path))
+
+
+def stateset_store(ss: StateSet) -> StoreStateSet:
+    """The opened store of a state set (memory-mapped, cached per process)."""
+    return _open(ss.path)
+
+
+def stateset_describe(ss: StateSet) -> dict[str, Any]:
+    """The `GET /api/statesets/{id}/` answer."""
+    m = ss.manifest
+    return {
+        "id": str(ss.id),
+        "name": ss.name,
+        "description": ss.description,
+        "project": ss.project.slug,
+        "origin": ss.origin,
+        "corpus": str(ss.corpus_id) if ss.corpus_id else None,
+        "length": ss.length,
+        "vocab_size": m.get("vocab_size"),
+        "sources": [
+            {
+                "id": s["id"],
+                "name": s.get("name", s["id"]),
+                "layer": s["layer"],
+                "kind": s["kind"],
+                "cells": s["cells"],
+                "transform": s["transform"],
+                "unsigned": s.get("unsigned", False),
+            }
+            for s in m.get("sources", [])
+        ],
+        "annotations": [
+            {k: a[k] for k in ("name", "kind", "labels", "range", "k") if a.get(k) is not None}
+            for a in m.get("annotations", [])
+        ],
+        "stream_starts": m.get("stream_starts", []),
+        "doc_starts": m.get("doc_starts", []),
+        "created_at": ss.created_at.isoformat(),
+    }
