@@ -10,6 +10,13 @@ import pytest
 from rest_framework.test import APIClient
 
 
+@pytest.fixture(autouse=True)
+def _isolated_store(settings, tmp_path):
+    """Each test gets its own state store, so leftovers are attributable to it."""
+    settings.STATELAB_STORE_ROOT = tmp_path / "store"
+    return settings.STATELAB_STORE_ROOT
+
+
 @pytest.fixture
 def make_user(db):
     from backend.accounts.services import user_create
@@ -69,3 +76,36 @@ def collaborator_api(collaborator):
 @pytest.fixture
 def outsider_api(outsider):
     return _client(outsider)
+
+
+def write_stateset(project, owner, *, n: int = 300, d: int = 16, seed: int = 7, name: str = "synthetic"):
+    """A small state set written straight through the store writer, with its row."""
+    import numpy as np
+
+    from backend.artifacts.storage import new_dir
+    from backend.states.models import StateSet
+    from workers.core.store import AnnotationInfo, SourceInfo, StateSetWriter
+
+    rng = np.random.default_rng(seed)
+    vocab = ["(", ")", "a", "b", " "]
+    ids = rng.integers(0, len(vocab), size=n).astype(np.int32)
+    values = np.cumsum(rng.normal(0, 0.4, size=(n, d)), axis=0).astype(np.float32)
+    depth = np.cumsum(np.where(ids == 0, 1, np.where(ids == 1, -1, 0))).astype(np.float32)
+    rel, final = new_dir("statesets")
+    with StateSetWriter(final) as w:
+        w.set_tokens(ids, vocab)
+        w.add_source(SourceInfo(id="s0", name="states::states1", layer=1, kind="state", cells=d,
+                                transform="tanh"), n, lambda a, b: values[a:b])
+        w.add_annotation(AnnotationInfo(name="depth", kind="scalar"), depth)
+        w.add_annotation(AnnotationInfo(name="kind", kind="discrete", labels=["open", "close", "other"]),
+                         np.where(ids == 0, 0, np.where(ids == 1, 1, 2)).astype(np.int32))
+        w.set_extra({"name": name})
+        manifest = w.commit()
+    ss = StateSet.objects.create(project=project, name=name, length=n, path=rel,
+                                 manifest=manifest.to_json(), created_by=owner)
+    return ss, values, ids, vocab
+
+
+@pytest.fixture
+def stateset(project, owner):
+    return write_stateset(project, owner)

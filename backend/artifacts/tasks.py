@@ -2,11 +2,11 @@
 
 from celery import shared_task
 
-from backend.jobs.runner import run_job
+from backend.jobs.tasks import run_or_retry
 
 
-@shared_task(name="statelab.corpus_upload", acks_late=True)
-def corpus_upload(job_id: str) -> None:
+@shared_task(bind=True, name="statelab.corpus_upload", acks_late=True)
+def corpus_upload(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
     from .services import corpus_build
 
-    run_job(job_id, corpus_build)
+    run_or_retry(self, job_id, corpus_build)

@@ -2,11 +2,11 @@
 
 from celery import shared_task
 
-from backend.jobs.runner import run_job
+from backend.jobs.tasks import run_or_retry
 
 
-@shared_task(name="statelab.import_lstmvis", acks_late=True)
-def import_lstmvis(job_id: str) -> None:
+@shared_task(bind=True, name="statelab.import_lstmvis", acks_late=True)
+def import_lstmvis(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
     from .services import import_run
 
-    run_job(job_id, import_run)
+    run_or_retry(self, job_id, import_run)

@@ -54,7 +54,7 @@ from .base import DATABASES, REST_FRAMEWORK, VAR_DIR  # noqa: E402
 SECRET_KEY = "test-only-secret-key-not-for-deployment"  # noqa: S105
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-STATELAB_STORE_ROOT = Path(VAR_DIR) / "store"
+STATELAB_STORE_ROOT = Path(os.environ.get("STATELAB_STORE_ROOT") or Path(VAR_DIR) / "store")
 (Path(VAR_DIR) / "static").mkdir(parents=True, exist_ok=True)
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

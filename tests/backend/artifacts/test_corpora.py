@@ -1,0 +1,88 @@
+"""Plain-text corpora: upload, tokenise (word or char), document boundaries, bad input."""
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from backend.artifacts.models import Corpus, Upload
+from backend.artifacts.storage import store_path
+from backend.jobs.models import Job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TEXT = "the cat sat\non the mat\n\n\nthe dog ran\n"
+
+
+def _upload(api, data: bytes, tokenization="word", name="pets"):
+    return api.post(
+        "/api/projects/brackets/corpora/",
+        {"file": SimpleUploadedFile("pets.txt", data), "tokenization": tokenization, "name": name},
+        format="multipart",
+    )
+
+
+def test_word_corpus_with_documents(owner_api, project):
+    r = _upload(owner_api, TEXT.encode())
+    assert r.status_code == 202, r.content
+    job = r.json()["job"]
+    assert job["status"] == "queued"
+    done = owner_api.get(f"/api/jobs/{job['id']}/").json()
+    assert done["status"] == "succeeded", done
+    corpus = Corpus.objects.get(id=done["result"]["corpus"])
+    assert corpus.tokenization == "word" and corpus.documents == 2
+    from workers.core.store import open_corpus
+
+    data = open_corpus(store_path(corpus.path))
+    words = [data.vocab[i] for i in np.asarray(data.ids)]
+    assert words == ["the", "cat", "sat", "<eos>", "on", "the", "mat", "<eos>",
+                     "the", "dog", "ran", "<eos>"]
+    assert list(data.doc_starts) == [0, 8]
+    assert owner_api.get(f"/api/corpora/{corpus.id}/").json()["length"] == 12
+    assert [c["id"] for c in owner_api.get("/api/projects/brackets/").json()["corpora"]] == [
+        str(corpus.id)
+    ]
+
+
+def test_char_corpus_keeps_spaces_and_newlines(owner_api, project):
+    r = _upload(owner_api, "ab a\nb".encode(), tokenization="char", name="chars")
+    job = owner_api.get(f"/api/jobs/{r.json()['job']['id']}/").json()
+    corpus = Corpus.objects.get(id=job["result"]["corpus"])
+    from workers.core.store import open_corpus
+
+    data = open_corpus(store_path(corpus.path))
+    assert "".join(data.vocab[i] for i in np.asarray(data.ids)) == "ab a\nb"
+
+
+def test_not_utf8_fails_clearly_and_leaves_nothing(owner_api, project):
+    r = _upload(owner_api, b"caf\xe9 au lait")
+    job = owner_api.get(f"/api/jobs/{r.json()['job']['id']}/").json()
+    assert job["status"] == "failed"
+    assert "UTF-8" in job["error"]
+    assert Corpus.objects.count() == 0
+    leftovers = list(store_path("corpora").glob("*")) if store_path("corpora").exists() else []
+    assert leftovers == []
+
+
+def test_bad_tokenization_is_400(owner_api, project):
+    r = _upload(owner_api, TEXT.encode(), tokenization="bpe")
+    assert r.status_code == 400
+    assert r.json()["error"]["message"].startswith("tokenization")
+    assert Job.objects.count() == 0 and Upload.objects.count() == 0
+
+
+def test_empty_upload_is_400(owner_api, project):
+    r = _upload(owner_api, b"")
+    assert r.status_code == 400
+    assert "empty" in r.json()["error"]["message"]
+
+
+def test_viewer_cannot_upload(collaborator_api, project):
+    assert _upload(collaborator_api, TEXT.encode()).status_code == 403
+
+
+def test_too_large_upload_is_refused_and_not_kept(owner_api, project, settings):
+    settings.STATELAB_UPLOAD_MAX_BYTES = 10
+    r = _upload(owner_api, TEXT.encode())
+    assert r.status_code == 413
+    assert "larger than the limit" in r.json()["error"]["message"]
+    assert list(store_path("uploads").glob("*")) == []

@@ -1,0 +1,164 @@
+"""Jobs: claiming, leases, re-delivery, cancel, dedupe and the job routes."""
+
+from datetime import timedelta
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from backend.jobs.models import Job, JobStatus
+from backend.jobs.runner import run_job
+from backend.jobs.services import (
+    job_cancel,
+    job_claim,
+    job_progress,
+    jobs_requeue_stale,
+)
+from workers.core.errors import Cancelled, InputError
+
+
+def _job(project, owner, **kw):
+    defaults = {"kind": "corpus_upload", "project": project, "created_by": owner, "params": {}}
+    defaults.update(kw)
+    return Job.objects.create(**defaults)
+
+
+@pytest.mark.django_db
+def test_claim_once(project, owner):
+    job = _job(project, owner)
+    first = job_claim(job_id=str(job.id), worker="w1")
+    assert first is not None and first.status == "running" and first.attempts == 1
+    assert job_claim(job_id=str(job.id), worker="w2") is None  # lease still valid
+    job.refresh_from_db()
+    assert job.worker == "w1"
+
+
+@pytest.mark.django_db
+def test_redelivered_task_takes_over_after_lease_then_gives_up(project, owner):
+    job = _job(project, owner, max_attempts=2)
+    job_claim(job_id=str(job.id), worker="w1")
+    Job.objects.filter(id=job.id).update(lease_until=timezone.now() - timedelta(seconds=1))
+    again = job_claim(job_id=str(job.id), worker="w2")
+    assert again is not None and again.attempts == 2 and again.worker == "w2"
+    Job.objects.filter(id=job.id).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert job_claim(job_id=str(job.id), worker="w3") is None
+    job.refresh_from_db()
+    assert job.status == "failed" and "stopped repeatedly" in job.error
+
+
+@pytest.mark.django_db
+def test_finished_job_is_never_run_again(project, owner):
+    job = _job(project, owner, status=JobStatus.SUCCEEDED)
+    calls = []
+    run_job(str(job.id), lambda j, p: calls.append(j))
+    assert calls == []
+
+
+@pytest.mark.django_db
+def test_input_error_fails_with_its_message(project, owner):
+    job = _job(project, owner)
+
+    def work(j, progress):
+        progress(0.5, "half way")
+        raise InputError("dataset 'x' is missing", file="states.h5")
+
+    run_job(str(job.id), work)
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert job.error == "states.h5: dataset 'x' is missing"
+    assert job.lease_until is None and job.finished_at is not None
+
+
+@pytest.mark.django_db
+def test_unexpected_error_is_readable_and_terminal(project, owner):
+    job = _job(project, owner)
+    run_job(str(job.id), lambda j, p: 1 / 0)
+    job.refresh_from_db()
+    assert job.status == "failed" and "ZeroDivisionError" in job.error
+
+
+@pytest.mark.django_db
+def test_cancel_stops_running_work(project, owner):
+    job = _job(project, owner)
+    claimed = job_claim(job_id=str(job.id))
+    job_cancel(job=claimed)
+    with pytest.raises(Cancelled):
+        job_progress(job=claimed, fraction=0.3, message="x")
+    job.refresh_from_db()
+    assert job.status == "cancelled"
+
+
+@pytest.mark.django_db
+def test_cancel_finished_job_is_409(owner_api, project, owner):
+    job = _job(project, owner, status=JobStatus.SUCCEEDED)
+    r = owner_api.post(f"/api/jobs/{job.id}/cancel/")
+    assert r.status_code == 409
+    assert "already succeeded" in r.json()["error"]["message"]
+
+
+@pytest.mark.django_db
+def test_job_routes_for_personas(owner_api, collaborator_api, outsider_api, project, owner):
+    job = _job(project, owner)
+    assert owner_api.get(f"/api/jobs/{job.id}/").json()["status"] == "queued"
+    assert collaborator_api.get(f"/api/jobs/{job.id}/").status_code == 200
+    assert collaborator_api.post(f"/api/jobs/{job.id}/cancel/").status_code == 403
+    assert outsider_api.get(f"/api/jobs/{job.id}/").status_code == 404
+    assert outsider_api.post(f"/api/jobs/{job.id}/cancel/").status_code == 404
+    assert outsider_api.get("/api/jobs/not-a-uuid/").status_code == 404
+    listing = owner_api.get("/api/projects/brackets/jobs/").json()
+    assert [j["id"] for j in listing] == [str(job.id)]
+    assert owner_api.post(f"/api/jobs/{job.id}/cancel/").json()["status"] == "cancelled"
+
+
+@pytest.mark.django_db
+def test_stale_running_job_with_attempts_left_is_sent_again(project, owner, monkeypatch):
+    sent = []
+    monkeypatch.setattr("backend.jobs.services._enqueue", lambda jid, kind: sent.append(jid))
+    job = _job(project, owner, status=JobStatus.RUNNING, attempts=1,
+               lease_until=timezone.now() - timedelta(minutes=1))
+    spent = _job(project, owner, status=JobStatus.RUNNING, attempts=3,
+                 lease_until=timezone.now() - timedelta(minutes=1))
+    assert jobs_requeue_stale() == 1
+    assert sent == [str(job.id)]
+    spent.refresh_from_db()
+    assert spent.status == "failed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_nothing_enqueued_when_transaction_rolls_back(project, owner, monkeypatch):
+    from django.db import transaction
+
+    from backend.jobs.services import job_create
+
+    sent = []
+    monkeypatch.setattr("backend.jobs.services._enqueue", lambda jid, kind: sent.append(jid))
+    with pytest.raises(RuntimeError), transaction.atomic():
+        job_create(kind="corpus_upload", project=project, user=owner, params={})
+        raise RuntimeError("the request failed after creating the job")
+    assert sent == [] and Job.objects.count() == 0
+    job, created = job_create(kind="corpus_upload", project=project, user=owner, params={})
+    assert created and sent == [str(job.id)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_identical_requests_make_one_job(project, owner, monkeypatch):
+    from backend.jobs.services import job_create
+
+    monkeypatch.setattr("backend.jobs.services._enqueue", lambda jid, kind: None)
+    if connection.vendor == "sqlite":
+        pytest.skip("concurrent writers need PostgreSQL")
+
+    def submit(_):
+        try:
+            job, created = job_create(kind="import_lstmvis", project=project, user=owner,
+                                      params={}, dedupe_key="same-upload-sha")
+            return str(job.id), created
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(submit, range(20)))
+    assert len({jid for jid, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert Job.objects.filter(kind="import_lstmvis").count() == 1

@@ -1,0 +1,124 @@
+"""Every route, called as anonymous, with a bad token and as an outsider, reveals nothing.
+
+The matrix is built from the URL configuration itself: a new route that is not in
+ROUTE_CASES makes this test fail until someone decides how it must answer.
+"""
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.test import APIClient
+
+from backend.jobs.models import Job
+
+pytestmark = pytest.mark.django_db
+
+# route name -> list of (method, body) to try. Public routes are listed apart.
+ROUTE_CASES = {
+    "project-list": [("get", None), ("post", {"name": "x"})],
+    "project-detail": [("get", None), ("patch", {"name": "x"}), ("delete", None)],
+    "project-members": [("get", None), ("post", {"username": "charlie"}), ("delete", {"username": "bob"})],
+    "project-jobs": [("get", None)],
+    "project-imports": [("post", {})],
+    "project-corpora": [("get", None), ("post", {})],
+    "corpus-detail": [("get", None)],
+    "job-detail": [("get", None)],
+    "job-cancel": [("post", None)],
+    "stateset-detail": [("get", None), ("delete", None)],
+    "stateset-context": [("get", None)],
+    "stateset-selection": [("post", {"source": "s0", "start": 1, "end": 2, "threshold": 0.1})],
+    "stateset-search": [("get", None)],
+    "v2-info": [("get", None)],
+    "v2-context": [("get", None)],
+    "v2-search": [("get", None)],
+}
+PUBLIC = {"auth-token", "schema", "api-docs"}
+PAGES = {"login", "logout", "home", "project", "stateset"}  # pages: checked in test_pages_matrix below
+
+
+def _api_routes():
+    names = []
+
+    def walk(patterns, prefix=""):
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                if str(p.pattern).startswith("admin/"):
+                    continue
+                walk(p.url_patterns, prefix + str(p.pattern))
+            elif isinstance(p, URLPattern):
+                names.append((prefix + str(p.pattern), p.name))
+
+    walk(get_resolver().url_patterns)
+    return names
+
+
+@pytest.fixture
+def objects(project, owner, stateset):
+    from backend.artifacts.models import Corpus
+
+    ss = stateset[0]
+    corpus = Corpus.objects.create(project=project, name="c", tokenization="word", length=1,
+                                   vocab_size=1, documents=1, path="corpora/none")
+    job = Job.objects.create(kind="corpus_upload", project=project, created_by=owner)
+    return {"slug": "brackets", "stateset_id": str(ss.id), "corpus_id": str(corpus.id),
+            "job_id": str(job.id)}
+
+
+def _url(route: str, objects) -> str:
+    url = "/" + route
+    for key, value in objects.items():
+        for conv in ("slug", "str"):
+            url = url.replace(f"<{conv}:{key}>", value)
+    assert "<" not in url, url
+    if route.startswith("api/v2/"):
+        url += "?project=brackets&pos=1&q=a&source=s0"
+    elif route.endswith("context/"):
+        url += "?source=s0&start=0&end=5"
+    elif route.endswith("search/"):
+        url += "?q=a"
+    return url
+
+
+def test_every_route_is_in_the_matrix():
+    names = {name for _, name in _api_routes()}
+    unknown = names - set(ROUTE_CASES) - PUBLIC - PAGES - {None}
+    assert not unknown, f"add these routes to the access matrix: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("who", ["anonymous", "bad_token", "outsider"])
+def test_no_route_reveals_the_project(who, objects, outsider, project):
+    client = APIClient()
+    if who == "bad_token":
+        client.credentials(HTTP_AUTHORIZATION="Token 0123456789abcdef0123456789abcdef01234567")
+    elif who == "outsider":
+        client.force_authenticate(outsider)
+    checked = 0
+    for route, name in _api_routes():
+        if name not in ROUTE_CASES:
+            continue
+        for method, body in ROUTE_CASES[name]:
+            url = _url(route, objects)
+            r = getattr(client, method)(url, body, format="json")
+            checked += 1
+            if who in ("anonymous", "bad_token"):
+                assert r.status_code == 401, (method, url, r.status_code)
+            elif name in ("project-list", "v2-info") and method == "get":
+                assert r.status_code == 200, (method, url)
+                assert "brackets" not in r.content.decode(), (method, url)
+            elif name == "project-list":
+                assert r.status_code == 201  # anyone signed in may create their own project
+            else:
+                assert r.status_code == 404, (method, url, r.status_code, r.content[:200])
+                assert "brackets" not in r.content.decode()
+    assert checked >= 20
+    # nothing was changed by any of those calls
+    assert project.memberships.count() == 2
+    assert Job.objects.filter(status="queued").count() == 1
+
+
+def test_pages_matrix(client, outsider, objects):
+    for url in ("/", "/p/brackets/", f"/statesets/{objects['stateset_id']}/"):
+        r = client.get(url)
+        assert r.status_code == 302 and "/accounts/login/" in r["Location"], url
+    client.force_login(outsider)
+    for url in ("/p/brackets/", f"/statesets/{objects['stateset_id']}/"):
+        assert client.get(url).status_code == 404, url
