@@ -1,0 +1,752 @@
+"""StateLab's own on-disk format for state sets and corpora.
+
+A *state set* is everything the viewer and the match engine read for one corpus
+run through one model: the token sequence, one or more hidden-value matrices
+(sources), annotation tracks and, optionally, the word embedding. It is a plain
+directory of ``.npy`` files plus a JSON manifest, because
+
+* ``np.load(mmap_mode="r")`` maps a source without reading it, so the web process
+  can answer a context window of a 10^7-token corpus by touching a few pages, and
+  many worker processes share the same page cache;
+* every file has one fixed dtype and shape, so nothing needs a parser for
+  untrusted structure (unlike HDF5, which is only ever *imported* from users);
+* a directory can be written under a temporary name and moved into place with one
+  ``rename``: a reader sees either nothing or a complete state set.
+
+Layout of a state set directory::
+
+    manifest.json                 written last, see below
+    tokens.npy                    int32 (N,)   token id per time step
+    vocab.json                    list of V strings, index = token id
+    sources/<source_id>.npy       float32 (N, D) row-major, raw values
+    annotations/<name>.npy        scalar: float32 (N,); discrete: int32 (N,);
+                                  wordvec: int32 (N, k) token ids
+    annotations/<name>.weights.npy  wordvec only, optional: float32 (N, k)
+    embedding.npy                 optional float32 (V', E), row = token id
+
+``manifest.json``::
+
+    {"format": "statelab-stateset", "version": 1,
+     "length": N, "vocab_size": V,
+     "sources": [{"id", "name", "layer", "kind", "cells", "transform",
+                  "unsigned"}, ...],
+     "annotations": [{"name", "kind", "labels", "range", "k"}, ...],
+     "stream_starts": [...], "doc_starts": [...],
+     "has_embedding": bool, "extra": {...}}
+
+Source values are stored raw; the source's ``transform`` (``tanh`` or ``none``)
+is applied at read time, so a user can still ask for the other view. A discrete
+annotation stores label ids, ``labels[i]`` being the label of id ``i`` (``""`` for
+an id without a label). A wordvec annotation's ids index the state set's vocab
+unless the annotation carries its own ``labels``.
+
+A *corpus* directory is the tokenised text an extraction starts from:
+``manifest.json`` (``{"format": "statelab-corpus", "version": 1, "length",
+"vocab_size", "doc_starts", "extra"}``), ``tokens.npy`` and ``vocab.json`` as above.
+
+Both are written through a temporary sibling directory
+(``.tmp-<name>-<random>``) that is fsynced and renamed onto the final path, which
+must not exist yet. A worker killed half-way leaves only a ``.tmp-`` directory,
+which :func:`remove_stale_temp_dirs` sweeps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+
+from workers.core.errors import InputError
+
+__all__ = [
+    "CORPUS_FORMAT",
+    "STATESET_FORMAT",
+    "AnnotationInfo",
+    "CorpusData",
+    "Manifest",
+    "SourceInfo",
+    "StateSet",
+    "StateSetWriter",
+    "UnknownNameError",
+    "open_corpus",
+    "remove_stale_temp_dirs",
+    "write_corpus",
+]
+
+STATESET_FORMAT = "statelab-stateset"
+CORPUS_FORMAT = "statelab-corpus"
+FORMAT_VERSION = 1
+
+TRANSFORMS = ("tanh", "none")
+ANNOTATION_KINDS = ("discrete", "scalar", "wordvec")
+
+# Names that become file names inside the store: no separators, no dots first.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}$")
+
+# Elements per slice when filling a source: 4M float32 values = 16 MiB.
+_SLICE_ELEMENTS = 4 << 20
+
+
+class UnknownNameError(InputError, KeyError):
+    """A source or annotation name that the state set does not have.
+
+    It is an ``InputError`` (the name came from a user) and a ``KeyError`` (it
+    is a failed lookup), so callers may catch either.
+    """
+
+
+@dataclass
+class SourceInfo:
+    """One matrix of hidden values: ``cells`` columns, one row per token."""
+
+    id: str
+    name: str
+    layer: int
+    kind: str
+    cells: int
+    transform: str
+    unsigned: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SourceInfo:
+        return cls(
+            id=str(data["id"]),
+            name=str(data["name"]),
+            layer=int(data["layer"]),
+            kind=str(data["kind"]),
+            cells=int(data["cells"]),
+            transform=str(data["transform"]),
+            unsigned=bool(data.get("unsigned", False)),
+        )
+
+
+@dataclass
+class AnnotationInfo:
+    """One annotation track: ``discrete`` labels, ``scalar`` values or ``wordvec``."""
+
+    name: str
+    kind: str
+    labels: list[str] | None = None
+    range: list[float] | None = None
+    k: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AnnotationInfo:
+        labels = data.get("labels")
+        rng = data.get("range")
+        k = data.get("k")
+        return cls(
+            name=str(data["name"]),
+            kind=str(data["kind"]),
+            labels=[str(x) for x in labels] if labels is not None else None,
+            range=[float(x) for x in rng] if rng is not None else None,
+            k=int(k) if k is not None else None,
+        )
+
+
+@dataclass
+class Manifest:
+    """The description of a state set, stored as ``manifest.json``."""
+
+    length: int
+    vocab_size: int
+    sources: list[SourceInfo] = field(default_factory=list)
+    annotations: list[AnnotationInfo] = field(default_factory=list)
+    stream_starts: list[int] = field(default_factory=lambda: [0])
+    doc_starts: list[int] = field(default_factory=lambda: [0])
+    has_embedding: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+    format: str = STATESET_FORMAT
+    version: int = FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest as a JSON-ready dict (``json.dumps`` it to store it)."""
+        return {
+            "format": self.format,
+            "version": self.version,
+            "length": self.length,
+            "vocab_size": self.vocab_size,
+            "sources": [s.to_json() for s in self.sources],
+            "annotations": [a.to_json() for a in self.annotations],
+            "stream_starts": list(self.stream_starts),
+            "doc_starts": list(self.doc_starts),
+            "has_embedding": self.has_embedding,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | str | bytes) -> Manifest:
+        """Parse a manifest from its dict or its JSON text; damage is an ``InputError``."""
+        try:
+            if isinstance(data, str | bytes):
+                data = json.loads(data)
+            if not isinstance(data, dict):
+                raise TypeError("not an object")
+            if data.get("format") != STATESET_FORMAT:
+                raise InputError(
+                    f"this is not a StateLab state set (format {data.get('format')!r})"
+                )
+            if data.get("version") != FORMAT_VERSION:
+                raise InputError(
+                    f"state set format version {data.get('version')!r} is not supported"
+                )
+            return cls(
+                length=int(data["length"]),
+                vocab_size=int(data["vocab_size"]),
+                sources=[SourceInfo.from_json(s) for s in data["sources"]],
+                annotations=[AnnotationInfo.from_json(a) for a in data["annotations"]],
+                stream_starts=[int(x) for x in data["stream_starts"]],
+                doc_starts=[int(x) for x in data["doc_starts"]],
+                has_embedding=bool(data["has_embedding"]),
+                extra=dict(data.get("extra") or {}),
+            )
+        except InputError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"the state set manifest is damaged ({exc})") from exc
+
+
+# --------------------------------------------------------------------------- #
+# Durable, atomic directory writes
+# --------------------------------------------------------------------------- #
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file and directory under ``root``, directories after their files."""
+    for dirpath, _dirnames, filenames in os.walk(root, topdown=False):
+        for name in filenames:
+            _fsync_path(Path(dirpath) / name)
+        _fsync_path(Path(dirpath))
+
+
+def _write_json(path: Path, data: Any) -> None:
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    with open(path, "wb") as fh:
+        np.save(fh, arr, allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _make_temp_dir(final_dir: Path) -> Path:
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final_dir.parent / f".tmp-{final_dir.name}-{secrets.token_hex(6)}"
+    tmp.mkdir()
+    return tmp
+
+
+def _publish(tmp: Path, final_dir: Path) -> None:
+    """Move a fully written temp dir onto ``final_dir`` (which must not exist)."""
+    _fsync_tree(tmp)
+    if final_dir.exists() or final_dir.is_symlink():
+        raise FileExistsError(f"{final_dir} already exists")
+    # rename(2) of a directory refuses a non-empty target, so a concurrent writer
+    # that got there first makes this fail instead of being overwritten.
+    os.rename(tmp, final_dir)
+    _fsync_path(final_dir.parent)
+
+
+@contextmanager
+def _atomic_dir(final_dir: Path) -> Iterator[Path]:
+    tmp = _make_temp_dir(final_dir)
+    try:
+        yield tmp
+        _publish(tmp, final_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def remove_stale_temp_dirs(parent: Path, *, older_than_s: float = 24 * 3600) -> list[Path]:
+    """Delete ``.tmp-*`` directories under ``parent`` left by killed writers.
+
+    Only directories untouched for ``older_than_s`` seconds go, so a writer that
+    is still running keeps its temp dir. Returns what was removed.
+    """
+    removed: list[Path] = []
+    if not parent.is_dir():
+        return removed
+    cutoff = time.time() - older_than_s
+    for entry in parent.iterdir():
+        if (
+            entry.name.startswith(".tmp-")
+            and entry.is_dir()
+            and not entry.is_symlink()
+            and entry.stat().st_mtime < cutoff
+        ):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+# --------------------------------------------------------------------------- #
+# Validation helpers
+# --------------------------------------------------------------------------- #
+
+
+def _check_name(name: str, what: str) -> None:
+    if not _SAFE_NAME.match(name):
+        raise ValueError(
+            f"{what} {name!r} must be 1-128 letters, digits, '_' or '-' and not start with '-'"
+        )
+
+
+def _as_int32_ids(ids: np.ndarray, what: str) -> np.ndarray:
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"{what} must be integers, got dtype {arr.dtype}")
+    if arr.size and (
+        int(arr.min()) < np.iinfo(np.int32).min or int(arr.max()) > np.iinfo(np.int32).max
+    ):
+        raise ValueError(f"{what} do not fit into int32")
+    return np.ascontiguousarray(arr, dtype=np.int32)
+
+
+def _check_positions(values: list[int], length: int, what: str) -> list[int]:
+    out = [int(v) for v in values]
+    if not out or out[0] != 0:
+        raise ValueError(f"{what} must start with 0")
+    if any(b <= a for a, b in itertools.pairwise(out)):
+        raise ValueError(f"{what} must be strictly increasing")
+    if out[-1] >= length:
+        raise ValueError(f"{what} must lie inside the sequence of {length} tokens")
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Writer
+# --------------------------------------------------------------------------- #
+
+
+class StateSetWriter:
+    """Builds a state set in a temporary directory and publishes it atomically.
+
+    Use it as a context manager; leaving the block without :meth:`commit` (or
+    with an exception) removes the temporary directory, so nothing is ever
+    visible at ``final_dir`` unless it is complete::
+
+        with StateSetWriter(dest) as w:
+            w.set_tokens(ids, vocab)
+            w.add_source(info, n, lambda a, b: matrix[a:b])
+            manifest = w.commit()
+    """
+
+    def __init__(self, final_dir: Path) -> None:
+        self.final_dir = Path(final_dir)
+        if self.final_dir.exists() or self.final_dir.is_symlink():
+            raise FileExistsError(f"{self.final_dir} already exists")
+        self.tmp_dir = _make_temp_dir(self.final_dir)
+        (self.tmp_dir / "sources").mkdir()
+        (self.tmp_dir / "annotations").mkdir()
+        self._length: int | None = None
+        self._vocab_size = 0
+        self._sources: list[tuple[SourceInfo, int]] = []
+        self._annotations: list[tuple[AnnotationInfo, int]] = []
+        self._stream_starts: list[int] | None = None
+        self._doc_starts: list[int] | None = None
+        self._embedding = False
+        self._extra: dict[str, Any] = {}
+        self._done = False
+
+    # -- context manager ----------------------------------------------------
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._done:
+            self.abort()
+
+    def _check_open(self) -> None:
+        if self._done:
+            raise RuntimeError("this state set writer is already committed or aborted")
+
+    # -- content ------------------------------------------------------------
+    def set_tokens(self, ids: np.ndarray, vocab: list[str]) -> None:
+        """Store the token ids (1-D, each in ``[0, len(vocab))``) and the vocab."""
+        self._check_open()
+        arr = _as_int32_ids(ids, "token ids")
+        if arr.ndim != 1 or arr.size == 0:
+            raise ValueError("token ids must be a non-empty 1-D array")
+        if not all(isinstance(v, str) for v in vocab):
+            raise ValueError("vocab entries must be strings")
+        if int(arr.min()) < 0 or int(arr.max()) >= len(vocab):
+            raise ValueError(f"token ids must lie in [0, {len(vocab)})")
+        _save_npy(self.tmp_dir / "tokens.npy", arr)
+        _write_json(self.tmp_dir / "vocab.json", list(vocab))
+        self._length = int(arr.shape[0])
+        self._vocab_size = len(vocab)
+
+    def add_source(
+        self,
+        info: SourceInfo,
+        rows: int,
+        fill: Callable[[int, int], np.ndarray],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Write a ``rows x info.cells`` float32 source, slice by slice.
+
+        ``fill(a, b)`` returns rows ``[a, b)`` as an array of shape
+        ``(b - a, info.cells)``; it is called with slices small enough that memory
+        stays flat whatever ``rows`` is. ``progress(b)`` is called after each slice.
+        """
+        self._check_open()
+        _check_name(info.id, "source id")
+        if info.transform not in TRANSFORMS:
+            raise ValueError(f"transform must be one of {TRANSFORMS}, not {info.transform!r}")
+        if any(s.id == info.id for s, _ in self._sources):
+            raise ValueError(f"source id {info.id!r} is used twice")
+        if rows < 1 or info.cells < 1:
+            raise ValueError("a source needs at least one row and one cell")
+        path = self.tmp_dir / "sources" / f"{info.id}.npy"
+        mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, info.cells))
+        try:
+            step = max(1, _SLICE_ELEMENTS // info.cells)
+            for a in range(0, rows, step):
+                b = min(rows, a + step)
+                block = np.asarray(fill(a, b))
+                if block.shape != (b - a, info.cells):
+                    raise ValueError(
+                        f"fill({a}, {b}) gave shape {block.shape}, expected {(b - a, info.cells)}"
+                    )
+                mm[a:b] = block
+                if progress is not None:
+                    progress(b)
+            mm.flush()
+        finally:
+            del mm
+        self._sources.append((info, rows))
+
+    def add_annotation(
+        self, info: AnnotationInfo, values: np.ndarray, weights: np.ndarray | None = None
+    ) -> None:
+        """Store an annotation track; the dtype follows ``info.kind`` (see module doc)."""
+        self._check_open()
+        _check_name(info.name, "annotation name")
+        if any(a.name == info.name for a, _ in self._annotations):
+            raise ValueError(f"annotation {info.name!r} is added twice")
+        base = self.tmp_dir / "annotations" / info.name
+        arr = np.asarray(values)
+        if info.kind == "scalar":
+            if arr.ndim != 1:
+                raise ValueError("a scalar annotation is 1-D")
+            _save_npy(base.with_suffix(".npy"), np.ascontiguousarray(arr, dtype=np.float32))
+        elif info.kind == "discrete":
+            if arr.ndim != 1:
+                raise ValueError("a discrete annotation is 1-D")
+            _save_npy(base.with_suffix(".npy"), _as_int32_ids(arr, "discrete annotation values"))
+        elif info.kind == "wordvec":
+            if arr.ndim != 2:
+                raise ValueError("a wordvec annotation is 2-D (N x k)")
+            info.k = int(arr.shape[1])
+            _save_npy(base.with_suffix(".npy"), _as_int32_ids(arr, "wordvec annotation ids"))
+            if weights is not None:
+                w = np.asarray(weights)
+                if w.shape != arr.shape:
+                    raise ValueError(f"wordvec weights have shape {w.shape}, ids have {arr.shape}")
+                _save_npy(
+                    self.tmp_dir / "annotations" / f"{info.name}.weights.npy",
+                    np.ascontiguousarray(w, dtype=np.float32),
+                )
+        else:
+            raise ValueError(
+                f"annotation kind must be one of {ANNOTATION_KINDS}, not {info.kind!r}"
+            )
+        if weights is not None and info.kind != "wordvec":
+            raise ValueError("only wordvec annotations have weights")
+        self._annotations.append((info, int(arr.shape[0])))
+
+    def set_embedding(self, arr: np.ndarray) -> None:
+        """Store the word embedding, one row per token id (float32, 2-D)."""
+        self._check_open()
+        emb = np.asarray(arr)
+        if emb.ndim != 2 or emb.shape[0] < 1 or emb.shape[1] < 1:
+            raise ValueError("the embedding must be a non-empty 2-D array")
+        _save_npy(self.tmp_dir / "embedding.npy", np.ascontiguousarray(emb, dtype=np.float32))
+        self._embedding = True
+
+    def set_streams(self, stream_starts: list[int], doc_starts: list[int]) -> None:
+        """Record where streams (zero-state restarts) and documents begin."""
+        self._check_open()
+        self._stream_starts = [int(x) for x in stream_starts]
+        self._doc_starts = [int(x) for x in doc_starts]
+
+    def set_extra(self, extra: dict[str, Any]) -> None:
+        """Free-form JSON metadata kept in the manifest (provenance, configs)."""
+        self._check_open()
+        json.dumps(extra, allow_nan=False)  # fail now, not at commit
+        self._extra = dict(extra)
+
+    # -- finish -------------------------------------------------------------
+    def commit(self) -> Manifest:
+        """Check that everything agrees, write the manifest and publish the directory."""
+        self._check_open()
+        try:
+            if self._length is None:
+                raise ValueError("set_tokens() was not called")
+            n = self._length
+            for src, rows in self._sources:
+                if rows != n:
+                    raise ValueError(f"source {src.id!r} has {rows} rows, the tokens {n}")
+            for ann, rows in self._annotations:
+                if rows != n:
+                    raise ValueError(f"annotation {ann.name!r} has {rows} rows, the tokens {n}")
+            manifest = Manifest(
+                length=n,
+                vocab_size=self._vocab_size,
+                sources=[s for s, _ in self._sources],
+                annotations=[a for a, _ in self._annotations],
+                stream_starts=_check_positions(self._stream_starts or [0], n, "stream starts"),
+                doc_starts=_check_positions(self._doc_starts or [0], n, "document starts"),
+                has_embedding=self._embedding,
+                extra=self._extra,
+            )
+            _write_json(self.tmp_dir / "manifest.json", manifest.to_json())
+            _publish(self.tmp_dir, self.final_dir)
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        return manifest
+
+    def abort(self) -> None:
+        """Throw away everything written so far. Safe to call more than once."""
+        self._done = True
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- #
+# Reader
+# --------------------------------------------------------------------------- #
+
+
+def _read_manifest_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(f"{path.name} has no manifest.json; it is not a StateLab store") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"the manifest of {path.name} is damaged ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"the manifest of {path.name} is damaged (not an object)")
+    return data
+
+
+def _mmap(path: Path) -> np.ndarray:
+    try:
+        arr: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError as exc:
+        raise InputError(f"the store {path.parent.name} is missing {path.name}") from exc
+    return arr
+
+
+def _load_vocab(path: Path) -> list[str]:
+    vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
+    if not isinstance(vocab, list):
+        raise InputError(f"the vocab of {path.name} is damaged")
+    return [str(v) for v in vocab]
+
+
+class StateSet:
+    """Read-only view of a published state set; arrays are memory-mapped lazily."""
+
+    def __init__(self, path: Path, manifest: Manifest) -> None:
+        self.path = Path(path)
+        self._manifest = manifest
+        self._sources = {s.id: s for s in manifest.sources}
+        self._annotations = {a.name: a for a in manifest.annotations}
+        self._vocab: list[str] | None = None
+        self._tokens: np.ndarray | None = None
+        self._values: dict[str, np.ndarray] = {}
+        self._ann_values: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._embedding: np.ndarray | None = None
+
+    @classmethod
+    def open(cls, path: Path) -> StateSet:
+        path = Path(path)
+        return cls(path, Manifest.from_json(_read_manifest_json(path)))
+
+    @property
+    def manifest(self) -> Manifest:
+        return self._manifest
+
+    @property
+    def length(self) -> int:
+        return self._manifest.length
+
+    @property
+    def vocab(self) -> list[str]:
+        if self._vocab is None:
+            self._vocab = _load_vocab(self.path)
+        return self._vocab
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """int32 (N,) memory map of token ids."""
+        if self._tokens is None:
+            self._tokens = self._load(self.path / "tokens.npy", (self.length,))
+        return self._tokens
+
+    def _load(self, path: Path, shape: tuple[int, ...]) -> np.ndarray:
+        arr = _mmap(path)
+        if arr.shape != shape:
+            raise InputError(
+                f"{path.name} in state set {self.path.name} has shape {arr.shape}, expected {shape}"
+            )
+        return arr
+
+    @property
+    def source_ids(self) -> list[str]:
+        return [s.id for s in self._manifest.sources]
+
+    def source(self, source_id: str) -> SourceInfo:
+        try:
+            return self._sources[source_id]
+        except KeyError:
+            raise UnknownNameError(f"there is no source {source_id!r} in this state set") from None
+
+    def values(self, source_id: str) -> np.ndarray:
+        """float32 (N, D) memory map of the raw values of a source."""
+        arr = self._values.get(source_id)
+        if arr is None:
+            info = self.source(source_id)
+            arr = self._load(self.path / "sources" / f"{info.id}.npy", (self.length, info.cells))
+            self._values[source_id] = arr
+        return arr
+
+    def annotation_info(self, name: str) -> AnnotationInfo:
+        try:
+            return self._annotations[name]
+        except KeyError:
+            raise UnknownNameError(f"there is no annotation {name!r} in this state set") from None
+
+    def annotation(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """(values, weights) of an annotation; weights only for wordvec tracks that have them."""
+        cached = self._ann_values.get(name)
+        if cached is None:
+            info = self.annotation_info(name)
+            base = self.path / "annotations"
+            shape: tuple[int, ...] = (
+                (self.length,) if info.kind != "wordvec" else (self.length, int(info.k or 0))
+            )
+            values = self._load(base / f"{info.name}.npy", shape)
+            wpath = base / f"{info.name}.weights.npy"
+            weights = (
+                self._load(wpath, shape) if info.kind == "wordvec" and wpath.exists() else None
+            )
+            cached = (values, weights)
+            self._ann_values[name] = cached
+        return cached
+
+    def embedding(self) -> np.ndarray | None:
+        """float32 (V', E) memory map of the word embedding, or None."""
+        if not self._manifest.has_embedding:
+            return None
+        if self._embedding is None:
+            self._embedding = _mmap(self.path / "embedding.npy")
+        return self._embedding
+
+
+# --------------------------------------------------------------------------- #
+# Corpus
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class CorpusData:
+    """A tokenised corpus: ids (int32 memmap), vocab and document starts."""
+
+    ids: np.ndarray
+    vocab: list[str]
+    doc_starts: list[int]
+    extra: dict[str, Any]
+    length: int
+
+
+def write_corpus(
+    final_dir: Path, ids: np.ndarray, vocab: list[str], doc_starts: list[int], extra: dict[str, Any]
+) -> None:
+    """Write a corpus directory atomically (temp sibling + rename); see module doc."""
+    final_dir = Path(final_dir)
+    if final_dir.exists() or final_dir.is_symlink():
+        raise FileExistsError(f"{final_dir} already exists")
+    arr = _as_int32_ids(ids, "token ids")
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError("token ids must be a non-empty 1-D array")
+    if int(arr.min()) < 0 or int(arr.max()) >= len(vocab):
+        raise ValueError(f"token ids must lie in [0, {len(vocab)})")
+    starts = _check_positions(doc_starts, int(arr.shape[0]), "document starts")
+    json.dumps(extra, allow_nan=False)
+    with _atomic_dir(final_dir) as tmp:
+        _save_npy(tmp / "tokens.npy", arr)
+        _write_json(tmp / "vocab.json", list(vocab))
+        _write_json(
+            tmp / "manifest.json",
+            {
+                "format": CORPUS_FORMAT,
+                "version": FORMAT_VERSION,
+                "length": int(arr.shape[0]),
+                "vocab_size": len(vocab),
+                "doc_starts": starts,
+                "extra": extra,
+            },
+        )
+
+
+def open_corpus(path: Path) -> CorpusData:
+    """Open a corpus directory written by :func:`write_corpus`; ids are memory-mapped."""
+    path = Path(path)
+    data = _read_manifest_json(path)
+    if data.get("format") != CORPUS_FORMAT or data.get("version") != FORMAT_VERSION:
+        raise InputError(f"{path.name} is not a StateLab corpus (format {data.get('format')!r})")
+    try:
+        length = int(data["length"])
+        doc_starts = [int(x) for x in data["doc_starts"]]
+        extra = dict(data.get("extra") or {})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"the corpus manifest of {path.name} is damaged ({exc})") from exc
+    ids = _mmap(path / "tokens.npy")
+    if ids.shape != (length,):
+        raise InputError(
+            f"the corpus {path.name} has {ids.shape} token ids, the manifest says {length}"
+        )
+    return CorpusData(
+        ids=ids, vocab=_load_vocab(path), doc_starts=doc_starts, extra=extra, length=length
+    )
