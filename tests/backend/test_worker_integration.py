@@ -1,0 +1,164 @@
+"""A real Celery worker process, the real broker and the real database.
+
+The worker is started as a separate process (`celery -A workers.app worker`) that
+connects to the test database and the broker the suite uses (Redis under CI).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.utils import timezone
+
+from backend.jobs.models import Job
+from backend.states.models import StateSet
+from tests.support import lstmvis_builder as B
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+CELERY = str(Path(sys.executable).parent / "celery")
+
+
+@pytest.fixture
+def broker_mode():
+    """Tasks go through the broker instead of running in-process."""
+    from workers.app import app
+
+    app.conf.task_always_eager = False
+    app.control.purge()
+    yield app
+    app.conf.task_always_eager = True
+
+
+@pytest.fixture
+def start_worker(broker_mode, _isolated_store, tmp_path):
+    """Starts worker processes; each is stopped (or already killed) at the end."""
+    procs = []
+
+    def start():
+        env = dict(os.environ)
+        env.update(
+            DJANGO_SETTINGS_MODULE="backend.config.settings.test",
+            STATELAB_EAGER="0",
+            STATELAB_TEST_WORKER_DB=connection.settings_dict["NAME"],
+            STATELAB_STORE_ROOT=str(_isolated_store),
+            STATELAB_JOB_LEASE_SECONDS="3",
+            DATABASE_URL=os.environ.get("DATABASE_URL", ""),
+            CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        )
+        log_path = tmp_path / f"worker-{len(procs)}.log"
+        log = open(log_path, "w")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [CELERY, "-A", "workers.app", "worker", "-Q", "cpu,gpu", "-c", "1", "-n",
+             f"test-{os.getpid()}-{len(procs)}@%h", "--without-gossip", "--without-mingle",
+             "--loglevel", "INFO"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        procs.append((proc, log))
+        deadline = time.monotonic() + 60
+        while "ready" not in log_path.read_text():
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "the worker did not start in 60 s"
+            time.sleep(0.2)
+        return proc
+
+    yield start
+    for proc, log in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture
+def worker(start_worker):
+    return start_worker()
+
+
+def _wait(job_id, seconds=90):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        job = Job.objects.get(id=job_id)
+        if job.status in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job still {job.status} after {seconds} s: {job.message}")
+
+
+def test_worker_process_runs_an_import(worker, owner_api, project, tmp_path):
+    proj = B.build_lstmvis_project(tmp_path / "src", n=300, d=16)
+    r = owner_api.post("/api/projects/brackets/imports/",
+                       {"file": SimpleUploadedFile("p.zip", B.zip_dir(proj))}, format="multipart")
+    assert r.status_code == 202
+    job = _wait(r.json()["job"]["id"])
+    assert job.status == "succeeded", job.error
+    assert job.worker.startswith("test-") or job.worker  # claimed by the worker process
+    assert job.attempts == 1
+    ss = StateSet.objects.get(id=job.result["stateset"])
+    assert ss.length == 300
+
+
+def test_worker_fails_a_hostile_import_with_a_message(worker, owner_api, project):
+    r = owner_api.post("/api/projects/brackets/imports/",
+                       {"file": SimpleUploadedFile("p.zip", B.zip_with_traversal())},
+                       format="multipart")
+    job = _wait(r.json()["job"]["id"])
+    assert job.status == "failed" and ".." in job.error
+
+
+def test_job_of_a_dead_worker_is_taken_over(worker, owner, project, tmp_path):
+    """A job left running by a worker that died (its lease ran out) is finished by another."""
+    from backend.artifacts.services import upload_store
+    from backend.jobs.services import _enqueue
+
+    proj = B.build_lstmvis_project(tmp_path / "src", n=100, d=8)
+    upload = upload_store(project=project, user=owner, kind="lstmvis_zip",
+                          file=SimpleUploadedFile("p.zip", B.zip_dir(proj)), suffix=".zip")
+    job = Job.objects.create(
+        kind="import_lstmvis", project=project, created_by=owner,
+        params={"upload": str(upload.id)}, status="running", attempts=1,
+        worker="a-worker-that-died", lease_until=timezone.now() + timedelta(seconds=2),
+    )
+    _enqueue(str(job.id), job.kind)  # the broker re-delivers the task
+    job = _wait(job.id)
+    assert job.status == "succeeded", job.error
+    assert job.attempts == 2 and job.worker != "a-worker-that-died"
+
+
+def test_worker_killed_mid_import_leaves_nothing_and_job_is_retried(
+    start_worker, owner_api, project, tmp_path, _isolated_store
+):
+    proj = B.build_lstmvis_project(tmp_path / "src", n=60_000, d=96)
+    first = start_worker()
+    r = owner_api.post("/api/projects/brackets/imports/",
+                       {"file": SimpleUploadedFile("p.zip", B.zip_dir(proj))}, format="multipart")
+    job_id = r.json()["job"]["id"]
+    deadline = time.monotonic() + 60
+    while Job.objects.get(id=job_id).status != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    job = Job.objects.get(id=job_id)
+    assert job.status == "running"  # nobody has finished it
+    assert StateSet.objects.count() == 0
+    visible = [p for p in (_isolated_store / "statesets").glob("*") if not p.name.startswith(".tmp")]
+    assert visible == []  # nothing half-written under a final name
+    time.sleep(3.5)  # the dead worker's lease runs out
+    start_worker()  # a new worker sends stale jobs again when it starts
+    job = _wait(job_id, seconds=120)
+    assert job.status == "succeeded", job.error
+    assert job.attempts == 2
+    assert StateSet.objects.filter(id=job.result["stateset"]).exists()
