@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from backend.config.api import ApplicationError
 from backend.projects.selectors import projects_for_user
 from backend.states.models import StateSet
-from backend.states.selectors import stateset_store
+from backend.states.selectors import query_tokens, stateset_store
 from workers.core.errors import InputError
 
 
@@ -253,12 +253,12 @@ class SearchView(APIView):
         q = request.query_params
         ss = _resolve_project(request.user, q.get("project"))
         query = q.get("q", "")
-        if not query.strip():
+        if not query:
             raise ApplicationError("Give the phrase to search for as 'q'.")
         limit = min(max(_int(q.get("limit"), "limit", 50), 1), 1000)
         as_html = str(q.get("html", "false")).lower() in ("1", "true", "yes")
         store = stateset_store(ss)
-        phrase = query.split()
+        phrase = query_tokens(query, store.vocab)
         hits = phrase_search(store.tokens, store.vocab, phrase, limit)
         vocab = store.vocab
         res = []

@@ -18,7 +18,7 @@ from backend.projects.models import Role
 from backend.projects.selectors import project_for_user
 from workers.core.errors import InputError
 
-from .selectors import stateset_describe, stateset_for_user, stateset_store
+from .selectors import query_tokens, stateset_describe, stateset_for_user, stateset_store
 from .services import import_start, stateset_delete
 
 
@@ -213,9 +213,9 @@ class SearchView(APIView):
 
         ss = stateset_for_user(request.user, stateset_id)
         q = request.query_params.get("q", "")
-        if not q.strip():
+        if not q:
             raise ApplicationError("Give the phrase to search for as 'q'.")
         limit = min(max(_int(request.query_params.get("limit"), "limit", 50), 1), 1000)
         store = stateset_store(ss)
-        positions = phrase_search(store.tokens, store.vocab, q.split(), limit)
+        positions = phrase_search(store.tokens, store.vocab, query_tokens(q, store.vocab), limit)
         return Response({"q": q, "positions": [int(p) for p in positions]})

@@ -101,3 +101,11 @@ def stateset_describe(ss: StateSet) -> dict[str, Any]:
         "doc_starts": m.get("doc_starts", []),
         "created_at": ss.created_at.isoformat(),
     }
+
+
+def query_tokens(q: str, vocab: list[str]) -> list[str]:
+    """The tokens of a search phrase: characters for a character vocabulary (so spaces
+    and newlines can be searched), whitespace-separated words otherwise."""
+    if vocab and all(len(t) <= 1 for t in vocab):
+        return list(q)
+    return q.split()

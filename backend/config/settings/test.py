@@ -60,6 +60,9 @@ STATELAB_STORE_ROOT = Path(os.environ.get("STATELAB_STORE_ROOT") or Path(VAR_DIR
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, so that a worker process can see what the tests commit.
     DATABASES["default"]["TEST"] = {"NAME": str(Path(VAR_DIR) / "test.sqlite3")}
+else:
+    # One database per test run, so that runs side by side do not drop each other's.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_statelab_{os.getpid()}"}
 # A worker process started by the integration tests connects to the test database itself.
 if os.environ.get("STATELAB_TEST_WORKER_DB"):
     DATABASES["default"]["NAME"] = os.environ["STATELAB_TEST_WORKER_DB"]
