@@ -78,7 +78,9 @@ def outsider_api(outsider):
     return _client(outsider)
 
 
-def write_stateset(project, owner, *, n: int = 300, d: int = 16, seed: int = 7, name: str = "synthetic"):
+def write_stateset(
+    project, owner, *, n: int = 300, d: int = 16, seed: int = 7, name: str = "synthetic"
+):
     """A small state set written straight through the store writer, with its row."""
     import numpy as np
 
@@ -94,15 +96,28 @@ def write_stateset(project, owner, *, n: int = 300, d: int = 16, seed: int = 7, 
     rel, final = new_dir("statesets")
     with StateSetWriter(final) as w:
         w.set_tokens(ids, vocab)
-        w.add_source(SourceInfo(id="s0", name="states::states1", layer=1, kind="state", cells=d,
-                                transform="tanh"), n, lambda a, b: values[a:b])
+        w.add_source(
+            SourceInfo(
+                id="s0", name="states::states1", layer=1, kind="state", cells=d, transform="tanh"
+            ),
+            n,
+            lambda a, b: values[a:b],
+        )
         w.add_annotation(AnnotationInfo(name="depth", kind="scalar"), depth)
-        w.add_annotation(AnnotationInfo(name="kind", kind="discrete", labels=["open", "close", "other"]),
-                         np.where(ids == 0, 0, np.where(ids == 1, 1, 2)).astype(np.int32))
+        w.add_annotation(
+            AnnotationInfo(name="kind", kind="discrete", labels=["open", "close", "other"]),
+            np.where(ids == 0, 0, np.where(ids == 1, 1, 2)).astype(np.int32),
+        )
         w.set_extra({"name": name})
         manifest = w.commit()
-    ss = StateSet.objects.create(project=project, name=name, length=n, path=rel,
-                                 manifest=manifest.to_json(), created_by=owner)
+    ss = StateSet.objects.create(
+        project=project,
+        name=name,
+        length=n,
+        path=rel,
+        manifest=manifest.to_json(),
+        created_by=owner,
+    )
     return ss, values, ids, vocab
 
 

@@ -28,12 +28,22 @@ class CorpusUploadSerializer(serializers.Serializer[Any]):
 
 
 class CorpusSerializer(serializers.ModelSerializer[Corpus]):
-    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    project: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
 
     class Meta:
         model = Corpus
-        fields = ["id", "name", "project", "tokenization", "length", "vocab_size", "documents",
-                  "created_at"]
+        fields = [
+            "id",
+            "name",
+            "project",
+            "tokenization",
+            "length",
+            "vocab_size",
+            "documents",
+            "created_at",
+        ]
 
 
 class ProjectCorporaView(APIView):
@@ -45,8 +55,10 @@ class ProjectCorporaView(APIView):
         project, _ = project_for_user(request.user, slug)
         return Response(CorpusSerializer(Corpus.objects.filter(project=project), many=True).data)
 
-    @extend_schema(request={"multipart/form-data": CorpusUploadSerializer},
-                   responses={202: JobEnvelopeSerializer})
+    @extend_schema(
+        request={"multipart/form-data": CorpusUploadSerializer},
+        responses={202: JobEnvelopeSerializer},
+    )
     def post(self, request: Request, slug: str) -> Response:
         project, _ = project_for_user(request.user, slug, need=Role.EDITOR)
         if "file" not in request.FILES:

@@ -8,7 +8,9 @@ from django.db import models
 
 class Upload(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="uploads")
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="uploads"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -30,7 +32,9 @@ class Tokenization(models.TextChoices):
 
 class Corpus(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="corpora")
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="corpora"
+    )
     name = models.CharField(max_length=200)
     tokenization = models.CharField(max_length=10, choices=Tokenization.choices)
     length = models.BigIntegerField()

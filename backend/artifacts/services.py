@@ -30,7 +30,12 @@ def upload_store(
         raise ApplicationError("The uploaded file is empty.", code="empty_upload")
     name = Path(str(getattr(file, "name", "") or "")).name[:255]
     return Upload.objects.create(
-        project=project, created_by=user, kind=kind, original_name=name, path=rel, size=size,
+        project=project,
+        created_by=user,
+        kind=kind,
+        original_name=name,
+        path=rel,
+        size=size,
         sha256=sha,
     )
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import Any
 
 from django.conf import settings
 
@@ -36,7 +37,7 @@ def new_dir(kind: str) -> tuple[str, Path]:
     return rel, store_root() / rel
 
 
-def save_stream(chunks: IO[bytes] | object, *, suffix: str, max_bytes: int) -> tuple[str, int, str]:
+def save_stream(chunks: Any, *, suffix: str, max_bytes: int) -> tuple[str, int, str]:
     """Copy an upload into the store under a generated name, atomically.
 
     Returns (relative path, size, sha256). Refuses (and removes) anything over
@@ -69,7 +70,7 @@ def save_stream(chunks: IO[bytes] | object, *, suffix: str, max_bytes: int) -> t
     return rel, size, digest.hexdigest()
 
 
-def _iter_chunks(source: object) -> object:
+def _iter_chunks(source: Any) -> Iterator[bytes]:
     chunks = getattr(source, "chunks", None)
     if callable(chunks):
         yield from chunks(1 << 20)

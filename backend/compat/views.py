@@ -109,8 +109,13 @@ def _synth_config(ss: StateSet) -> dict[str, Any]:
         "states": {
             "file": "states",
             "types": [
-                {"type": s["kind"], "layer": s["layer"], "path": s["id"],
-                 "transform": s["transform"], "unsigned": s.get("unsigned", False)}
+                {
+                    "type": s["kind"],
+                    "layer": s["layer"],
+                    "path": s["id"],
+                    "transform": s["transform"],
+                    "unsigned": s.get("unsigned", False),
+                }
                 for s in ss.manifest.get("sources", [])
             ],
         },
@@ -149,7 +154,10 @@ class InfoView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         return Response(
-            [{"project": pid, "info": project_info(ss)} for pid, ss in _visible_statesets(request.user)]
+            [
+                {"project": pid, "info": project_info(ss)}
+                for pid, ss in _visible_statesets(request.user)
+            ]
         )
 
 
@@ -211,22 +219,35 @@ class ContextView(APIView):
             a, b = max(pos - left, 0), min(pos + right, n - 1)
             try:
                 ctx = read_context(
-                    store, source, a, b, cells=cells or None, transform=transform,
+                    store,
+                    source,
+                    a,
+                    b,
+                    cells=cells or None,
+                    transform=transform,
                     threshold=activation if cells else None,
                 )
             except InputError as exc:
                 raise ApplicationError(exc.message) from exc
             for d in dims:
                 if d == "states":
-                    results[d].append({"pos": pos, "left": a, "right": b,
-                                       "data": _round(ctx["values"])})
+                    results[d].append(
+                        {"pos": pos, "left": a, "right": b, "data": _round(ctx["values"])}
+                    )
                 elif d == "words":
-                    results[d].append({"pos": pos, "left": a, "right": b,
-                                       "word_ids": ctx["token_ids"], "words": ctx["tokens"]})
+                    results[d].append(
+                        {
+                            "pos": pos,
+                            "left": a,
+                            "right": b,
+                            "word_ids": ctx["token_ids"],
+                            "words": ctx["tokens"],
+                        }
+                    )
                 elif d == "cell_count":
                     results[d].append(ctx.get("cell_count") or [0] * (b - a + 1))
                 elif d.startswith("meta_"):
-                    name = d[len("meta_"):]
+                    name = d[len("meta_") :]
                     if name not in ctx["annotations"]:
                         raise _not_found(f"No meta track '{name}'")
                     results[d].append(ctx["annotations"][name])

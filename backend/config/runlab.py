@@ -60,25 +60,51 @@ def main() -> int:
     env.setdefault("DJANGO_SETTINGS_MODULE", "backend.config.settings.local")
     bindir = Path(sys.executable).parent
     worker = subprocess.Popen(
-        [str(bindir / "celery"), "-A", "workers.app", "worker", "-Q", "cpu,gpu",
-         "--concurrency", "1", "--loglevel", "INFO", "-n", "local@%h"],
+        [
+            str(bindir / "celery"),
+            "-A",
+            "workers.app",
+            "worker",
+            "-Q",
+            "cpu,gpu",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "INFO",
+            "-n",
+            "local@%h",
+        ],
         env=env,
     )
     web = subprocess.Popen(
-        [str(bindir / "gunicorn"), "backend.config.wsgi:application", "--bind", f"{host}:{port}",
-         "--workers", "2", "--threads", "4", "--timeout", "120", "--access-logfile", "-"],
+        [
+            str(bindir / "gunicorn"),
+            "backend.config.wsgi:application",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--timeout",
+            "120",
+            "--access-logfile",
+            "-",
+        ],
         env=env,
     )
-    banner = "\n".join([
-        "",
-        "=" * 72,
-        f"StateLab is running at http://{host}:{port}/",
-        login,
-        f"Database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}; "
-        f"broker: {settings.CELERY_BROKER_URL.split('://')[0]}. Press Ctrl-C to stop.",
-        "=" * 72,
-        "",
-    ])
+    banner = "\n".join(
+        [
+            "",
+            "=" * 72,
+            f"StateLab is running at http://{host}:{port}/",
+            login,
+            f"Database: {str(settings.DATABASES['default']['ENGINE']).rsplit('.', 1)[-1]}; "
+            f"broker: {settings.CELERY_BROKER_URL.split('://')[0]}. Press Ctrl-C to stop.",
+            "=" * 72,
+            "",
+        ]
+    )
     print(banner, flush=True)
 
     stopping = False

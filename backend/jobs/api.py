@@ -20,14 +20,30 @@ from .services import job_cancel
 
 
 class JobSerializer(serializers.ModelSerializer[Job]):
-    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    project: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = Job
         fields = [
-            "id", "kind", "project", "created_by", "status", "progress", "message", "error",
-            "result", "attempts", "created_at", "started_at", "finished_at", "updated_at",
+            "id",
+            "kind",
+            "project",
+            "created_by",
+            "status",
+            "progress",
+            "message",
+            "error",
+            "result",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "updated_at",
         ]
         read_only_fields = fields
 

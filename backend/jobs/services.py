@@ -43,7 +43,7 @@ def _enqueue(job_id: str, kind: str) -> None:
     if app.conf.task_always_eager:
         # Tests without a worker run the task here, after commit, as a worker would.
         app.loader.import_default_modules()
-        app.tasks[task_name].apply(args=[job_id])
+        app.tasks[task_name].apply(args=(job_id,))
     else:
         app.send_task(task_name, args=[job_id], queue=queue)
 

@@ -62,16 +62,28 @@ class ProjectDetailSerializer(ProjectSerializer):
     @extend_schema(responses=ItemSerializer(many=True))
     def get_statesets(self, obj: Project) -> list[dict[str, Any]]:
         return [
-            {"id": str(s.id), "name": s.name, "length": s.length, "origin": s.origin,
-             "sources": len(s.manifest.get("sources", [])), "created_at": s.created_at.isoformat()}
+            {
+                "id": str(s.id),
+                "name": s.name,
+                "length": s.length,
+                "origin": s.origin,
+                "sources": len(s.manifest.get("sources", [])),
+                "created_at": s.created_at.isoformat(),
+            }
             for s in StateSet.objects.filter(project=obj)
         ]
 
     @extend_schema(responses=ItemSerializer(many=True))
     def get_corpora(self, obj: Project) -> list[dict[str, Any]]:
         return [
-            {"id": str(c.id), "name": c.name, "length": c.length, "tokenization": c.tokenization,
-             "documents": c.documents, "created_at": c.created_at.isoformat()}
+            {
+                "id": str(c.id),
+                "name": c.name,
+                "length": c.length,
+                "tokenization": c.tokenization,
+                "documents": c.documents,
+                "created_at": c.created_at.isoformat(),
+            }
             for c in Corpus.objects.filter(project=obj)
         ]
 

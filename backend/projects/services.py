@@ -24,7 +24,9 @@ def project_create(*, user: User, name: str, slug: str = "", description: str = 
                 slug=slug, name=name, description=description, created_by=user
             )
     except IntegrityError as exc:
-        raise ApplicationError(f"The slug '{slug}' is taken; choose another.", code="exists") from exc
+        raise ApplicationError(
+            f"The slug '{slug}' is taken; choose another.", code="exists"
+        ) from exc
     Membership.objects.create(project=project, user=user, role=Role.OWNER)
     return project
 

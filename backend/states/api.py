@@ -30,8 +30,10 @@ class ImportView(APIView):
     parser_classes = [MultiPartParser, FormParser]
     throttle_scope = "jobs"
 
-    @extend_schema(request={"multipart/form-data": FileUploadSerializer},
-                   responses={202: JobEnvelopeSerializer})
+    @extend_schema(
+        request={"multipart/form-data": FileUploadSerializer},
+        responses={202: JobEnvelopeSerializer},
+    )
     def post(self, request: Request, slug: str) -> Response:
         project, _ = project_for_user(request.user, slug, need=Role.EDITOR)
         file = request.FILES.get("file")
@@ -152,7 +154,7 @@ class ContextView(APIView):
 
 
 class SelectionRequestSerializer(serializers.Serializer[Any]):
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
     start = serializers.IntegerField(min_value=0)
     end = serializers.IntegerField(min_value=0)
     threshold = serializers.FloatField()
@@ -167,7 +169,7 @@ class SelectionRequestSerializer(serializers.Serializer[Any]):
 
 
 class SelectionResponseSerializer(serializers.Serializer[Any]):
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
     start = serializers.IntegerField()
     end = serializers.IntegerField()
     threshold = serializers.FloatField()
@@ -190,14 +192,26 @@ class SelectionView(APIView):
             raise ApplicationError(f"end must be below the corpus length {store.length}.")
         try:
             cells = selected_cells(
-                store, v["source"], v["start"], v["end"], v["threshold"],
-                zero_left=v["zero_left"], zero_right=v["zero_right"],
+                store,
+                v["source"],
+                v["start"],
+                v["end"],
+                v["threshold"],
+                zero_left=v["zero_left"],
+                zero_right=v["zero_right"],
                 transform=v.get("transform"),
             )
         except InputError as exc:
             raise input_error(exc) from exc
-        return Response({**{k: v[k] for k in ("source", "start", "end", "threshold", "zero_left",
-                                              "zero_right")}, "cells": [int(c) for c in cells]})
+        return Response(
+            {
+                **{
+                    k: v[k]
+                    for k in ("source", "start", "end", "threshold", "zero_left", "zero_right")
+                },
+                "cells": [int(c) for c in cells],
+            }
+        )
 
 
 class SearchView(APIView):

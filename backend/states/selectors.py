@@ -14,9 +14,9 @@ from django.http import Http404
 
 from backend.artifacts.models import Corpus
 from backend.artifacts.storage import store_path
+from backend.config.api import ApplicationError
 from backend.projects.models import ROLE_RANK, Role
 from backend.projects.selectors import projects_for_user, role_of
-from backend.config.api import ApplicationError
 from workers.core.store import StateSet as StoreStateSet
 
 from .models import StateSet

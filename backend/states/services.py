@@ -80,7 +80,9 @@ def import_run(job: Job, progress: ProgressFn) -> dict[str, str]:
                 created_by=job.created_by,
             )
             result = {"stateset": str(ss.id)}
-            if not job_succeed(job=job, result=result, message=f"Imported {manifest.length:,} tokens"):
+            if not job_succeed(
+                job=job, result=result, message=f"Imported {manifest.length:,} tokens"
+            ):
                 raise Cancelled("cancelled before the state set was recorded")
         return result
     except BaseException:

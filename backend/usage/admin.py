@@ -4,7 +4,7 @@ from .models import UsageEvent
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(admin.ModelAdmin):
+class UsageEventAdmin(admin.ModelAdmin[UsageEvent]):
     list_display = ["at", "username", "method", "route", "project", "status", "duration_ms"]
     list_filter = ["method", "status"]
     search_fields = ["username", "route", "project"]

@@ -23,16 +23,19 @@ def _project_of(kwargs: dict[str, object], request: HttpRequest) -> str:
         if kwargs.get("stateset_id"):
             from backend.states.models import StateSet
 
-            ss = StateSet.objects.filter(id=kwargs["stateset_id"]).select_related("project").first()
+            ss = (
+                StateSet.objects.filter(id=str(kwargs["stateset_id"]))
+                .select_related("project")
+                .first()
+            )
             return ss.project.slug if ss else ""
         if kwargs.get("job_id"):
             from backend.jobs.models import Job
 
-            job = Job.objects.filter(id=kwargs["job_id"]).select_related("project").first()
+            job = Job.objects.filter(id=str(kwargs["job_id"])).select_related("project").first()
             return job.project.slug if job else ""
-    except (ValueError, TypeError):
-        return ""
     except Exception:
+        # A malformed id in the URL: the view answered 404, there is no project to name.
         return ""
     return ""
 

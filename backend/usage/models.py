@@ -39,7 +39,9 @@ class UsageEvent(models.Model):
         ordering = ["-at"]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username} {self.method} {self.route} {self.status}"
+        return (
+            f"{self.at:%Y-%m-%d %H:%M:%S} {self.username} {self.method} {self.route} {self.status}"
+        )
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:

@@ -16,7 +16,11 @@ pytestmark = pytest.mark.django_db
 ROUTE_CASES = {
     "project-list": [("get", None), ("post", {"name": "x"})],
     "project-detail": [("get", None), ("patch", {"name": "x"}), ("delete", None)],
-    "project-members": [("get", None), ("post", {"username": "charlie"}), ("delete", {"username": "bob"})],
+    "project-members": [
+        ("get", None),
+        ("post", {"username": "charlie"}),
+        ("delete", {"username": "bob"}),
+    ],
     "project-jobs": [("get", None)],
     "project-imports": [("post", {})],
     "project-corpora": [("get", None), ("post", {})],
@@ -32,7 +36,13 @@ ROUTE_CASES = {
     "v2-search": [("get", None)],
 }
 PUBLIC = {"auth-token", "schema", "api-docs"}
-PAGES = {"login", "logout", "home", "project", "stateset"}  # pages: checked in test_pages_matrix below
+PAGES = {
+    "login",
+    "logout",
+    "home",
+    "project",
+    "stateset",
+}  # pages: checked in test_pages_matrix below
 
 
 def _api_routes():
@@ -56,11 +66,22 @@ def objects(project, owner, stateset):
     from backend.artifacts.models import Corpus
 
     ss = stateset[0]
-    corpus = Corpus.objects.create(project=project, name="c", tokenization="word", length=1,
-                                   vocab_size=1, documents=1, path="corpora/none")
+    corpus = Corpus.objects.create(
+        project=project,
+        name="c",
+        tokenization="word",
+        length=1,
+        vocab_size=1,
+        documents=1,
+        path="corpora/none",
+    )
     job = Job.objects.create(kind="corpus_upload", project=project, created_by=owner)
-    return {"slug": "brackets", "stateset_id": str(ss.id), "corpus_id": str(corpus.id),
-            "job_id": str(job.id)}
+    return {
+        "slug": "brackets",
+        "stateset_id": str(ss.id),
+        "corpus_id": str(corpus.id),
+        "job_id": str(job.id),
+    }
 
 
 def _url(route: str, objects) -> str:

@@ -57,10 +57,26 @@ def start_worker(broker_mode, _isolated_store, tmp_path):
         log_path = tmp_path / f"worker-{len(procs)}.log"
         log = open(log_path, "w")  # noqa: SIM115
         proc = subprocess.Popen(
-            [CELERY, "-A", "workers.app", "worker", "-Q", "cpu,gpu", "-c", "1", "-n",
-             f"test-{os.getpid()}-{len(procs)}@%h", "--without-gossip", "--without-mingle",
-             "--loglevel", "INFO"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                CELERY,
+                "-A",
+                "workers.app",
+                "worker",
+                "-Q",
+                "cpu,gpu",
+                "-c",
+                "1",
+                "-n",
+                f"test-{os.getpid()}-{len(procs)}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         procs.append((proc, log))
         deadline = time.monotonic() + 60
@@ -98,8 +114,11 @@ def _wait(job_id, seconds=90):
 
 def test_worker_process_runs_an_import(worker, owner_api, project, tmp_path):
     proj = B.build_lstmvis_project(tmp_path / "src", n=300, d=16)
-    r = owner_api.post("/api/projects/brackets/imports/",
-                       {"file": SimpleUploadedFile("p.zip", B.zip_dir(proj))}, format="multipart")
+    r = owner_api.post(
+        "/api/projects/brackets/imports/",
+        {"file": SimpleUploadedFile("p.zip", B.zip_dir(proj))},
+        format="multipart",
+    )
     assert r.status_code == 202
     job = _wait(r.json()["job"]["id"])
     assert job.status == "succeeded", job.error
@@ -110,9 +129,11 @@ def test_worker_process_runs_an_import(worker, owner_api, project, tmp_path):
 
 
 def test_worker_fails_a_hostile_import_with_a_message(worker, owner_api, project):
-    r = owner_api.post("/api/projects/brackets/imports/",
-                       {"file": SimpleUploadedFile("p.zip", B.zip_with_traversal())},
-                       format="multipart")
+    r = owner_api.post(
+        "/api/projects/brackets/imports/",
+        {"file": SimpleUploadedFile("p.zip", B.zip_with_traversal())},
+        format="multipart",
+    )
     job = _wait(r.json()["job"]["id"])
     assert job.status == "failed" and ".." in job.error
 
@@ -123,12 +144,22 @@ def test_job_of_a_dead_worker_is_taken_over(worker, owner, project, tmp_path):
     from backend.jobs.services import _enqueue
 
     proj = B.build_lstmvis_project(tmp_path / "src", n=100, d=8)
-    upload = upload_store(project=project, user=owner, kind="lstmvis_zip",
-                          file=SimpleUploadedFile("p.zip", B.zip_dir(proj)), suffix=".zip")
+    upload = upload_store(
+        project=project,
+        user=owner,
+        kind="lstmvis_zip",
+        file=SimpleUploadedFile("p.zip", B.zip_dir(proj)),
+        suffix=".zip",
+    )
     job = Job.objects.create(
-        kind="import_lstmvis", project=project, created_by=owner,
-        params={"upload": str(upload.id)}, status="running", attempts=1,
-        worker="a-worker-that-died", lease_until=timezone.now() + timedelta(seconds=2),
+        kind="import_lstmvis",
+        project=project,
+        created_by=owner,
+        params={"upload": str(upload.id)},
+        status="running",
+        attempts=1,
+        worker="a-worker-that-died",
+        lease_until=timezone.now() + timedelta(seconds=2),
     )
     _enqueue(str(job.id), job.kind)  # the broker re-delivers the task
     job = _wait(job.id)
@@ -141,8 +172,11 @@ def test_worker_killed_mid_import_leaves_nothing_and_job_is_retried(
 ):
     proj = B.build_lstmvis_project(tmp_path / "src", n=60_000, d=96)
     first = start_worker()
-    r = owner_api.post("/api/projects/brackets/imports/",
-                       {"file": SimpleUploadedFile("p.zip", B.zip_dir(proj))}, format="multipart")
+    r = owner_api.post(
+        "/api/projects/brackets/imports/",
+        {"file": SimpleUploadedFile("p.zip", B.zip_dir(proj))},
+        format="multipart",
+    )
     job_id = r.json()["job"]["id"]
     deadline = time.monotonic() + 60
     while Job.objects.get(id=job_id).status != "running":
@@ -154,7 +188,9 @@ def test_worker_killed_mid_import_leaves_nothing_and_job_is_retried(
     job = Job.objects.get(id=job_id)
     assert job.status == "running"  # nobody has finished it
     assert StateSet.objects.count() == 0
-    visible = [p for p in (_isolated_store / "statesets").glob("*") if not p.name.startswith(".tmp")]
+    visible = [
+        p for p in (_isolated_store / "statesets").glob("*") if not p.name.startswith(".tmp")
+    ]
     assert visible == []  # nothing half-written under a final name
     time.sleep(3.5)  # the dead worker's lease runs out
     start_worker()  # a new worker sends stale jobs again when it starts

@@ -8,7 +8,11 @@ other change. Secrets and CI switches live in the environment-specific modules.
 
 from pathlib import Path
 
+import django_stubs_ext
 import environ
+
+# Lets admin and queryset classes be subscripted for type checking at run time.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parents[3]
 VAR_DIR = Path(environ.Env().str("STATELAB_VAR_DIR", default=str(BASE_DIR / "var")))

@@ -6,7 +6,7 @@ production settings refuse such a key.
 
 import secrets
 
-from .base import *  # noqa: F403
+from .base import *
 from .base import VAR_DIR, env
 
 DEBUG = env.bool("DEBUG", default=False)

@@ -5,11 +5,15 @@ Startup refuses a missing or well-known `SECRET_KEY` and `DEBUG=True`.
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import *  # noqa: F403
+from .base import *
 from .base import env
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
-if not SECRET_KEY or len(SECRET_KEY) < 40 or SECRET_KEY.startswith(("test-only", "django-insecure")):
+if (
+    not SECRET_KEY
+    or len(SECRET_KEY) < 40
+    or SECRET_KEY.startswith(("test-only", "django-insecure"))
+):
     raise ImproperlyConfigured("SECRET_KEY must be set to a long random value in production.")
 if env.bool("DEBUG", default=False):
     raise ImproperlyConfigured("DEBUG must be off in production.")

@@ -25,24 +25,33 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 def _reachable(url: str, default_port: int) -> bool:
     parsed = urlparse(url)
     try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), 2):
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), 2
+        ):
             return True
     except OSError:
         return False
 
 
 _missing = []
-if os.environ["DATABASE_URL"].startswith("postgres") and not _reachable(os.environ["DATABASE_URL"], 5432):
+if os.environ["DATABASE_URL"].startswith("postgres") and not _reachable(
+    os.environ["DATABASE_URL"], 5432
+):
     _missing.append(f"PostgreSQL at {os.environ['DATABASE_URL']}")
-if os.environ["CELERY_BROKER_URL"].startswith("redis") and not _reachable(os.environ["CELERY_BROKER_URL"], 6379):
+if os.environ["CELERY_BROKER_URL"].startswith("redis") and not _reachable(
+    os.environ["CELERY_BROKER_URL"], 6379
+):
     _missing.append(f"Redis at {os.environ['CELERY_BROKER_URL']}")
 if _missing:
     if IN_CI:
         raise ImproperlyConfigured(
             "CI=true needs real servers; unreachable: " + ", ".join(_missing)
         )
-    print("WARNING: unreachable: " + ", ".join(_missing) + "; falling back to SQLite and "
-          "the filesystem broker (set CI=true to refuse).", file=sys.stderr)
+    print(
+        "WARNING: unreachable: " + ", ".join(_missing) + "; falling back to SQLite and "
+        "the filesystem broker (set CI=true to refuse).",
+        file=sys.stderr,
+    )
     if any(m.startswith("PostgreSQL") for m in _missing):
         os.environ["DATABASE_URL"] = ""
     if any(m.startswith("Redis") for m in _missing):
@@ -51,7 +60,7 @@ if _missing:
 from .base import *  # noqa: E402
 from .base import DATABASES, REST_FRAMEWORK, VAR_DIR  # noqa: E402
 
-SECRET_KEY = "test-only-secret-key-not-for-deployment"  # noqa: S105
+SECRET_KEY = "test-only-secret-key-not-for-deployment"
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STATELAB_STORE_ROOT = Path(os.environ.get("STATELAB_STORE_ROOT") or Path(VAR_DIR) / "store")

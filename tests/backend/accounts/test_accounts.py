@@ -13,8 +13,11 @@ pytestmark = pytest.mark.django_db
 
 def test_token_for_script_then_use_it(owner, project):
     c = APIClient()
-    r = c.post("/api/auth/token/", {"username": "alice", "password": "a-long-test-password-1"},
-               format="json")
+    r = c.post(
+        "/api/auth/token/",
+        {"username": "alice", "password": "a-long-test-password-1"},
+        format="json",
+    )
     assert r.status_code == 200
     token = r.json()["token"]
     c.credentials(HTTP_AUTHORIZATION=f"Token {token}")
@@ -22,7 +25,9 @@ def test_token_for_script_then_use_it(owner, project):
 
 
 def test_wrong_password_gets_no_token(owner):
-    r = APIClient().post("/api/auth/token/", {"username": "alice", "password": "nope"}, format="json")
+    r = APIClient().post(
+        "/api/auth/token/", {"username": "alice", "password": "nope"}, format="json"
+    )
     assert r.status_code == 400
     assert r.json()["error"]["message"] == "Unknown user name or wrong password."
     assert "token" not in r.json()

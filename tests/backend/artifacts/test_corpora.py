@@ -34,8 +34,20 @@ def test_word_corpus_with_documents(owner_api, project):
 
     data = open_corpus(store_path(corpus.path))
     words = [data.vocab[i] for i in np.asarray(data.ids)]
-    assert words == ["the", "cat", "sat", "<eos>", "on", "the", "mat", "<eos>",
-                     "the", "dog", "ran", "<eos>"]
+    assert words == [
+        "the",
+        "cat",
+        "sat",
+        "<eos>",
+        "on",
+        "the",
+        "mat",
+        "<eos>",
+        "the",
+        "dog",
+        "ran",
+        "<eos>",
+    ]
     assert list(data.doc_starts) == [0, 8]
     assert owner_api.get(f"/api/corpora/{corpus.id}/").json()["length"] == 12
     assert [c["id"] for c in owner_api.get("/api/projects/brackets/").json()["corpora"]] == [
@@ -44,7 +56,7 @@ def test_word_corpus_with_documents(owner_api, project):
 
 
 def test_char_corpus_keeps_spaces_and_newlines(owner_api, project):
-    r = _upload(owner_api, "ab a\nb".encode(), tokenization="char", name="chars")
+    r = _upload(owner_api, b"ab a\nb", tokenization="char", name="chars")
     job = owner_api.get(f"/api/jobs/{r.json()['job']['id']}/").json()
     corpus = Corpus.objects.get(id=job["result"]["corpus"])
     from workers.core.store import open_corpus

@@ -13,8 +13,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def imported(owner_api, project, tmp_path):
     proj = B.build_lstmvis_project(tmp_path / "src", n=120, d=6)
-    r = owner_api.post("/api/projects/brackets/imports/",
-                       {"file": SimpleUploadedFile("p.zip", B.zip_dir(proj))}, format="multipart")
+    r = owner_api.post(
+        "/api/projects/brackets/imports/",
+        {"file": SimpleUploadedFile("p.zip", B.zip_dir(proj))},
+        format="multipart",
+    )
     job = owner_api.get(f"/api/jobs/{r.json()['job']['id']}/").json()
     assert job["status"] == "succeeded", job
     return proj
@@ -26,8 +29,12 @@ def test_info_gives_config_and_sizes(owner_api, imported):
     cfg = info[0]["info"]
     assert cfg["name"] == "children books"
     sizes = {t["path"]: t["size"] for t in cfg["states"]["types"]}
-    assert sizes == {"states1": [120, 6], "states2": [120, 9], "states2u": [120, 6],
-                     "/group/output2": [120, 6]}
+    assert sizes == {
+        "states1": [120, 6],
+        "states2": [120, 9],
+        "states2u": [120, 6],
+        "/group/output2": [120, 6],
+    }
     assert cfg["word_sequence"]["size"] == [120]
     assert cfg["word_sequence"]["dict_size"] >= 20
     assert cfg["index"] is False and cfg["is_searchable"] is True
@@ -39,8 +46,10 @@ def test_context_numbers_and_words_match_the_hdf5(owner_api, imported):
         out2 = f["group/output2"][:]
     with h5py.File(imported / "train.hdf5") as f:
         word_ids = f["word_ids"][:]
-    r = owner_api.get("/api/v2/context?project=brackets&source=states::states1&pos=30,0"
-                      "&left=3&right=4&dims=states,words,cell_count&cells=1,2&activation=0.2")
+    r = owner_api.get(
+        "/api/v2/context?project=brackets&source=states::states1&pos=30,0"
+        "&left=3&right=4&dims=states,words,cell_count&cells=1,2&activation=0.2"
+    )
     assert r.status_code == 200, r.content
     res = r.json()["results"]
     s0, s1 = res["states"]
@@ -54,15 +63,20 @@ def test_context_numbers_and_words_match_the_hdf5(owner_api, imported):
     assert res["cell_count"][0] == counts
     assert res["cells"] == [1, 2]
     # transform: none is honoured for the output type
-    r = owner_api.get("/api/v2/context?project=brackets&source=states::/group/output2&pos=10"
-                      "&left=1&right=1&dims=states")
-    np.testing.assert_allclose(np.array(r.json()["results"]["states"][0]["data"]),
-                               np.round(out2[9:12].T, 5), atol=1e-5)
+    r = owner_api.get(
+        "/api/v2/context?project=brackets&source=states::/group/output2&pos=10"
+        "&left=1&right=1&dims=states"
+    )
+    np.testing.assert_allclose(
+        np.array(r.json()["results"]["states"][0]["data"]), np.round(out2[9:12].T, 5), atol=1e-5
+    )
 
 
 def test_context_bitmask_and_meta(owner_api, imported):
-    r = owner_api.get("/api/v2/context?project=brackets&source=states::states1&pos=5&left=0"
-                      "&right=2&bitmask=010001&dims=states,meta_part_of_speech,meta_surprise")
+    r = owner_api.get(
+        "/api/v2/context?project=brackets&source=states::states1&pos=5&left=0"
+        "&right=2&bitmask=010001&dims=states,meta_part_of_speech,meta_surprise"
+    )
     res = r.json()["results"]
     assert res["cells"] == [1, 5]
     assert len(res["states"][0]["data"]) == 2
@@ -96,6 +110,9 @@ def test_search_finds_phrases(owner_api, imported):
     assert p in [x["index"] for x in res]
     hit = next(x for x in res if x["index"] == p)
     assert "<b>" in hit["text"]
-    expected = [i for i in range(len(word_ids) - 1)
-                if word_ids[i] == word_ids[p] and word_ids[i + 1] == word_ids[p + 1]]
+    expected = [
+        i
+        for i in range(len(word_ids) - 1)
+        if word_ids[i] == word_ids[p] and word_ids[i + 1] == word_ids[p + 1]
+    ]
     assert [x["index"] for x in res] == expected

@@ -1,7 +1,7 @@
 """Jobs: claiming, leases, re-delivery, cancel, dedupe and the job routes."""
 
-from datetime import timedelta
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -115,10 +115,20 @@ def test_job_routes_for_personas(owner_api, collaborator_api, outsider_api, proj
 def test_stale_running_job_with_attempts_left_is_sent_again(project, owner, monkeypatch):
     sent = []
     monkeypatch.setattr("backend.jobs.services._enqueue", lambda jid, kind: sent.append(jid))
-    job = _job(project, owner, status=JobStatus.RUNNING, attempts=1,
-               lease_until=timezone.now() - timedelta(minutes=1))
-    spent = _job(project, owner, status=JobStatus.RUNNING, attempts=3,
-                 lease_until=timezone.now() - timedelta(minutes=1))
+    job = _job(
+        project,
+        owner,
+        status=JobStatus.RUNNING,
+        attempts=1,
+        lease_until=timezone.now() - timedelta(minutes=1),
+    )
+    spent = _job(
+        project,
+        owner,
+        status=JobStatus.RUNNING,
+        attempts=3,
+        lease_until=timezone.now() - timedelta(minutes=1),
+    )
     assert jobs_requeue_stale() == 1
     assert sent == [str(job.id)]
     spent.refresh_from_db()
@@ -151,8 +161,13 @@ def test_twenty_identical_requests_make_one_job(project, owner, monkeypatch):
 
     def submit(_):
         try:
-            job, created = job_create(kind="import_lstmvis", project=project, user=owner,
-                                      params={}, dedupe_key="same-upload-sha")
+            job, created = job_create(
+                kind="import_lstmvis",
+                project=project,
+                user=owner,
+                params={},
+                dedupe_key="same-upload-sha",
+            )
             return str(job.id), created
         finally:
             connection.close()

@@ -48,10 +48,13 @@ def test_missing_and_hidden_projects_answer_alike(outsider_api, project):
 
 
 def test_owner_manages_members(owner_api, project, outsider):
-    r = owner_api.post("/api/projects/brackets/members/", {"username": "charlie", "role": "editor"},
-                       format="json")
+    r = owner_api.post(
+        "/api/projects/brackets/members/", {"username": "charlie", "role": "editor"}, format="json"
+    )
     assert r.status_code == 201
-    roles = {m["username"]: m["role"] for m in owner_api.get("/api/projects/brackets/members/").json()}
+    roles = {
+        m["username"]: m["role"] for m in owner_api.get("/api/projects/brackets/members/").json()
+    }
     assert roles == {"alice": "owner", "bob": "viewer", "charlie": "editor"}
     r = owner_api.delete("/api/projects/brackets/members/", {"username": "charlie"}, format="json")
     assert r.status_code == 204
@@ -66,8 +69,9 @@ def test_last_owner_cannot_leave(owner_api, project):
 def test_unknown_role_and_user_are_clear_errors(owner_api, project):
     r = owner_api.post("/api/projects/brackets/members/", {"username": "nobody"}, format="json")
     assert r.status_code == 400 and "no user" in r.json()["error"]["message"]
-    r = owner_api.post("/api/projects/brackets/members/", {"username": "bob", "role": "god"},
-                       format="json")
+    r = owner_api.post(
+        "/api/projects/brackets/members/", {"username": "bob", "role": "god"}, format="json"
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid"
 
 

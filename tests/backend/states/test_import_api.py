@@ -16,8 +16,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _import(api, data: bytes):
-    r = api.post("/api/projects/brackets/imports/",
-                 {"file": SimpleUploadedFile("proj.zip", data)}, format="multipart")
+    r = api.post(
+        "/api/projects/brackets/imports/",
+        {"file": SimpleUploadedFile("proj.zip", data)},
+        format="multipart",
+    )
     assert r.status_code == 202, r.content
     return api.get(f"/api/jobs/{r.json()['job']['id']}/").json()
 
@@ -42,8 +45,12 @@ def test_import_then_read_back(owner_api, project, lstmvis_dir):
     desc = owner_api.get(f"/api/statesets/{ss_id}/").json()
     assert desc["length"] == 150 and desc["project"] == "brackets"
     by_name = {s["name"]: s for s in desc["sources"]}
-    assert set(by_name) >= {"states::states1", "other::states2", "states::states2u",
-                            "states::/group/output2"}
+    assert set(by_name) >= {
+        "states::states1",
+        "other::states2",
+        "states::states2u",
+        "states::/group/output2",
+    }
     assert by_name["other::states2"]["cells"] == 13
     assert by_name["states::/group/output2"]["transform"] == "none"
     assert by_name["states::states2u"]["unsigned"] is True
@@ -60,8 +67,11 @@ def test_import_then_read_back(owner_api, project, lstmvis_dir):
     src2 = by_name["states::/group/output2"]["id"]
     ctx2 = owner_api.get(f"/api/statesets/{ss_id}/context/?source={src2}&start=0&end=4").json()
     np.testing.assert_allclose(np.array(ctx2["values"]), out2[0:5].T, atol=1e-5)
-    sel = owner_api.post(f"/api/statesets/{ss_id}/selection/",
-                         {"source": src, "start": 20, "end": 22, "threshold": 0.3}, format="json")
+    sel = owner_api.post(
+        f"/api/statesets/{ss_id}/selection/",
+        {"source": src, "start": 20, "end": 22, "threshold": 0.3},
+        format="json",
+    )
     assert sel.status_code == 200
     on = np.tanh(raw) >= 0.3
     expected = [c for c in range(10) if not on[19, c] and on[20:23, c].all()]
@@ -136,9 +146,11 @@ def test_identical_upload_twice_while_queued_is_one_job(owner_api, project, lstm
         services._enqueue = lambda jid, kind: sent.append(jid)
         data = B.zip_dir(lstmvis_dir)
         ids = {
-            owner_api.post("/api/projects/brackets/imports/",
-                           {"file": SimpleUploadedFile("p.zip", data)}, format="multipart"
-                           ).json()["job"]["id"]
+            owner_api.post(
+                "/api/projects/brackets/imports/",
+                {"file": SimpleUploadedFile("p.zip", data)},
+                format="multipart",
+            ).json()["job"]["id"]
             for _ in range(3)
         }
         assert len(ids) == 1 and len(sent) == 1

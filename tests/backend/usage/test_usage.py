@@ -35,8 +35,11 @@ def test_state_set_routes_record_their_project(owner_api, stateset):
 
 def test_token_and_password_never_stored(owner, project):
     c = APIClient()
-    r = c.post("/api/auth/token/", {"username": "alice", "password": "a-long-test-password-1"},
-               format="json")
+    r = c.post(
+        "/api/auth/token/",
+        {"username": "alice", "password": "a-long-test-password-1"},
+        format="json",
+    )
     token = r.json()["token"]
     c.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     c.get(f"/api/projects/?token={token}")

@@ -62,6 +62,8 @@ class Command(BaseCommand):
             time.sleep(0.5)
         if job.status != "succeeded":
             raise CommandError(f"The import {job.status}: {job.error or job.message}")
-        self.stdout.write(self.style.SUCCESS(
-            f"Imported state set {job.result['stateset']} into project '{project.slug}'."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Imported state set {job.result['stateset']} into project '{project.slug}'."
+            )
+        )
