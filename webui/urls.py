@@ -1,0 +1,14 @@
+"""Routes of the browser UI: login/logout, the project list, a project, a state set."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("p/<slug:slug>/", views.project, name="project"),
+    path("statesets/<uuid:stateset_id>/", views.stateset, name="stateset"),
+    path("", views.home, name="home"),
+]

@@ -1,0 +1,102 @@
+"""Page shells for the web UI.
+
+Each view renders a thin HTML shell: the header, the page's containers and its boot
+data (through `json_script`), plus a link to the page's JSON twin under /api/. The
+page module in `static/webui/js/pages/` fetches and draws everything else, so what a
+page shows is always what the API answers. Access goes through the same selectors
+as the API: a project or state set the caller may not see is a 404 here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+
+from backend.projects.selectors import project_for_user
+from backend.states.selectors import stateset_for_user
+
+
+def _page(
+    request: HttpRequest,
+    template: str,
+    *,
+    boot: dict[str, Any],
+    api_twin: str,
+    title: str,
+    project: Any = None,
+    **extra: Any,
+) -> HttpResponse:
+    context = {
+        "boot": boot,
+        "api_twin": api_twin,
+        "title": title,
+        "nav_project": project,
+        **extra,
+    }
+    return render(request, template, context)
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The caller's projects and a form to create one."""
+    api = reverse("project-list")
+    return _page(
+        request,
+        "webui/home.html",
+        boot={"api": {"projects": api}, "pageUrl": "/p/"},
+        api_twin=api,
+        title="Projects",
+    )
+
+
+@login_required
+def project(request: HttpRequest, slug: str) -> HttpResponse:
+    """One project: state sets, corpora, jobs with live progress, and upload forms."""
+    proj, role = project_for_user(request.user, slug)
+    api = reverse("project-detail", kwargs={"slug": proj.slug})
+    return _page(
+        request,
+        "webui/project.html",
+        boot={
+            "slug": proj.slug,
+            "role": role,
+            "api": {
+                "project": api,
+                "jobs": reverse("project-jobs", kwargs={"slug": proj.slug}),
+                "imports": reverse("project-imports", kwargs={"slug": proj.slug}),
+                "corpora": reverse("project-corpora", kwargs={"slug": proj.slug}),
+                "jobBase": "/api/jobs/",
+            },
+            "statesetBase": "/statesets/",
+        },
+        api_twin=api,
+        title=proj.name,
+        project=proj,
+        can_write=role in ("owner", "editor"),
+    )
+
+
+@login_required
+def stateset(request: HttpRequest, stateset_id: Any) -> HttpResponse:
+    """A first look at a state set: cell values over a window of tokens."""
+    ss = stateset_for_user(request.user, stateset_id)
+    api = reverse("stateset-detail", kwargs={"stateset_id": str(ss.id)})
+    return _page(
+        request,
+        "webui/stateset.html",
+        boot={
+            "id": str(ss.id),
+            "api": {
+                "stateset": api,
+                "context": reverse("stateset-context", kwargs={"stateset_id": str(ss.id)}),
+            },
+        },
+        api_twin=api,
+        title=ss.name,
+        project=ss.project,
+        stateset=ss,
+    )
