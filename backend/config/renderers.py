@@ -4,6 +4,7 @@ and the standard library's encoder spends most of the request's time on them."""
 from __future__ import annotations
 
 import decimal
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -28,7 +29,7 @@ class FastJSONRenderer(JSONRenderer):
         self,
         data: Any,
         accepted_media_type: str | None = None,
-        renderer_context: dict[str, Any] | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
     ) -> bytes:
         if data is None:
             return b""
