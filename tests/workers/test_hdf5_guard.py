@@ -190,3 +190,10 @@ def test_timeout_is_reported(good: Path) -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     _expect_refused(tmp_path / "none.h5", "the file is missing")
+
+
+def test_huge_chunks_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("states", shape=(1 << 16, 512), dtype="f4", chunks=(1 << 16, 512))
+    _expect_refused(path, "chunks of 134217728 bytes")

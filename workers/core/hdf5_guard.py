@@ -45,6 +45,7 @@ from workers.core.errors import InputError
 
 __all__ = [
     "ALLOWED_FILTERS",
+    "MAX_CHUNK_BYTES",
     "DatasetInfo",
     "ValidatedHdf5",
     "inspect_hdf5",
@@ -64,6 +65,13 @@ ALLOWED_FILTERS = {
 }
 
 _SLICE_ELEMENTS = 1 << 20
+# A chunk is decompressed whole on every read that touches it, so a huge chunk
+# makes slice-wise copying slow and memory-hungry; 64 MiB is far above what
+# h5py, torch-hdf5 or LSTMVis' scripts produce.
+MAX_CHUNK_BYTES = 64 << 20
+# The parent's chunk cache holds one largest chunk, so slices never decompress
+# the same chunk twice in a row.
+_CHUNK_CACHE_BYTES = MAX_CHUNK_BYTES + (16 << 20)
 _EXIT_REFUSED = 2
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -150,6 +158,13 @@ def _check_dataset(name: str, ds: Any) -> DatasetInfo:
         )
     if len(ds.shape) > 2:
         raise _Refused(f"dataset '{name}' has {len(ds.shape)} dimensions; at most 2 are accepted")
+    if ds.chunks is not None:
+        chunk_bytes = math.prod(ds.chunks) * dtype.itemsize
+        if chunk_bytes > MAX_CHUNK_BYTES:
+            raise _Refused(
+                f"dataset '{name}' is stored in chunks of {chunk_bytes} bytes; at most "
+                f"{MAX_CHUNK_BYTES} are accepted (rewrite it with smaller chunks)"
+            )
     return DatasetInfo(shape=tuple(int(x) for x in ds.shape), dtype=dtype.name)
 
 
@@ -384,7 +399,7 @@ class ValidatedHdf5:
         import h5py
 
         self.display_name = display_name or Path(path).name
-        self._file = h5py.File(path, "r", locking=False)
+        self._file = h5py.File(path, "r", locking=False, rdcc_nbytes=_CHUNK_CACHE_BYTES)
 
     def __enter__(self) -> Self:
         return self
