@@ -277,6 +277,7 @@ def test_length_mismatch_names_file_and_counts(lstmvis_project: Path, tmp_path: 
         (lambda c: c["word_sequence"].pop("dict_file"), "lstm.yml", "no 'dict_file'"),
         (lambda c: c["states"].update(file="nope"), "lstm.yml", "alias 'nope'"),
         (lambda c: c["states"].update(types=[]), "lstm.yml", "non-empty list"),
+        (lambda c: c["word_sequence"].pop("path"), "lstm.yml", r"word_sequence\.path is missing"),
         (
             lambda c: c["states"]["types"][0].update(path="states9"),
             "states.hdf5",

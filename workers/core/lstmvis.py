@@ -192,6 +192,8 @@ def _as_int(value: Any, what: str, default: int | None = None) -> int:
 
 
 def _as_str(value: Any, what: str) -> str:
+    if value is None:
+        raise InputError(f"{what} is missing", file=_CFG)
     if isinstance(value, bool) or not isinstance(value, str | int | float) or value == "":
         raise InputError(f"{what} must be a non-empty text, not {value!r}", file=_CFG)
     return str(value)
