@@ -7,7 +7,6 @@ see nothing of it).
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +50,9 @@ def project(owner, collaborator):
     return p
 
 
-def _client(user=None) -> APIClient:
+def _client(user=None):
+    from rest_framework.test import APIClient
+
     c = APIClient()
     if user is not None:
         c.force_authenticate(user)

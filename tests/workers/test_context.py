@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -134,15 +133,13 @@ def test_imported_lstmvis_annotations_read_back(lstmvis_project: Path, tmp_path:
     np.testing.assert_allclose(ctx["values"][0], np.round(raw, 5), atol=1e-5)
 
 
-def test_a_window_of_100_tokens_by_650_cells_is_fast(tmp_path: Path) -> None:
-    raw = np.random.default_rng(0).normal(size=(20_000, 650)).astype(np.float32)
+def test_a_window_of_100_tokens_by_650_cells_has_every_value(tmp_path: Path) -> None:
+    """Shape and values of a full-width window (its speed is measured by `make bench`)."""
+    raw = np.random.default_rng(0).normal(size=(2_000, 650)).astype(np.float32)
     ss = make_state_set(tmp_path / "big", raw, transform="tanh")
-    read_context(ss, "s0", 0, 99)  # warm the page cache and the memmap
-    times = []
-    for i in range(15):
-        t0 = time.perf_counter()
-        ctx = read_context(ss, "s0", 1000 + 37 * i, 1099 + 37 * i, annotations=False)
-        times.append(time.perf_counter() - t0)
+    ctx = read_context(ss, "s0", 1000, 1099, annotations=False)
     assert len(ctx["values"]) == 650
-    # The target is well under 10 ms; the bound leaves room for a busy test machine.
-    assert sorted(times)[len(times) // 2] < 0.030
+    assert len(ctx["values"][0]) == 100
+    np.testing.assert_allclose(
+        np.array(ctx["values"]), np.round(np.tanh(raw[1000:1100]).T, 5), atol=1e-5
+    )
