@@ -50,7 +50,7 @@ def main() -> int:
     port = int(os.environ.get("PORT", "8000"))
     host = os.environ.get("HOST", "127.0.0.1")
     Path(settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         Path(settings.VAR_DIR, "broker", sub).mkdir(parents=True, exist_ok=True)
     call_command("migrate", interactive=False, verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
