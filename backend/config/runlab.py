@@ -33,9 +33,13 @@ def first_start() -> str:
     login_file = Path(settings.VAR_DIR) / "admin-login.txt"
     if not User.objects.filter(is_superuser=True).exists():
         password = os.environ.get("STATELAB_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-        user_create(username="admin", password=password, admin=True)
+        admin = user_create(username="admin", password=password, admin=True)
         login_file.write_text(f"admin {password}\n")
         login_file.chmod(0o600)
+        if os.environ.get("STATELAB_SAMPLE", "1") == "1":
+            from backend.states.sample import sample_create
+
+            sample_create(owner=admin)
     if login_file.exists():
         username, password = login_file.read_text().split()
         return f"Log in as '{username}' with password '{password}' (kept in {login_file})."
