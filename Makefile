@@ -12,11 +12,11 @@ $(VENV)/bin/python:
 	$(PY) -m pip install -q --upgrade pip
 
 $(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q .
 	touch $@
 
 $(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q '.[dev]'
 	touch $@ $(RUN_STAMP)
 
 install: $(RUN_STAMP)

@@ -78,3 +78,42 @@ def test_session_writes_need_csrf(owner):
     r = c.post("/api/projects/", {"name": "x"}, content_type="application/json")
     assert r.status_code == 403
     assert "CSRF" in r.json()["error"]["message"]
+
+
+def test_browser_login_is_rate_limited(client, owner, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.STATELAB_LOGIN_FAILURES_ALLOWED = 3
+    for _ in range(3):
+        r = client.post("/accounts/login/", {"username": "alice", "password": "wrong"})
+        assert r.status_code == 200
+    r = client.post("/accounts/login/", {"username": "alice", "password": "a-long-test-password-1"})
+    assert r.status_code == 429
+    assert b"Too many failed attempts" in r.content
+    assert client.get("/").status_code == 302  # still not logged in
+    cache.clear()
+    r = client.post("/accounts/login/", {"username": "alice", "password": "a-long-test-password-1"})
+    assert r.status_code == 302
+
+
+def test_token_endpoint_is_rate_limited(owner, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    from rest_framework.throttling import ScopedRateThrottle
+
+    original = ScopedRateThrottle.THROTTLE_RATES
+    ScopedRateThrottle.THROTTLE_RATES = {"login": "2/min", "jobs": "100/min"}
+    try:
+        c = APIClient()
+        codes = [
+            c.post(
+                "/api/auth/token/", {"username": "alice", "password": "x"}, format="json"
+            ).status_code
+            for _ in range(3)
+        ]
+        assert codes == [400, 400, 429]
+    finally:
+        ScopedRateThrottle.THROTTLE_RATES = original
+        cache.clear()
