@@ -147,6 +147,7 @@ class ContextView(APIView):
                 cells=_int_list(q.get("cells"), "cells"),
                 transform=_transform(q.get("transform")),
                 threshold=_float(q.get("threshold"), "threshold"),
+                as_arrays=True,
             )
         except InputError as exc:
             raise input_error(exc) from exc

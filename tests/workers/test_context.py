@@ -143,3 +143,17 @@ def test_a_window_of_100_tokens_by_650_cells_has_every_value(tmp_path: Path) -> 
     np.testing.assert_allclose(
         np.array(ctx["values"]), np.round(np.tanh(raw[1000:1100]).T, 5), atol=1e-5
     )
+
+
+def test_arrays_render_to_the_same_json_as_lists(tmp_path: Path) -> None:
+    """The API renders `as_arrays` output with orjson; NaN must still become null."""
+    import orjson
+
+    raw = np.random.default_rng(1).normal(size=(50, 7)).astype(np.float32)
+    raw[3, 2] = np.nan
+    ss = make_state_set(tmp_path / "nan", raw, transform="tanh")
+    lists = read_context(ss, "s0", 0, 49, annotations=False)
+    arrays = read_context(ss, "s0", 0, 49, annotations=False, as_arrays=True)
+    as_json = orjson.loads(orjson.dumps(arrays, option=orjson.OPT_SERIALIZE_NUMPY))
+    assert as_json["values"] == lists["values"]
+    assert as_json["values"][2][3] is None

@@ -116,6 +116,7 @@ def read_context(
     threshold: float | None = None,
     annotations: bool = True,
     max_tokens: int = MAX_CONTEXT_TOKENS,
+    as_arrays: bool = False,
 ) -> dict[str, Any]:
     """The window ``[start, end]`` (inclusive, clamped to the corpus) of one source.
 
@@ -127,6 +128,12 @@ def read_context(
     value >= threshold; NaN is off). Annotations map each name to one entry per
     token: a float (scalar), a label or int (discrete), or a list of
     ``{"token", "weight"}`` (wordvec).
+
+    With ``as_arrays`` the values come as one rounded float64 array (cells x T,
+    NaN kept) instead of nested lists: a JSON encoder that writes numpy arrays
+    (orjson) then renders them without creating 65,000 Python floats and 650
+    lists per window, which is what made the garbage collector the slowest part
+    of a context request.
     """
     info = ss.source(source_id)
     a, b = check_window(ss, start, end)
@@ -154,7 +161,11 @@ def read_context(
         "tokens": [vocab[i] for i in token_ids],
         "token_ids": token_ids,
         "cells": chosen,
-        "values": _to_json_floats(values.T),
+        "values": (
+            np.round(np.ascontiguousarray(values.T, dtype=np.float64), _DIGITS)
+            if as_arrays
+            else _to_json_floats(values.T)
+        ),
     }
     if cells is not None and threshold is not None:
         result["cell_count"] = np.count_nonzero(values >= float(threshold), axis=1).tolist()
