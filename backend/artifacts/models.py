@@ -16,7 +16,8 @@ class Upload(models.Model):
     )
     kind = models.CharField(max_length=20)  # "lstmvis_zip", "text"
     original_name = models.CharField(max_length=255, blank=True, default="")  # shown, never a path
-    path = models.CharField(max_length=255)  # relative to the store root, generated
+    # relative to the store root, generated; emptied once its job has finished with it
+    path = models.CharField(max_length=255, blank=True)
     size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -41,6 +42,7 @@ class Corpus(models.Model):
     vocab_size = models.IntegerField()
     documents = models.IntegerField()
     path = models.CharField(max_length=255)
+    size_bytes = models.BigIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -17,14 +17,31 @@ from backend.projects.models import Project
 from workers.core.errors import Cancelled, ProgressFn
 
 from .models import Corpus, Tokenization, Upload
+from .quota import dir_size, storage_check, storage_remaining
 from .storage import new_dir, save_stream, store_path
+
+
+def upload_discard(upload: Upload) -> None:
+    """Remove an upload's file once its job is done with it (the row stays as a record)."""
+    if upload.path:
+        store_path(upload.path).unlink(missing_ok=True)
+        Upload.objects.filter(id=upload.id).update(path="")
 
 
 def upload_store(
     *, project: Project, user: User | None, kind: str, file: Any, suffix: str
 ) -> Upload:
-    """Copy an uploaded file into the store (capped in size) and record it."""
-    rel, size, sha = save_stream(file, suffix=suffix, max_bytes=settings.STATELAB_UPLOAD_MAX_BYTES)
+    """Copy an uploaded file into the store (capped in size and by quota) and record it."""
+    declared = getattr(file, "size", None)
+    if declared:
+        storage_check(user, int(declared))
+    cap = min(int(settings.STATELAB_UPLOAD_MAX_BYTES), storage_remaining(user) or 1)
+    try:
+        rel, size, sha = save_stream(file, suffix=suffix, max_bytes=cap)
+    except ApplicationError as exc:
+        if exc.code == "too_large" and cap < settings.STATELAB_UPLOAD_MAX_BYTES:
+            storage_check(user, cap + 1)  # say it in terms of the quota
+        raise
     if size == 0:
         store_path(rel).unlink(missing_ok=True)
         raise ApplicationError("The uploaded file is empty.", code="empty_upload")
@@ -62,10 +79,19 @@ def corpus_upload_start(
 
 def corpus_build(job: Job, progress: ProgressFn) -> dict[str, str]:
     """The corpus_upload job: decode, tokenise, write the corpus folder, record the row."""
+    upload = Upload.objects.get(id=job.params["upload"])
+    try:
+        return _corpus_build(job, upload, progress)
+    finally:
+        upload_discard(upload)
+
+
+def _corpus_build(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, str]:
     from workers.core.corpus import decode_upload, tokenize_text
     from workers.core.store import write_corpus
 
-    upload = Upload.objects.get(id=job.params["upload"])
+    if not upload.path:
+        raise ApplicationError("The uploaded file is gone; upload it again.")
     progress(0.05, "Reading the text")
     text = decode_upload(store_path(upload.path).read_bytes())
     progress(0.3, "Tokenising")
@@ -80,8 +106,11 @@ def corpus_build(job: Job, progress: ProgressFn) -> dict[str, str]:
         {"name": job.params["name"], "tokenization": job.params["tokenization"]},
     )
     try:
+        size = dir_size(final)
+        storage_check(job.created_by, size - upload.size)
         with transaction.atomic():
             corpus = Corpus.objects.create(
+                size_bytes=size,
                 project=job.project,
                 name=job.params["name"],
                 tokenization=job.params["tokenization"],

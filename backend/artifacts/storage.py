@@ -81,3 +81,13 @@ def _iter_chunks(source: Any) -> Iterator[bytes]:
         if not block:
             return
         yield block
+
+
+def store_sweep(*, older_than_s: float = 24 * 3600) -> int:
+    """Remove temporary folders that killed workers left in the store. Returns how many."""
+    from workers.core.store import remove_stale_temp_dirs
+
+    removed = 0
+    for kind in ("statesets", "corpora", "tmp"):
+        removed += len(remove_stale_temp_dirs(store_root() / kind, older_than_s=older_than_s))
+    return removed

@@ -20,6 +20,7 @@ class StateSet(models.Model):
     length = models.BigIntegerField()
     path = models.CharField(max_length=255)  # relative to the store root, generated
     manifest = models.JSONField(default=dict)
+    size_bytes = models.BigIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -11,8 +11,10 @@ from django.db import transaction
 
 from backend.accounts.models import User
 from backend.artifacts.models import Upload
-from backend.artifacts.services import upload_store
+from backend.artifacts.quota import dir_size, storage_check
+from backend.artifacts.services import upload_discard, upload_store
 from backend.artifacts.storage import new_dir, store_path, store_root
+from backend.config.api import ApplicationError
 from backend.jobs.models import Job
 from backend.jobs.services import job_create, job_succeed
 from backend.projects.models import Project
@@ -43,12 +45,21 @@ def import_upload_start(*, project: Project, user: User | None, upload: Upload) 
 
 def import_run(job: Job, progress: ProgressFn) -> dict[str, str]:
     """The import_lstmvis job: unpack safely, validate and convert, record atomically."""
+    upload = Upload.objects.get(id=job.params["upload"])
+    try:
+        return _import_run(job, upload, progress)
+    finally:
+        upload_discard(upload)
+
+
+def _import_run(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, str]:
     from workers.core.archive import extract_zip_safely
     from workers.core.lstmvis import import_lstmvis_dir
 
-    upload = Upload.objects.get(id=job.params["upload"])
+    if not upload.path:
+        raise ApplicationError("The uploaded file is gone; upload it again.")
     (store_root() / "tmp").mkdir(exist_ok=True)
-    unpack = store_root() / "tmp" / f"unpack-{uuid.uuid4().hex}"
+    unpack = store_root() / "tmp" / f".tmp-unpack-{uuid.uuid4().hex}"
     rel, final = new_dir("statesets")
     try:
         progress(0.02, "Unpacking the archive")
@@ -65,6 +76,8 @@ def import_run(job: Job, progress: ProgressFn) -> dict[str, str]:
         manifest = import_lstmvis_dir(
             project_dir, final, quota_bytes=settings.STATELAB_IMPORT_QUOTA_BYTES, progress=sub
         )
+        size = dir_size(final)
+        storage_check(job.created_by, size - upload.size)
         manifest_json = manifest.to_json()
         extra = manifest_json.get("extra", {})
         name = str(extra.get("name") or project_dir.name or job.params.get("name") or "import")
@@ -77,6 +90,7 @@ def import_run(job: Job, progress: ProgressFn) -> dict[str, str]:
                 length=manifest.length,
                 path=rel,
                 manifest=manifest_json,
+                size_bytes=size,
                 created_by=job.created_by,
             )
             result = {"stateset": str(ss.id)}
