@@ -18,7 +18,7 @@ from backend.projects.selectors import project_for_user
 from backend.states.selectors import corpus_for_user
 
 from .models import Corpus, Tokenization
-from .services import corpus_upload_start
+from .services import corpus_delete, corpus_upload_start
 
 
 class CorpusUploadSerializer(serializers.Serializer[Any]):
@@ -79,3 +79,10 @@ class CorpusDetailView(APIView):
     @extend_schema(responses=CorpusSerializer)
     def get(self, request: Request, corpus_id: str) -> Response:
         return Response(CorpusSerializer(corpus_for_user(request.user, corpus_id)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, corpus_id: str) -> Response:
+        corpus = corpus_for_user(request.user, corpus_id)
+        project_for_user(request.user, corpus.project.slug, need=Role.EDITOR)
+        corpus_delete(corpus=corpus)
+        return Response(status=status.HTTP_204_NO_CONTENT)

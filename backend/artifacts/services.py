@@ -127,3 +127,11 @@ def _corpus_build(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, s
         shutil.rmtree(final, ignore_errors=True)
         raise
     return result
+
+
+@transaction.atomic
+def corpus_delete(*, corpus: Corpus) -> None:
+    """Delete a corpus row now and its folder once the deletion has committed."""
+    path = store_path(corpus.path)
+    corpus.delete()
+    transaction.on_commit(lambda: shutil.rmtree(path, ignore_errors=True))

@@ -24,7 +24,7 @@ ROUTE_CASES = {
     "project-jobs": [("get", None)],
     "project-imports": [("post", {})],
     "project-corpora": [("get", None), ("post", {})],
-    "corpus-detail": [("get", None)],
+    "corpus-detail": [("get", None), ("delete", None)],
     "job-detail": [("get", None)],
     "job-cancel": [("post", None)],
     "stateset-detail": [("get", None), ("delete", None)],

@@ -98,3 +98,26 @@ def test_too_large_upload_is_refused_and_not_kept(owner_api, project, settings):
     assert r.status_code == 413
     assert "larger than the limit" in r.json()["error"]["message"]
     assert list(store_path("uploads").glob("*")) == []
+
+
+def test_delete_corpus_removes_row_and_folder(owner_api, collaborator_api, project):
+    r = _upload(owner_api, TEXT.encode())
+    job = owner_api.get(f"/api/jobs/{r.json()['job']['id']}/").json()
+    corpus = Corpus.objects.get(id=job["result"]["corpus"])
+    folder = store_path(corpus.path)
+    assert folder.is_dir()
+    assert collaborator_api.delete(f"/api/corpora/{corpus.id}/").status_code == 403
+    assert owner_api.delete(f"/api/corpora/{corpus.id}/").status_code == 204
+    assert not Corpus.objects.exists()
+    assert not folder.exists()
+
+
+def test_delete_stateset_removes_row_and_folder(owner_api, collaborator_api, stateset):
+    from backend.states.models import StateSet
+
+    ss = stateset[0]
+    folder = store_path(ss.path)
+    assert collaborator_api.delete(f"/api/statesets/{ss.id}/").status_code == 403
+    assert owner_api.delete(f"/api/statesets/{ss.id}/").status_code == 204
+    assert not StateSet.objects.exists()
+    assert not folder.exists()
