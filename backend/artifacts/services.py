@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +65,33 @@ def corpus_upload_start(
         raise ApplicationError("tokenization must be 'word' or 'char'.")
     upload = upload_store(project=project, user=user, kind="text", file=file, suffix=".txt")
     display = name or Path(upload.original_name).stem or "corpus"
-    job, created = job_create(
+    return upload_job_start(
         kind="corpus_upload",
         project=project,
         user=user,
-        params={"upload": str(upload.id), "tokenization": tokenization, "name": display},
+        upload=upload,
+        params={"tokenization": tokenization, "name": display},
         dedupe_key=f"{upload.sha256}:{tokenization}:{display}",
+    )
+
+
+def upload_job_start(
+    *,
+    kind: str,
+    project: Project,
+    user: User | None,
+    upload: Upload,
+    params: dict[str, Any],
+    dedupe_key: str,
+) -> tuple[Job, bool]:
+    """Queue the job that consumes `upload`; an identical active job takes its place
+    (and this second copy of the file is dropped)."""
+    job, created = job_create(
+        kind=kind,
+        project=project,
+        user=user,
+        params={"upload": str(upload.id), **params},
+        dedupe_key=dedupe_key,
     )
     if not created:
         store_path(upload.path).unlink(missing_ok=True)
@@ -77,21 +99,31 @@ def corpus_upload_start(
     return job, created
 
 
-def corpus_build(job: Job, progress: ProgressFn) -> dict[str, str]:
+UploadWorkFn = Callable[[Job, Upload, ProgressFn], dict[str, str]]
+
+
+def consuming_upload(work: UploadWorkFn) -> Callable[[Job, ProgressFn], dict[str, str]]:
+    """A job's work function that reads the job's upload, which is removed once the
+    job ends (succeeded, failed or cancelled) so a file is never stored twice."""
+
+    def run(job: Job, progress: ProgressFn) -> dict[str, str]:
+        upload = Upload.objects.get(id=job.params["upload"])
+        try:
+            if not upload.path:
+                raise ApplicationError("The uploaded file is gone; upload it again.")
+            return work(job, upload, progress)
+        finally:
+            upload_discard(upload)
+
+    return run
+
+
+@consuming_upload
+def corpus_build(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, str]:
     """The corpus_upload job: decode, tokenise, write the corpus folder, record the row."""
-    upload = Upload.objects.get(id=job.params["upload"])
-    try:
-        return _corpus_build(job, upload, progress)
-    finally:
-        upload_discard(upload)
-
-
-def _corpus_build(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, str]:
     from workers.core.corpus import decode_upload, tokenize_text
     from workers.core.store import write_corpus
 
-    if not upload.path:
-        raise ApplicationError("The uploaded file is gone; upload it again.")
     progress(0.05, "Reading the text")
     text = decode_upload(store_path(upload.path).read_bytes())
     progress(0.3, "Tokenising")

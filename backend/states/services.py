@@ -12,11 +12,10 @@ from django.db import transaction
 from backend.accounts.models import User
 from backend.artifacts.models import Upload
 from backend.artifacts.quota import dir_size, storage_check
-from backend.artifacts.services import upload_discard, upload_store
+from backend.artifacts.services import consuming_upload, upload_job_start, upload_store
 from backend.artifacts.storage import new_dir, store_path, store_root
-from backend.config.api import ApplicationError
 from backend.jobs.models import Job
-from backend.jobs.services import job_create, job_succeed
+from backend.jobs.services import job_succeed
 from backend.projects.models import Project
 from workers.core.errors import Cancelled, ProgressFn
 
@@ -30,34 +29,22 @@ def import_start(*, project: Project, user: User | None, file: Any) -> tuple[Job
 
 
 def import_upload_start(*, project: Project, user: User | None, upload: Upload) -> tuple[Job, bool]:
-    job, created = job_create(
+    return upload_job_start(
         kind="import_lstmvis",
         project=project,
         user=user,
-        params={"upload": str(upload.id), "name": upload.original_name},
+        upload=upload,
+        params={"name": upload.original_name},
         dedupe_key=upload.sha256,
     )
-    if not created:
-        store_path(upload.path).unlink(missing_ok=True)
-        upload.delete()
-    return job, created
 
 
-def import_run(job: Job, progress: ProgressFn) -> dict[str, str]:
+@consuming_upload
+def import_run(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, str]:
     """The import_lstmvis job: unpack safely, validate and convert, record atomically."""
-    upload = Upload.objects.get(id=job.params["upload"])
-    try:
-        return _import_run(job, upload, progress)
-    finally:
-        upload_discard(upload)
-
-
-def _import_run(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, str]:
     from workers.core.archive import extract_zip_safely
     from workers.core.lstmvis import import_lstmvis_dir
 
-    if not upload.path:
-        raise ApplicationError("The uploaded file is gone; upload it again.")
     (store_root() / "tmp").mkdir(exist_ok=True)
     unpack = store_root() / "tmp" / f".tmp-unpack-{uuid.uuid4().hex}"
     rel, final = new_dir("statesets")
