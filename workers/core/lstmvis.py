@@ -38,7 +38,7 @@ import datetime as _dt
 import math
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -358,16 +358,22 @@ class _Importer:
         return _Dataset(alias=alias, file_label=name, path=path, info=info)
 
     # -- reading ------------------------------------------------------------
-    def read_ids(self, ds: _Dataset, what: str, shape: tuple[int, ...]) -> np.ndarray:
-        """Read an integral dataset of ``shape`` into int64, checking every value."""
+    def row_blocks(
+        self, ds: _Dataset, shape: tuple[int, ...]
+    ) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Rows ``[a, b)`` of a dataset of ``shape``, in slices of bounded size."""
         h5 = self.reader(ds)
-        out = np.empty(shape, dtype=np.int64)
         rows = shape[0]
         per_row = math.prod(shape[1:]) if len(shape) > 1 else 1
         step = max(1, _SLICE_ELEMENTS // max(per_row, 1))
         for a in range(0, rows, step):
             b = min(rows, a + step)
-            block = h5.rows(_norm_ds(ds.path), a, b).reshape((b - a, *shape[1:]))
+            yield a, b, h5.rows(_norm_ds(ds.path), a, b).reshape((b - a, *shape[1:]))
+
+    def read_ids(self, ds: _Dataset, what: str, shape: tuple[int, ...]) -> np.ndarray:
+        """Read an integral dataset of ``shape`` into int64, checking every value."""
+        out = np.empty(shape, dtype=np.int64)
+        for a, b, block in self.row_blocks(ds, shape):
             if block.dtype.kind == "f":
                 bad = ~np.isfinite(block) | (block != np.floor(block)) | (np.abs(block) > 2**53)
                 if bad.any():
@@ -387,14 +393,9 @@ class _Importer:
         return out
 
     def read_floats(self, ds: _Dataset, shape: tuple[int, ...]) -> np.ndarray:
-        h5 = self.reader(ds)
         out = np.empty(shape, dtype=np.float32)
-        rows = shape[0]
-        per_row = math.prod(shape[1:]) if len(shape) > 1 else 1
-        step = max(1, _SLICE_ELEMENTS // max(per_row, 1))
-        for a in range(0, rows, step):
-            b = min(rows, a + step)
-            out[a:b] = h5.rows(_norm_ds(ds.path), a, b).reshape((b - a, *shape[1:]))
+        for a, b, block in self.row_blocks(ds, shape):
+            out[a:b] = block
         return out
 
     # -- sections -----------------------------------------------------------
