@@ -40,8 +40,12 @@ def test_schema_is_valid_openapi(spec):
     assert "/api/v2/context" in spec["paths"]
 
 
-def test_docs_page_serves(owner_api):
-    assert owner_api.get("/api/docs/").status_code == 200
+def test_docs_page_serves_its_own_assets(owner_api):
+    r = owner_api.get("/api/docs/")
+    assert r.status_code == 200
+    page = r.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in page
+    assert "cdn.jsdelivr" not in page and "unpkg.com" not in page
 
 
 def test_responses_match_the_schema(spec, owner_api, project, stateset, owner):

@@ -80,7 +80,14 @@ def test_project_page_boot_data(owner, project):
     assert boot["slug"] == "brackets"
     assert boot["role"] == "owner"
     assert boot["api"]["jobs"] == "/api/projects/brackets/jobs/"
-    assert 'id="import-form"' in response.content.decode()
+    assert boot["api"]["members"] == "/api/projects/brackets/members/"
+    assert boot["api"]["statesetBase"] == "/api/statesets/"
+    assert boot["api"]["corpusBase"] == "/api/corpora/"
+    assert boot["username"] == "alice"
+    assert boot["homeUrl"] == "/"
+    body = response.content.decode()
+    assert 'id="import-form"' in body
+    assert 'id="members"' in body and 'id="member-form"' in body
 
 
 @pytest.mark.django_db
@@ -90,6 +97,20 @@ def test_viewer_gets_no_upload_forms(collaborator, project):
     assert _boot(response)["role"] == "viewer"
     body = response.content.decode()
     assert 'id="import-form"' not in body and 'id="corpus-form"' not in body
+    assert 'id="members"' in body and 'id="member-form"' not in body
+
+
+@pytest.mark.django_db
+def test_editor_gets_upload_forms_but_no_member_form(collaborator, project):
+    from backend.projects.services import membership_set
+
+    membership_set(project=project, username=collaborator.username, role="editor")
+    response = _client(collaborator).get("/p/brackets/")
+    boot = _boot(response)
+    assert boot["role"] == "editor" and boot["username"] == "bob"
+    body = response.content.decode()
+    assert 'id="import-form"' in body and 'id="corpus-form"' in body
+    assert 'id="member-form"' not in body
 
 
 @pytest.mark.django_db
