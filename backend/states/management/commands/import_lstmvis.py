@@ -5,15 +5,17 @@ imported by the same job as an upload, through the worker; the command waits and
 shows progress. The project is created when missing.
 """
 
-import io
+import tempfile
 import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
+from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backend.accounts.models import User
+from backend.artifacts.storage import store_root
 from backend.jobs.models import TERMINAL, Job
 from backend.projects.services import project_ensure
 from backend.states.services import import_start
@@ -36,16 +38,18 @@ class Command(BaseCommand):
         if owner is None:
             raise CommandError(f"There is no user named '{options['owner']}'.")
         project = project_ensure(slug=options["project"], owner=owner)
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for path in sorted(src.rglob("*")):
-                if path.is_symlink():
-                    raise CommandError(f"{path} is a symbolic link; copy the file instead.")
-                if path.is_file():
-                    zf.write(path, path.relative_to(src).as_posix())
-        buf.seek(0)
-        buf.name = f"{src.name}.zip"
-        job, _ = import_start(project=project, user=owner, file=buf)
+        (store_root() / "tmp").mkdir(exist_ok=True)
+        # Packed on disk, not in memory: LSTMVis directories run to many gigabytes.
+        with tempfile.TemporaryFile(dir=store_root() / "tmp") as packed:
+            with zipfile.ZipFile(packed, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for path in sorted(src.rglob("*")):
+                    if path.is_symlink():
+                        raise CommandError(f"{path} is a symbolic link; copy the file instead.")
+                    if path.is_file():
+                        zf.write(path, path.relative_to(src).as_posix())
+            packed.seek(0)
+            upload = File(packed, name=f"{src.name}.zip")
+            job, _ = import_start(project=project, user=owner, file=upload)
         self.stdout.write(f"Job {job.id} queued; waiting for a worker...")
         deadline = time.monotonic() + options["timeout"]
         last = ""
