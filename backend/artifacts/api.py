@@ -18,7 +18,7 @@ from backend.projects.selectors import project_for_user
 from backend.states.selectors import corpus_for_user
 
 from .models import Corpus, Tokenization
-from .services import corpus_delete, corpus_upload_start
+from .services import corpus_delete, corpus_upload_start, upload_precheck
 
 
 class CorpusUploadSerializer(serializers.Serializer[Any]):
@@ -61,6 +61,7 @@ class ProjectCorporaView(APIView):
     )
     def post(self, request: Request, slug: str) -> Response:
         project, _ = project_for_user(request.user, slug, need=Role.EDITOR)
+        upload_precheck(user=request.user, content_length=request.META.get("CONTENT_LENGTH"))  # type: ignore[arg-type]
         if "file" not in request.FILES:
             raise ApplicationError("Attach the UTF-8 text as 'file'.")
         data = CorpusUploadSerializer(data=request.data)

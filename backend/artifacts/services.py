@@ -29,6 +29,23 @@ def upload_discard(upload: Upload) -> None:
         Upload.objects.filter(id=upload.id).update(path="")
 
 
+def upload_precheck(*, user: User | None, content_length: str | None) -> None:
+    """Refuse an upload by its declared size before its body is read or stored."""
+    try:
+        declared = int(content_length or 0)
+    except ValueError:
+        declared = 0
+    cap = int(settings.STATELAB_UPLOAD_MAX_BYTES)
+    if declared > cap + (1 << 20):  # the multipart envelope adds a little
+        raise ApplicationError(
+            f"The upload is larger than the limit of {cap // (1 << 20)} MB.",
+            code="too_large",
+            status_code=413,
+        )
+    if declared:
+        storage_check(user, max(declared - (1 << 20), 0))
+
+
 def upload_store(
     *, project: Project, user: User | None, kind: str, file: Any, suffix: str
 ) -> Upload:

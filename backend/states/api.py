@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from backend.artifacts.services import upload_precheck
 from backend.config.api import ApplicationError
 from backend.jobs.api import JobEnvelopeSerializer, job_envelope
 from backend.projects.models import Role
@@ -36,6 +37,7 @@ class ImportView(APIView):
     )
     def post(self, request: Request, slug: str) -> Response:
         project, _ = project_for_user(request.user, slug, need=Role.EDITOR)
+        upload_precheck(user=request.user, content_length=request.META.get("CONTENT_LENGTH"))  # type: ignore[arg-type]
         file = request.FILES.get("file")
         if file is None:
             raise ApplicationError("Attach the zip of an LSTMVis project directory as 'file'.")

@@ -113,6 +113,35 @@ def test_owner_adds_changes_and_removes_a_member(page, signed_in, project, probl
     assert _members(page, project.slug) == {"ada": "owner"}
 
 
+def test_owner_stepping_down_or_leaving_updates_the_page(page, signed_in, project, live_server):
+    from backend.projects.services import membership_set
+
+    _make_user("grace")
+    membership_set(project=project, username="grace", role="owner")
+    asked = _accept_dialogs(page)
+    page.goto(f"/p/{project.slug}/")
+    members = page.locator("#members")
+    expect(members).to_have_attribute("data-ready", "true")
+
+    # With another owner in place, stepping down works and the page reloads as editor.
+    members.locator('tr[data-username="ada"]').get_by_label("Role of ada").select_option("editor")
+    expect(page.locator("#project-role")).to_have_text("editor")
+    expect(page.locator("#members")).to_have_attribute("data-ready", "true")
+    expect(page.locator("#member-form")).to_have_count(0)
+    expect(page.locator("#members select")).to_have_count(0)
+    assert _members(page, project.slug) == {"ada": "editor", "grace": "owner"}
+
+    # Back to owner through the API; leaving goes to the project list.
+    membership_set(project=project, username="ada", role="owner")
+    page.reload()
+    expect(page.locator("#members")).to_have_attribute("data-ready", "true")
+    page.get_by_role("button", name="Remove ada").click()
+    expect(page).to_have_url(f"{live_server.url}/")
+    expect(page.locator("#project-list")).to_have_attribute("data-ready", "true")
+    assert asked == ["Leave this project? You will no longer see it."]
+    assert page.request.get(f"/api/projects/{project.slug}/").status == 404
+
+
 def test_viewer_sees_members_and_data_read_only(page, signed_in, user):
     from backend.projects.services import membership_set, project_create
 

@@ -74,3 +74,16 @@ def test_sweep_removes_only_old_temp_folders(project):
     os.utime(keep, (past, past))
     assert store_sweep() == 1
     assert not old.exists() and new.exists() and keep.exists()
+
+
+def test_declared_size_over_the_cap_is_refused_before_reading(owner_api, project, settings):
+    settings.STATELAB_UPLOAD_MAX_BYTES = 1000
+    big = b"x" * (3 << 20)
+    r = owner_api.post(
+        "/api/projects/brackets/imports/",
+        {"file": SimpleUploadedFile("p.zip", big)},
+        format="multipart",
+    )
+    assert r.status_code == 413
+    assert "larger than the limit" in r.json()["error"]["message"]
+    assert Upload.objects.count() == 0
