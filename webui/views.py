@@ -55,7 +55,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def project(request: HttpRequest, slug: str) -> HttpResponse:
-    """One project: state sets, corpora, jobs with live progress, and upload forms."""
+    """One project: state sets, corpora, jobs with live progress, members, upload forms."""
     proj, role = project_for_user(request.user, slug)
     api = reverse("project-detail", kwargs={"slug": proj.slug})
     return _page(
@@ -64,19 +64,25 @@ def project(request: HttpRequest, slug: str) -> HttpResponse:
         boot={
             "slug": proj.slug,
             "role": role,
+            "username": request.user.get_username(),
             "api": {
                 "project": api,
+                "members": reverse("project-members", kwargs={"slug": proj.slug}),
                 "jobs": reverse("project-jobs", kwargs={"slug": proj.slug}),
                 "imports": reverse("project-imports", kwargs={"slug": proj.slug}),
                 "corpora": reverse("project-corpora", kwargs={"slug": proj.slug}),
                 "jobBase": "/api/jobs/",
+                "statesetBase": "/api/statesets/",
+                "corpusBase": "/api/corpora/",
             },
             "statesetBase": "/statesets/",
+            "homeUrl": reverse("home"),
         },
         api_twin=api,
         title=proj.name,
         project=proj,
         can_write=role in ("owner", "editor"),
+        is_owner=role == "owner",
     )
 
 

@@ -89,6 +89,8 @@ export async function request(url, { method = "GET", json, form, key, signal } =
 export const get = (url, opts = {}) => request(url, { ...opts, method: "GET" });
 export const post = (url, json, opts = {}) => request(url, { ...opts, method: "POST", json });
 export const postForm = (url, form, opts = {}) => request(url, { ...opts, method: "POST", form });
+/** DELETE, with an optional JSON body (some endpoints name what to remove in it). */
+export const del = (url, json, opts = {}) => request(url, { ...opts, method: "DELETE", json });
 
 /** A URL with query parameters; undefined and null values are left out. */
 export function withQuery(url, params) {

@@ -1,7 +1,8 @@
-// A project: its state sets and corpora, its jobs with live progress (polled about
-// once a second while any job is queued or running), and the upload forms.
+// A project: its state sets and corpora (which editors and owners may delete), its
+// jobs with live progress (polled about once a second while any job is queued or
+// running), its members (which owners manage), and the upload forms.
 
-import { get, isAbort, post, postForm } from "../core/api.js";
+import { del, get, isAbort, post, postForm } from "../core/api.js";
 import { bootData, fmtDate, fmtInt, h } from "../core/format.js";
 import { ACTIVE, createJobList } from "../views/jobs.js";
 
@@ -12,8 +13,11 @@ const roots = {
   statesets: document.getElementById("statesets"),
   corpora: document.getElementById("corpora"),
   jobs: document.getElementById("jobs"),
+  members: document.getElementById("members"),
 };
 const canWrite = boot.role === "owner" || boot.role === "editor";
+const isOwner = boot.role === "owner";
+const ROLES = ["viewer", "editor", "owner"];
 
 let jobs = [];
 let timer = null;
@@ -23,35 +27,94 @@ function ready(root) {
   root.removeAttribute("aria-busy");
 }
 
+function busy(root) {
+  root.dataset.ready = "false";
+  root.setAttribute("aria-busy", "true");
+}
+
 function table(headers, rows) {
   return h("table", { class: "table" },
     h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
     h("tbody", {}, rows));
 }
 
+/** A form-status line: kind is "", "ok" or "error"; an empty message hides it. */
+function say(el, message, kind = "") {
+  el.className = kind ? `form-status ${kind}` : "form-status";
+  el.textContent = message;
+}
+
+/** An error shown above a list; it outlives the list being redrawn. */
+function showError(root, message) {
+  const id = `${root.id}-error`;
+  let el = document.getElementById(id);
+  if (!el) {
+    el = h("p", { id, class: "alert alert-error", role: "alert" });
+    root.before(el);
+  }
+  el.textContent = message;
+}
+
+function clearError(root) {
+  document.getElementById(`${root.id}-error`)?.remove();
+}
+
+const actionsHeader = () => h("span", { class: "sr-only" }, "Actions");
+
+function deleteCell(label, onClick) {
+  return h("td", { class: "actions" }, h("button", {
+    type: "button", class: "btn btn-small btn-danger", "data-action": "delete",
+    "aria-label": label, onclick: onClick,
+  }, "Delete"));
+}
+
+/** Ask, delete through the API, then redraw the project's lists. */
+async function deleteItem(root, button, { url, what, name }) {
+  if (!window.confirm(`Delete the ${what} "${name}"? This cannot be undone.`)) return;
+  button.disabled = true;
+  clearError(root);
+  busy(root);
+  try {
+    await del(url);
+  } catch (err) {
+    showError(root, err.message);
+  }
+  await loadProject();
+}
+
 function renderProject(p) {
   document.getElementById("project-name").textContent = p.name;
   document.getElementById("project-description").textContent = p.description || "";
   roots.statesets.replaceChildren(p.statesets.length
-    ? table(["Name", "Tokens", "Sources", "Origin", "Created"], p.statesets.map((s) => h("tr", {
+    ? table([
+      "Name", "Tokens", "Sources", "Origin", "Created", canWrite ? actionsHeader() : null,
+    ].filter(Boolean), p.statesets.map((s) => h("tr", {
       "data-id": s.id,
     },
     h("td", {}, h("a", { href: `${boot.statesetBase}${s.id}/` }, s.name)),
     h("td", { class: "num" }, fmtInt(s.length)),
     h("td", { class: "num" }, fmtInt(s.sources)),
     h("td", {}, s.origin || ""),
-    h("td", {}, fmtDate(s.created_at)))))
+    h("td", {}, fmtDate(s.created_at)),
+    canWrite ? deleteCell(`Delete state set ${s.name}`, (ev) => deleteItem(roots.statesets,
+      ev.currentTarget, { url: `${boot.api.statesetBase}${s.id}/`, what: "state set", name: s.name }))
+      : null)))
     : h("p", { class: "muted empty" }, "No state sets yet. Import an LSTMVis project to add one."));
   ready(roots.statesets);
   roots.corpora.replaceChildren(p.corpora.length
-    ? table(["Name", "Tokens", "Tokenisation", "Documents", "Created"], p.corpora.map((c) => h("tr", {
+    ? table([
+      "Name", "Tokens", "Tokenisation", "Documents", "Created", canWrite ? actionsHeader() : null,
+    ].filter(Boolean), p.corpora.map((c) => h("tr", {
       "data-id": c.id,
     },
     h("td", {}, c.name),
     h("td", { class: "num" }, fmtInt(c.length)),
     h("td", {}, c.tokenization),
     h("td", { class: "num" }, fmtInt(c.documents)),
-    h("td", {}, fmtDate(c.created_at)))))
+    h("td", {}, fmtDate(c.created_at)),
+    canWrite ? deleteCell(`Delete corpus ${c.name}`, (ev) => deleteItem(roots.corpora,
+      ev.currentTarget, { url: `${boot.api.corpusBase}${c.id}/`, what: "corpus", name: c.name }))
+      : null)))
     : h("p", { class: "muted empty" }, "No corpora yet. Upload a text file to add one."));
   ready(roots.corpora);
 }
@@ -83,12 +146,7 @@ const jobList = createJobList(roots.jobs, {
 });
 
 function showJobsError(message) {
-  let el = document.getElementById("jobs-error");
-  if (!el) {
-    el = h("p", { id: "jobs-error", class: "alert alert-error", role: "alert" });
-    roots.jobs.before(el);
-  }
-  el.textContent = message;
+  showError(roots.jobs, message);
 }
 
 function mergeJobs(incoming) {
@@ -115,7 +173,7 @@ async function poll() {
     });
     jobs = fresh;
     jobList.update(jobs);
-    document.getElementById("jobs-error")?.remove();
+    clearError(roots.jobs);
     if (finished) await loadProject();
   } catch (err) {
     if (isAbort(err)) return;
@@ -181,5 +239,123 @@ wireUpload(document.getElementById("corpus-form"), boot.api.corpora, (form, file
   return fd;
 });
 
+// Members: everyone sees the list; owners get a role select and a remove button per
+// row and the form to add a member. A change to the caller's own role reloads the
+// page, since what it offers depends on that role.
+
+const memberStatus = document.getElementById("members-status");
+
+function memberRow(m) {
+  const you = m.username === boot.username;
+  const role = isOwner
+    ? h("select", {
+      class: "role-select", "aria-label": `Role of ${m.username}`,
+      onchange: (ev) => changeRole(m, ev.currentTarget),
+    }, ROLES.map((r) => h("option", { value: r, selected: r === m.role }, r)))
+    : m.role;
+  return h("tr", { "data-username": m.username, "data-role": m.role },
+    h("td", {}, m.username, you ? h("span", { class: "muted" }, " (you)") : null),
+    h("td", {}, role),
+    h("td", {}, fmtDate(m.created_at)),
+    isOwner
+      ? h("td", { class: "actions" }, h("button", {
+        type: "button", class: "btn btn-small btn-danger", "data-action": "remove",
+        "aria-label": `Remove ${m.username}`, onclick: (ev) => removeMember(m, ev.currentTarget),
+      }, "Remove"))
+      : null);
+}
+
+async function loadMembers() {
+  try {
+    const members = await get(boot.api.members, { key: "members" });
+    roots.members.replaceChildren(table(
+      ["User", "Role", "Member since", isOwner ? actionsHeader() : null].filter(Boolean),
+      members.map(memberRow),
+    ));
+  } catch (err) {
+    if (isAbort(err)) return;
+    roots.members.replaceChildren(h("p", { class: "alert alert-error", role: "alert" }, err.message));
+  }
+  ready(roots.members);
+}
+
+/** After the caller's own membership changed: reload, or leave if access is gone. */
+function ownChange({ removed = false, role = null } = {}) {
+  if (removed) {
+    window.location.assign(boot.homeUrl);
+    return true;
+  }
+  if (role !== boot.role) {
+    window.location.reload();
+    return true;
+  }
+  return false;
+}
+
+async function changeRole(m, select) {
+  const role = select.value;
+  select.disabled = true;
+  say(memberStatus, "");
+  busy(roots.members);
+  try {
+    await post(boot.api.members, { username: m.username, role });
+    if (m.username === boot.username && ownChange({ role })) return;
+    say(memberStatus, `${m.username} is now ${role}.`, "ok");
+  } catch (err) {
+    say(memberStatus, err.message, "error");
+  }
+  await loadMembers();
+}
+
+async function removeMember(m, button) {
+  const you = m.username === boot.username;
+  const question = you
+    ? "Leave this project? You will no longer see it."
+    : `Remove ${m.username} from this project?`;
+  if (!window.confirm(question)) return;
+  button.disabled = true;
+  say(memberStatus, "");
+  busy(roots.members);
+  try {
+    await del(boot.api.members, { username: m.username });
+    if (you && ownChange({ removed: true })) return;
+    say(memberStatus, `${m.username} was removed.`, "ok");
+  } catch (err) {
+    say(memberStatus, err.message, "error");
+  }
+  await loadMembers();
+}
+
+const memberForm = document.getElementById("member-form");
+if (memberForm) {
+  const status = memberForm.querySelector(".form-status");
+  memberForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const username = memberForm.elements.username.value.trim();
+    const role = memberForm.elements.role.value;
+    if (!username) {
+      say(status, "Enter a user name.", "error");
+      memberForm.elements.username.focus();
+      return;
+    }
+    const button = memberForm.querySelector("button[type=submit]");
+    button.disabled = true;
+    say(status, `Saving ${username}…`);
+    try {
+      const saved = await post(boot.api.members, { username, role });
+      if (saved.username === boot.username && ownChange({ role: saved.role })) return;
+      say(status, `${saved.username} is now ${saved.role}.`, "ok");
+      memberForm.reset();
+      busy(roots.members);
+      await loadMembers();
+    } catch (err) {
+      say(status, err.message, "error");
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
 loadProject();
+loadMembers();
 poll();
