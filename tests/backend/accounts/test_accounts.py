@@ -117,3 +117,24 @@ def test_token_endpoint_is_rate_limited(owner, settings):
     finally:
         ScopedRateThrottle.THROTTLE_RATES = original
         cache.clear()
+
+
+def test_staff_admin_pages_open(client, make_user, stateset):
+    admin = make_user("root", admin=True)
+    client.force_login(admin)
+    for url in (
+        "/admin/",
+        "/admin/projects/project/",
+        "/admin/jobs/job/",
+        "/admin/states/stateset/",
+        "/admin/artifacts/corpus/",
+        "/admin/artifacts/upload/",
+        "/admin/usage/usageevent/",
+        f"/admin/states/stateset/{stateset[0].id}/change/",
+    ):
+        assert client.get(url).status_code == 200, url
+
+
+def test_non_staff_cannot_open_admin(client, owner):
+    client.force_login(owner)
+    assert client.get("/admin/").status_code == 302
