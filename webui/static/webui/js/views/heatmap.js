@@ -20,6 +20,7 @@ export function createHeatmap(root) {
   canvas.setAttribute("role", "img");
   root.append(canvas);
   const svg = d3.select(root).append("svg").attr("class", "overlay");
+  const labels = svg.append("g").attr("class", "cell-labels");
   const marks = svg.append("g");
   const hit = svg.append("rect").attr("class", "hit").attr("fill", "transparent");
   const image = document.createElement("canvas");
@@ -86,6 +87,18 @@ export function createHeatmap(root) {
         .attr("class", "sel")
         .attr("x", layout.left - 0.5).attr("width", layout.width + 1)
         .attr("y", (d) => d.r * rowH - 0.5).attr("height", Math.max(rowH, 1) + 1);
+      // Cell numbers in the left margin: every row when rows are tall enough,
+      // else every k-th row so that labels never overlap (11 px apart at least).
+      const every = rowH >= 11 ? 1 : Math.ceil(11 / Math.max(rowH, 0.01));
+      const shown = data.cells.map((c, r) => ({ c, r })).filter((d) => d.r % every === 0);
+      labels.selectAll("text").data(shown, (d) => d.c).join("text")
+        .attr("x", layout.left - 4)
+        .attr("y", (d) => d.r * rowH + rowH / 2)
+        .attr("dy", "0.35em")
+        .attr("text-anchor", "end")
+        .attr("font-size", 10)
+        .attr("fill", "currentColor")
+        .text((d) => d.c);
       const cur = cursor && cursor.t !== null && cursor.t !== undefined ? [cursor] : [];
       marks.selectAll("rect.cursor-col").data(cur).join("rect")
         .attr("class", "cursor-col")
