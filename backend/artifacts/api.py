@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backend.config.api import ApplicationError
+from backend.config.api import ApplicationError, JobSubmissionThrottleMixin
 from backend.jobs.api import JobEnvelopeSerializer, job_envelope
 from backend.projects.models import Role
 from backend.projects.selectors import project_for_user
@@ -46,9 +46,8 @@ class CorpusSerializer(serializers.ModelSerializer[Corpus]):
         ]
 
 
-class ProjectCorporaView(APIView):
+class ProjectCorporaView(JobSubmissionThrottleMixin, APIView):
     parser_classes = [MultiPartParser, FormParser]
-    throttle_scope = "jobs"
 
     @extend_schema(responses=CorpusSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:

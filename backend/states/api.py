@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.artifacts.services import upload_precheck
-from backend.config.api import ApplicationError
+from backend.config.api import ApplicationError, JobSubmissionThrottleMixin
 from backend.jobs.api import JobEnvelopeSerializer, job_envelope
 from backend.projects.models import Role
 from backend.projects.selectors import project_for_user
@@ -27,9 +27,8 @@ class FileUploadSerializer(serializers.Serializer[Any]):
     file = serializers.FileField()
 
 
-class ImportView(APIView):
+class ImportView(JobSubmissionThrottleMixin, APIView):
     parser_classes = [MultiPartParser, FormParser]
-    throttle_scope = "jobs"
 
     @extend_schema(
         request={"multipart/form-data": FileUploadSerializer},

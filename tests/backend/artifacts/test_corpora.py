@@ -121,3 +121,23 @@ def test_delete_stateset_removes_row_and_folder(owner_api, collaborator_api, sta
     assert owner_api.delete(f"/api/statesets/{ss.id}/").status_code == 204
     assert not StateSet.objects.exists()
     assert not folder.exists()
+
+
+def test_job_submissions_are_rate_limited_but_reads_are_not(owner_api, project):
+    from django.core.cache import cache
+    from rest_framework.throttling import ScopedRateThrottle
+
+    cache.clear()
+    original = ScopedRateThrottle.THROTTLE_RATES
+    ScopedRateThrottle.THROTTLE_RATES = {"login": "100/min", "jobs": "2/min"}
+    try:
+        codes = [
+            _upload(owner_api, f"text {i}".encode(), name=f"c{i}").status_code for i in range(3)
+        ]
+        assert codes == [202, 202, 429]
+        assert all(
+            owner_api.get("/api/projects/brackets/corpora/").status_code == 200 for _ in range(5)
+        )
+    finally:
+        ScopedRateThrottle.THROTTLE_RATES = original
+        cache.clear()
