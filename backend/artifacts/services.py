@@ -103,13 +103,18 @@ def upload_job_start(
 ) -> tuple[Job, bool]:
     """Queue the job that consumes `upload`; an identical active job takes its place
     (and this second copy of the file is dropped)."""
-    job, created = job_create(
-        kind=kind,
-        project=project,
-        user=user,
-        params={"upload": str(upload.id), **params},
-        dedupe_key=dedupe_key,
-    )
+    try:
+        job, created = job_create(
+            kind=kind,
+            project=project,
+            user=user,
+            params={"upload": str(upload.id), **params},
+            dedupe_key=dedupe_key,
+        )
+    except ApplicationError:
+        upload_discard(upload)
+        upload.delete()
+        raise
     if not created:
         store_path(upload.path).unlink(missing_ok=True)
         upload.delete()

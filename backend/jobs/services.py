@@ -44,8 +44,22 @@ def _enqueue(job_id: str, kind: str) -> None:
         # Tests without a worker run the task here, after commit, as a worker would.
         app.loader.import_default_modules()
         app.tasks[task_name].apply(args=(job_id,))
-    else:
-        app.send_task(task_name, args=[job_id], queue=queue)
+        return
+    try:
+        app.send_task(
+            task_name,
+            args=[job_id],
+            queue=queue,
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.2},
+        )
+    except Exception:
+        # The job row is committed; the request must not fail now, and nothing runs
+        # inside it. A worker that starts sends waiting jobs again.
+        log.exception("could not send job %s to the broker", job_id)
+        Job.objects.filter(id=job_id, status=JobStatus.QUEUED).update(
+            message="Waiting: the job queue did not answer; it is sent again when a worker starts"
+        )
 
 
 def job_create(

@@ -177,3 +177,44 @@ def test_twenty_identical_requests_make_one_job(project, owner, monkeypatch):
     assert len({jid for jid, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     assert Job.objects.filter(kind="import_lstmvis").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_broker_down_leaves_a_queued_job_that_says_so(project, owner, settings):
+    """No task runs inside the request when the broker is down, and the request succeeds."""
+    from backend.jobs.services import job_create
+    from workers.app import app
+
+    app.conf.task_always_eager = False
+    old = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens there
+    try:
+        with app.pool.acquire(block=True) as conn:
+            conn.close()
+        app.pool.force_close_all()
+        job, created = job_create(kind="corpus_upload", project=project, user=owner, params={})
+    finally:
+        app.conf.broker_url = old
+        app.pool.force_close_all()
+        app.conf.task_always_eager = True
+    job.refresh_from_db()
+    assert created
+    assert job.status == "queued"
+    assert "did not answer" in job.message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upload_is_not_kept_when_its_job_is_refused(owner_api, project, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from backend.artifacts.models import Upload
+
+    settings.STATELAB_MAX_ACTIVE_JOBS_PER_USER = 0
+    r = owner_api.post(
+        "/api/projects/brackets/corpora/",
+        {"file": SimpleUploadedFile("a.txt", b"some words"), "tokenization": "word"},
+        format="multipart",
+    )
+    assert r.status_code == 429
+    assert "jobs queued or running" in r.json()["error"]["message"]
+    assert Upload.objects.count() == 0
