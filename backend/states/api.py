@@ -111,6 +111,16 @@ def input_error(exc: InputError) -> ApplicationError:
     return ApplicationError(exc.message, code="invalid")
 
 
+MAX_CONTEXT_VALUES = 2_000_000
+
+
+def _source_cells(ss: Any, source: str) -> int:
+    for s in ss.manifest.get("sources", []):
+        if s["id"] == source:
+            return int(s["cells"])
+    return 0  # unknown source: read_context says so
+
+
 class ContextView(APIView):
     @extend_schema(
         parameters=[
@@ -139,13 +149,20 @@ class ContextView(APIView):
             raise ApplicationError(
                 f"A window holds at most {settings.STATELAB_CONTEXT_MAX_TOKENS} tokens."
             )
+        cells = _int_list(q.get("cells"), "cells")
+        width = len(cells) if cells is not None else _source_cells(ss, str(source))
+        if (end - start + 1) * width > MAX_CONTEXT_VALUES:
+            raise ApplicationError(
+                f"A window of {end - start + 1} tokens x {width} cells is more than "
+                f"{MAX_CONTEXT_VALUES:,} values; ask for fewer cells or a shorter window."
+            )
         try:
             body = read_context(
                 stateset_store(ss),
                 str(source),
                 start,
                 end,
-                cells=_int_list(q.get("cells"), "cells"),
+                cells=cells,
                 transform=_transform(q.get("transform")),
                 threshold=_float(q.get("threshold"), "threshold"),
                 as_arrays=True,
