@@ -25,6 +25,8 @@ from backend.states.models import StateSet
 from backend.states.selectors import query_tokens, stateset_store
 from workers.core.errors import InputError
 
+MAX_V2_VALUES = 2_000_000
+
 
 def _not_found(message: str) -> ApplicationError:
     return ApplicationError(message, code="not_found", status_code=404)
@@ -211,6 +213,14 @@ class ContextView(APIView):
             activation = float(q.get("activation") or 0.3)
         except ValueError as exc:
             raise ApplicationError("activation must be a number.") from exc
+        if "states" in dims:
+            width = len(cells) or int(store.source(source).cells)
+            values = len(positions) * (left + right + 1) * width
+            if values > MAX_V2_VALUES:
+                raise ApplicationError(
+                    f"This asks for {values:,} state values (positions x window x cells); at most "
+                    f"{MAX_V2_VALUES:,} at once. Select cells or ask for fewer positions."
+                )
         results: dict[str, Any] = {d: [] for d in dims}
         n = store.length
         for pos in positions:

@@ -116,3 +116,14 @@ def test_search_finds_phrases(owner_api, imported):
         if word_ids[i] == word_ids[p] and word_ids[i + 1] == word_ids[p + 1]
     ]
     assert [x["index"] for x in res] == expected
+
+
+def test_context_refuses_a_request_too_large_to_answer(owner_api, imported, monkeypatch):
+    monkeypatch.setattr("backend.compat.views.MAX_V2_VALUES", 100_000)
+    pos = ",".join(str(i) for i in range(0, 120, 1))
+    r = owner_api.get(
+        f"/api/v2/context?project=brackets&source=states::states1&pos={pos}"
+        "&left=1000&right=1000&dims=states"
+    )
+    assert r.status_code == 400
+    assert "at most" in r.json()["error"]["message"]
