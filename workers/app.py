@@ -18,11 +18,11 @@ app.autodiscover_tasks(["backend.artifacts", "backend.states"])
 
 
 @worker_ready.connect
-def _requeue_stale_jobs(**_: object) -> None:
+def _requeue_stale_jobs(sender: object = None, **_: object) -> None:
     """Jobs left behind by a worker that died are sent again when a worker starts, and
     the temporary folders such a worker left (older than a day) are removed."""
     from backend.artifacts.storage import store_sweep
     from backend.jobs.services import jobs_requeue_stale
 
-    jobs_requeue_stale()
+    jobs_requeue_stale(worker=getattr(sender, "hostname", None))
     store_sweep()

@@ -7,6 +7,7 @@ command uses PostgreSQL and Redis. Ctrl-C stops both processes cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -21,6 +22,18 @@ def _django() -> None:
     import django
 
     django.setup()
+
+
+def _die_with_parent() -> None:
+    """In the worker, before exec: ask Linux to stop it when this launcher dies, since
+    it runs in a process group of its own and would not get the terminal's signals."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def first_start() -> str:
@@ -63,6 +76,7 @@ def main() -> int:
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "backend.config.settings.local")
     bindir = Path(sys.executable).parent
+    # The worker gets a process group of its own, so that it and its pool stop together.
     worker = subprocess.Popen(
         [
             str(bindir / "celery"),
@@ -79,6 +93,8 @@ def main() -> int:
             "local@%h",
         ],
         env=env,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     web = subprocess.Popen(
         [
@@ -126,15 +142,24 @@ def main() -> int:
                 print(f"The {name} stopped (exit code {proc.returncode}); stopping.", flush=True)
                 stopping, code = True, 1
         time.sleep(0.5)
-    for proc in (web, worker):
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for proc in (web, worker):
-        try:
-            proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    if web.poll() is None:
+        web.send_signal(signal.SIGTERM)
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=1)
+    except subprocess.TimeoutExpired:
+        # Celery's own shutdown takes several seconds even when idle; stopping it hard
+        # is safe: a job it was running is taken up again when it next starts (same
+        # node name, so that job's lease is ended then) and its outputs were never
+        # visible under a final name.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=5)
+    try:
+        web.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        web.kill()
     print("StateLab stopped.", flush=True)
     return code
 

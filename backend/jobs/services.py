@@ -212,13 +212,18 @@ def job_cancel(*, job: Job) -> Job:
     return job
 
 
-def jobs_requeue_stale() -> int:
+def jobs_requeue_stale(*, worker: str | None = None) -> int:
     """Jobs whose worker died and that no broker will redeliver: enqueue them again.
 
-    Called when a worker starts. Queued jobs older than a lease are sent again
-    (the claim makes a duplicate delivery harmless); running jobs whose lease ran
-    out are sent again while attempts are left, else failed.
+    Called when a worker starts. Running jobs claimed under this worker's own node
+    name belong to its previous life (node names are unique among live workers), so
+    their leases end now. Queued jobs older than a lease are sent again (the claim
+    makes a duplicate delivery harmless); running jobs whose lease ran out are sent
+    again while attempts are left, else failed.
     """
+    now = timezone.now()
+    if worker:
+        Job.objects.filter(status=JobStatus.RUNNING, worker=worker).update(lease_until=now)
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.STATELAB_JOB_LEASE_SECONDS)
     n = 0

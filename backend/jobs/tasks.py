@@ -11,6 +11,6 @@ MAX_TAKEOVER_RETRIES = 20
 
 
 def run_or_retry(task: Any, job_id: str, work: WorkFn) -> None:
-    wait = run_job(job_id, work)
+    wait = run_job(job_id, work, worker=getattr(task.request, "hostname", None))
     if wait is not None:
         raise task.retry(countdown=wait, max_retries=MAX_TAKEOVER_RETRIES)

@@ -215,3 +215,32 @@ def test_upload_is_not_kept_when_its_job_is_refused(owner_api, project, settings
     assert r.status_code == 429
     assert "jobs queued or running" in r.json()["error"]["message"]
     assert Upload.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_restarted_worker_takes_up_its_own_interrupted_job(project, owner, monkeypatch):
+    """make run's worker stopped mid-job (Ctrl-C) has the same node name when it starts again."""
+    sent = []
+    monkeypatch.setattr("backend.jobs.services._enqueue", lambda jid, kind: sent.append(jid))
+    mine = _job(
+        project,
+        owner,
+        status=JobStatus.RUNNING,
+        attempts=1,
+        worker="local@box",
+        lease_until=timezone.now() + timedelta(minutes=1),
+    )
+    other = _job(
+        project,
+        owner,
+        status=JobStatus.RUNNING,
+        attempts=1,
+        worker="gpu@box",
+        lease_until=timezone.now() + timedelta(minutes=1),
+    )
+    assert jobs_requeue_stale(worker="local@box") == 1
+    assert sent == [str(mine.id)]
+    claimed = job_claim(job_id=str(mine.id), worker="local@box")
+    assert claimed is not None
+    assert claimed.attempts == 2
+    assert job_claim(job_id=str(other.id), worker="local@box") is None  # its lease is live
