@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.config.api import ApplicationError
+from backend.config.params import float_param, int_list, int_param, str_list, transform_param
 from backend.projects.selectors import projects_for_user
 from backend.states.models import StateSet
 from backend.states.selectors import query_tokens, stateset_store
@@ -79,26 +80,6 @@ def _resolve_source(ss: StateSet, source: str | None) -> str:
     if source not in names:
         raise _not_found("No valid source")
     return names[source]
-
-
-def _list(raw: str | None) -> list[str]:
-    return [x.strip() for x in (raw or "").split(",") if x.strip()]
-
-
-def _ints(raw: str | None, name: str) -> list[int]:
-    try:
-        return [int(x) for x in _list(raw)]
-    except ValueError as exc:
-        raise ApplicationError(f"{name} must be a comma-separated list of integers.") from exc
-
-
-def _int(raw: str | None, name: str, default: int) -> int:
-    if raw in (None, ""):
-        return default
-    try:
-        return int(str(raw))
-    except ValueError as exc:
-        raise ApplicationError(f"{name} must be an integer.") from exc
 
 
 def _synth_config(ss: StateSet) -> dict[str, Any]:
@@ -190,29 +171,24 @@ class ContextView(APIView):
         ss = _resolve_project(request.user, q.get("project"))
         source = _resolve_source(ss, q.get("source"))
         store = stateset_store(ss)
-        positions = _ints(q.get("pos"), "pos")
+        positions = int_list(q.get("pos"), "pos")
         if not positions:
             raise ApplicationError("pos must name at least one position.")
         if len(positions) > 1000:
             raise ApplicationError("At most 1000 positions at once.")
-        left = max(_int(q.get("left"), "left", 10), 0)
-        right = max(_int(q.get("right"), "right", 10), 0)
+        left = max(int_param(q.get("left"), "left", 10), 0)
+        right = max(int_param(q.get("right"), "right", 10), 0)
         if left + right > 2000:
             raise ApplicationError("left + right may be at most 2000.")
-        dims = _list(q.get("dims")) or ["states", "words", "cell_count"]
-        cells = _ints(q.get("cells"), "cells")
+        dims = str_list(q.get("dims")) or ["states", "words", "cell_count"]
+        cells = int_list(q.get("cells"), "cells")
         bitmask = q.get("bitmask")
         if bitmask:
             if set(bitmask) - {"0", "1"}:
                 raise ApplicationError("bitmask must be a string of 0 and 1.")
             cells = [i for i, b in enumerate(bitmask) if b == "1"]
-        transform = q.get("transform") or None
-        if transform not in (None, "tanh", "none"):
-            raise ApplicationError("transform must be 'tanh' or 'none'.")
-        try:
-            activation = float(q.get("activation") or 0.3)
-        except ValueError as exc:
-            raise ApplicationError("activation must be a number.") from exc
+        transform = transform_param(q.get("transform"))
+        activation = float_param(q.get("activation"), "activation", 0.3)
         if "states" in dims:
             width = len(cells) or int(store.source(source).cells)
             values = len(positions) * (left + right + 1) * width
@@ -286,7 +262,7 @@ class SearchView(APIView):
         query = q.get("q", "")
         if not query:
             raise ApplicationError("Give the phrase to search for as 'q'.")
-        limit = min(max(_int(q.get("limit"), "limit", 50), 1), 1000)
+        limit = min(max(int_param(q.get("limit"), "limit", 50), 1), 1000)
         as_html = str(q.get("html", "false")).lower() in ("1", "true", "yes")
         store = stateset_store(ss)
         phrase = query_tokens(query, store.vocab)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.http import Http404
@@ -12,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from backend.config.params import uuid_or_404
 from backend.projects.models import Role
 from backend.projects.selectors import project_for_user, projects_for_user
 
@@ -57,13 +57,9 @@ def job_envelope(job: Job) -> dict[str, Any]:
 
 
 def job_for_user(user: Any, job_id: Any) -> Job:
-    try:
-        key = uuid.UUID(str(job_id))
-    except ValueError as exc:
-        raise Http404("No such job.") from exc
     job = (
         Job.objects.select_related("project", "created_by")
-        .filter(id=key, project__in=projects_for_user(user))
+        .filter(id=uuid_or_404(job_id), project__in=projects_for_user(user))
         .first()
     )
     if job is None:

@@ -26,7 +26,7 @@ from backend.config.api import ApplicationError
 from workers.core.errors import Cancelled, InputError, ProgressFn
 
 from .models import Job, JobStatus
-from .services import _lease_end, job_claim, job_fail, progress_reporter
+from .services import job_claim, job_fail, lease_end, progress_reporter
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class _Heartbeat(threading.Thread):
         try:
             while not self.stop.wait(period):
                 Job.objects.filter(id=self.job_id, status=JobStatus.RUNNING).update(
-                    lease_until=_lease_end()
+                    lease_until=lease_end()
                 )
         except Exception:
             log.exception("lease heartbeat for job %s stopped", self.job_id)

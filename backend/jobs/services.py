@@ -108,7 +108,7 @@ def job_create(
     return job, True
 
 
-def _lease_end() -> Any:
+def lease_end() -> Any:
     return timezone.now() + timedelta(seconds=settings.STATELAB_JOB_LEASE_SECONDS)
 
 
@@ -119,7 +119,7 @@ def job_claim(*, job_id: str, worker: str | None = None) -> Job | None:
     claimed = Job.objects.filter(id=job_id, status=JobStatus.QUEUED).update(
         status=JobStatus.RUNNING,
         attempts=F("attempts") + 1,
-        lease_until=_lease_end(),
+        lease_until=lease_end(),
         worker=worker,
         started_at=now,
         message="Started",
@@ -132,7 +132,7 @@ def job_claim(*, job_id: str, worker: str | None = None) -> Job | None:
             status=JobStatus.RUNNING,
             attempts__lt=F("max_attempts"),
         ).update(
-            attempts=F("attempts") + 1, lease_until=_lease_end(), worker=worker, message="Restarted"
+            attempts=F("attempts") + 1, lease_until=lease_end(), worker=worker, message="Restarted"
         )
     if not claimed:
         Job.objects.filter(
@@ -153,7 +153,7 @@ def job_progress(*, job: Job, fraction: float, message: str) -> None:
     """Record progress and renew the lease; raises Cancelled when the job was cancelled."""
     fraction = min(max(float(fraction), 0.0), 1.0)
     updated = Job.objects.filter(id=job.id, status=JobStatus.RUNNING).update(
-        progress=fraction, message=message[:500], lease_until=_lease_end()
+        progress=fraction, message=message[:500], lease_until=lease_end()
     )
     if not updated:
         raise Cancelled(f"job {job.id} is no longer running")

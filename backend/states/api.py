@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from backend.artifacts.services import upload_precheck
 from backend.config.api import ApplicationError, JobSubmissionThrottleMixin
+from backend.config.params import float_param, int_list, int_param, transform_param
 from backend.jobs.api import JobEnvelopeSerializer, job_envelope
 from backend.projects.models import Role
 from backend.projects.selectors import project_for_user
@@ -67,46 +68,6 @@ class StateSetDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _int_list(raw: str | None, name: str) -> list[int] | None:
-    if raw is None or raw == "":
-        return None
-    try:
-        return [int(x) for x in raw.split(",") if x.strip() != ""]
-    except ValueError as exc:
-        raise ApplicationError(f"{name} must be a comma-separated list of integers.") from exc
-
-
-def _int(raw: Any, name: str, default: int | None = None) -> int:
-    if raw is None or raw == "":
-        if default is None:
-            raise ApplicationError(f"The parameter '{name}' is required.")
-        return default
-    try:
-        return int(raw)
-    except (TypeError, ValueError) as exc:
-        raise ApplicationError(f"{name} must be an integer, not '{raw}'.") from exc
-
-
-def _float(raw: Any, name: str, default: float | None = None) -> float | None:
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except (TypeError, ValueError) as exc:
-        raise ApplicationError(f"{name} must be a number, not '{raw}'.") from exc
-    if value != value:
-        raise ApplicationError(f"{name} must be a number, not NaN.")
-    return value
-
-
-def _transform(raw: Any) -> str | None:
-    if raw in (None, ""):
-        return None
-    if raw not in ("tanh", "none"):
-        raise ApplicationError("transform must be 'tanh' or 'none'.")
-    return str(raw)
-
-
 def input_error(exc: InputError) -> ApplicationError:
     return ApplicationError(exc.message, code="invalid")
 
@@ -141,15 +102,15 @@ class ContextView(APIView):
         ss = stateset_for_user(request.user, stateset_id)
         q = request.query_params
         source = q.get("source") or (ss.manifest.get("sources") or [{}])[0].get("id")
-        start = _int(q.get("start"), "start", 0)
-        end = _int(q.get("end"), "end", start + 99)
+        start = int_param(q.get("start"), "start", 0)
+        end = int_param(q.get("end"), "end", start + 99)
         if end < start:
             raise ApplicationError("end must not be before start.")
         if end - start + 1 > settings.STATELAB_CONTEXT_MAX_TOKENS:
             raise ApplicationError(
                 f"A window holds at most {settings.STATELAB_CONTEXT_MAX_TOKENS} tokens."
             )
-        cells = _int_list(q.get("cells"), "cells")
+        cells = int_list(q.get("cells"), "cells") or None
         width = len(cells) if cells is not None else _source_cells(ss, str(source))
         if (end - start + 1) * width > MAX_CONTEXT_VALUES:
             raise ApplicationError(
@@ -163,8 +124,8 @@ class ContextView(APIView):
                 start,
                 end,
                 cells=cells,
-                transform=_transform(q.get("transform")),
-                threshold=_float(q.get("threshold"), "threshold"),
+                transform=transform_param(q.get("transform")),
+                threshold=float_param(q.get("threshold"), "threshold"),
                 as_arrays=True,
             )
         except InputError as exc:
@@ -248,7 +209,7 @@ class SearchView(APIView):
         q = request.query_params.get("q", "")
         if not q:
             raise ApplicationError("Give the phrase to search for as 'q'.")
-        limit = min(max(_int(request.query_params.get("limit"), "limit", 50), 1), 1000)
+        limit = min(max(int_param(request.query_params.get("limit"), "limit", 50), 1), 1000)
         store = stateset_store(ss)
         positions = phrase_search(store.tokens, store.vocab, query_tokens(q, store.vocab), limit)
         return Response({"q": q, "positions": [int(p) for p in positions]})

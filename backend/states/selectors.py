@@ -6,7 +6,6 @@ for a missing one.
 
 from __future__ import annotations
 
-import uuid
 from functools import lru_cache
 from typing import Any
 
@@ -15,6 +14,7 @@ from django.http import Http404
 from backend.artifacts.models import Corpus
 from backend.artifacts.storage import store_path
 from backend.config.api import ApplicationError
+from backend.config.params import uuid_or_404
 from backend.projects.models import ROLE_RANK, Role
 from backend.projects.selectors import projects_for_user, role_of
 from workers.core.store import StateSet as StoreStateSet
@@ -22,17 +22,10 @@ from workers.core.store import StateSet as StoreStateSet
 from .models import StateSet
 
 
-def _uuid_or_404(value: Any) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError as exc:
-        raise Http404("Not found.") from exc
-
-
 def stateset_for_user(user: Any, stateset_id: Any, *, need: str = Role.VIEWER) -> StateSet:
     ss = (
         StateSet.objects.select_related("project")
-        .filter(id=_uuid_or_404(stateset_id), project__in=projects_for_user(user))
+        .filter(id=uuid_or_404(stateset_id), project__in=projects_for_user(user))
         .first()
     )
     if ss is None:
@@ -51,7 +44,7 @@ def stateset_for_user(user: Any, stateset_id: Any, *, need: str = Role.VIEWER) -
 def corpus_for_user(user: Any, corpus_id: Any) -> Corpus:
     corpus = (
         Corpus.objects.select_related("project")
-        .filter(id=_uuid_or_404(corpus_id), project__in=projects_for_user(user))
+        .filter(id=uuid_or_404(corpus_id), project__in=projects_for_user(user))
         .first()
     )
     if corpus is None:

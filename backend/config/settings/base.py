@@ -136,7 +136,6 @@ STATELAB_CONTEXT_MAX_TOKENS = env.int("STATELAB_CONTEXT_MAX_TOKENS", default=5_0
 # Uploads go to disk, never into memory beyond 2.5 MB; the cap is checked before the job exists.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 << 20
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
-FILE_UPLOAD_TEMP_DIR = None
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
