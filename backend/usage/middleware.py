@@ -50,9 +50,8 @@ class UsageMiddleware:
         started = time.perf_counter()
         response = self.get_response(request)
         duration = (time.perf_counter() - started) * 1000
-        # DRF authenticates tokens inside the view; it leaves the user on the request.
-        user = getattr(response, "renderer_context", {}).get("request", None)
-        user = getattr(user, "user", None) or getattr(request, "user", None)
+        # DRF authenticates tokens inside the view and sets the user on this request too.
+        user = getattr(request, "user", None)
         if user is None or not getattr(user, "is_authenticated", False):
             return response
         match = getattr(request, "resolver_match", None)
