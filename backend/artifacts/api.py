@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from backend.config.api import ApplicationError, JobSubmissionThrottleMixin
 from backend.jobs.api import JobEnvelopeSerializer, job_envelope
 from backend.projects.models import Role
-from backend.projects.selectors import project_for_user
+from backend.projects.selectors import project_for_user, require_role
 from backend.states.selectors import corpus_for_user
 
 from .models import Corpus, Tokenization
@@ -83,6 +83,6 @@ class CorpusDetailView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, corpus_id: str) -> Response:
         corpus = corpus_for_user(request.user, corpus_id)
-        project_for_user(request.user, corpus.project.slug, need=Role.EDITOR)
+        require_role(request.user, corpus.project, need=Role.EDITOR)
         corpus_delete(corpus=corpus)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -3,6 +3,8 @@ waiting for their job count against the user who made them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.db.models import Sum
 
@@ -52,7 +54,5 @@ def storage_check(user: User | None, adding: int) -> None:
         )
 
 
-def dir_size(path: object) -> int:
-    from pathlib import Path
-
-    return sum(p.stat().st_size for p in Path(str(path)).rglob("*") if p.is_file())
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

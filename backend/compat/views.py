@@ -212,6 +212,7 @@ class ContextView(APIView):
                     cells=cells or None,
                     transform=transform,
                     threshold=activation if cells else None,
+                    annotations=any(d.startswith("meta_") for d in dims),
                 )
             except InputError as exc:
                 raise ApplicationError(exc.message) from exc

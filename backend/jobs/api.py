@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from backend.config.params import uuid_or_404
 from backend.projects.models import Role
-from backend.projects.selectors import project_for_user, projects_for_user
+from backend.projects.selectors import project_for_user, projects_for_user, require_role
 
 from .models import Job
 from .services import job_cancel
@@ -77,7 +77,7 @@ class JobCancelView(APIView):
     @extend_schema(request=None, responses=JobSerializer)
     def post(self, request: Request, job_id: str) -> Response:
         job = job_for_user(request.user, job_id)
-        project_for_user(request.user, job.project.slug, need=Role.EDITOR)
+        require_role(request.user, job.project, need=Role.EDITOR)
         return Response(JobSerializer(job_cancel(job=job)).data)
 
 

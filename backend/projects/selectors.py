@@ -36,13 +36,24 @@ def project_for_user(user: Any, slug: str, *, need: str = Role.VIEWER) -> tuple[
     they can see the project exists.
     """
     project = Project.objects.filter(slug=slug).first()
-    role = role_of(user, project) if project else None
-    if project is None or role is None:
+    if project is None:
+        raise Http404("No such project.")
+    return project, require_role(user, project, need=need)
+
+
+def require_role(user: Any, project: Project, *, need: str = Role.VIEWER) -> str:
+    """The caller's role in `project`, checked against `need`.
+
+    Not a member: 404. A member whose role is too low: 403 with a message, since
+    they can see the project exists.
+    """
+    role = role_of(user, project)
+    if role is None:
         raise Http404("No such project.")
     if ROLE_RANK[Role(role)] < ROLE_RANK[Role(need)]:
         raise ApplicationError(
-            f"This needs the {need} role in project '{slug}'; you are a {role}.",
+            f"This needs the {need} role in project '{project.slug}'; you are a {role}.",
             code="permission_denied",
             status_code=403,
         )
-    return project, role
+    return role

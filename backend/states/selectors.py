@@ -13,10 +13,9 @@ from django.http import Http404
 
 from backend.artifacts.models import Corpus
 from backend.artifacts.storage import store_path
-from backend.config.api import ApplicationError
 from backend.config.params import uuid_or_404
-from backend.projects.models import ROLE_RANK, Role
-from backend.projects.selectors import projects_for_user, role_of
+from backend.projects.models import Role
+from backend.projects.selectors import projects_for_user, require_role
 from workers.core.store import StateSet as StoreStateSet
 
 from .models import StateSet
@@ -31,13 +30,7 @@ def stateset_for_user(user: Any, stateset_id: Any, *, need: str = Role.VIEWER) -
     if ss is None:
         raise Http404("No such state set.")
     if need != Role.VIEWER:
-        role = role_of(user, ss.project)
-        if role is None or ROLE_RANK[Role(role)] < ROLE_RANK[Role(need)]:
-            raise ApplicationError(
-                f"This needs the {need} role in project '{ss.project.slug}'.",
-                code="permission_denied",
-                status_code=403,
-            )
+        require_role(user, ss.project, need=need)
     return ss
 
 
