@@ -1,0 +1,1 @@
+"""Sections of `make bench`; each module has `add_arguments(parser)` and `run(args, tmp)`."""
