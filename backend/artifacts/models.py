@@ -1,4 +1,4 @@
-"""Uploads (files waiting for or kept by their job) and corpora."""
+"""Uploads (files waiting for or kept by their job), corpora and language models."""
 
 import uuid
 
@@ -51,6 +51,45 @@ class Corpus(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "corpora"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelOrigin(models.TextChoices):
+    UPLOAD = "upload"
+    TRAINING = "training"
+
+
+class LanguageModel(models.Model):
+    """A recurrent language model in the store: a folder written by the core
+    (`workers.core.modelfile`) holding checked weights, the spec and the vocabulary.
+    The columns repeat what the list pages and the extraction form need."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="language_models"
+    )
+    name = models.CharField(max_length=200)
+    spec = models.JSONField(default=dict)  # RNNSpec.to_json()
+    rnn_type = models.CharField(max_length=20)
+    layers = models.PositiveIntegerField()
+    hidden_size = models.PositiveIntegerField()
+    vocab_size = models.PositiveIntegerField()
+    path = models.CharField(max_length=255)  # relative to the store root, generated
+    size_bytes = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    origin = models.CharField(max_length=10, choices=ModelOrigin.choices)
+    training_job = models.ForeignKey(
+        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return self.name

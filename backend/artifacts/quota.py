@@ -1,5 +1,5 @@
-"""Per-user storage quota, kept in the database: state sets, corpora and uploads
-waiting for their job count against the user who made them."""
+"""Per-user storage quota, kept in the database: state sets, corpora, language
+models and uploads waiting for their job count against the user who made them."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ from backend.config.api import ApplicationError
 def storage_used(user: User) -> int:
     from backend.states.models import StateSet
 
-    from .models import Corpus, Upload
+    from .models import Corpus, LanguageModel, Upload
 
     total = 0
     for qs in (
         StateSet.objects.filter(created_by=user),
         Corpus.objects.filter(created_by=user),
+        LanguageModel.objects.filter(created_by=user),
     ):
         total += qs.aggregate(n=Sum("size_bytes"))["n"] or 0
     total += (
@@ -48,7 +49,7 @@ def storage_check(user: User | None, adding: int) -> None:
     if used + adding > quota:
         raise ApplicationError(
             f"This needs {_gb(adding)} more, over your storage quota of {_gb(quota)} "
-            f"(you use {_gb(used)}). Delete state sets or corpora you no longer need.",
+            f"(you use {_gb(used)}). Delete state sets, corpora or models you no longer need.",
             code="quota_exceeded",
             status_code=413,
         )

@@ -37,6 +37,9 @@ class Job(models.Model):
     error = models.TextField(blank=True, default="")
     params = models.JSONField(default=dict)
     result = models.JSONField(default=dict)
+    # What a running job shows besides its progress, e.g. a training job's
+    # {"curve": [{"step", "epoch", "tokens", "loss", "perplexity", "split"}, ...]}.
+    detail = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=3)
     lease_until = models.DateTimeField(null=True, blank=True)

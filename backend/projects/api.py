@@ -10,11 +10,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backend.artifacts.models import Corpus
+from backend.artifacts.models import Corpus, LanguageModel
 from backend.states.models import StateSet
 
 from .models import Membership, Project, Role
-from .selectors import project_for_user, projects_for_user, role_of
+from .selectors import membership_role, project_for_user, projects_for_user, role_of
 from .services import (
     membership_remove,
     membership_set,
@@ -25,25 +25,37 @@ from .services import (
 
 
 class ProjectSerializer(serializers.ModelSerializer[Project]):
-    role = serializers.SerializerMethodField()
+    role = serializers.SerializerMethodField(
+        help_text="The caller's role; viewer on a public project they are no member of."
+    )
+    member = serializers.SerializerMethodField(help_text="Whether the caller is a member.")
 
     class Meta:
         model = Project
-        fields = ["slug", "name", "description", "role", "created_at"]
+        fields = ["slug", "name", "description", "public", "role", "member", "created_at"]
 
     def get_role(self, obj: Project) -> str | None:
         return role_of(self.context["request"].user, obj)
+
+    def get_member(self, obj: Project) -> bool:
+        return membership_role(self.context["request"].user, obj) is not None
 
 
 class ProjectCreateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
     slug = serializers.SlugField(max_length=80, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True, default="")
+    public = serializers.BooleanField(
+        required=False, default=False, help_text="Readable by every signed-in user."
+    )
 
 
 class ProjectUpdateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
+    public = serializers.BooleanField(
+        required=False, help_text="Readable by every signed-in user (owners only)."
+    )
 
 
 class ItemSerializer(serializers.Serializer[Any]):
@@ -89,7 +101,21 @@ class ProjectDetailSerializer(ProjectSerializer):
 
     @extend_schema(responses=ItemSerializer(many=True))
     def get_models(self, obj: Project) -> list[dict[str, Any]]:
-        return []
+        return [
+            {
+                "id": str(m.id),
+                "name": m.name,
+                "rnn_type": m.rnn_type,
+                "layers": m.layers,
+                "hidden_size": m.hidden_size,
+                "vocab_size": m.vocab_size,
+                "spec": m.spec,
+                "origin": m.origin,
+                "size_bytes": m.size_bytes,
+                "created_at": m.created_at.isoformat(),
+            }
+            for m in LanguageModel.objects.filter(project=obj)
+        ]
 
 
 class ProjectListView(APIView):
@@ -120,6 +146,8 @@ class ProjectDetailView(APIView):
         project, _ = project_for_user(request.user, slug, need=Role.EDITOR)
         data = ProjectUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
+        if "public" in data.validated_data:
+            project_for_user(request.user, slug, need=Role.OWNER)
         project = project_update(project=project, **data.validated_data)
         return Response(ProjectSerializer(project, context={"request": request}).data)
 

@@ -17,6 +17,9 @@ class Project(models.Model):
     slug = models.SlugField(max_length=80, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
+    # Public inside the installation: every signed-in user reads it as a viewer;
+    # only members write. Never visible to anonymous callers.
+    public = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -12,7 +12,9 @@ from .models import Membership, Project, Role
 
 
 @transaction.atomic
-def project_create(*, user: User, name: str, slug: str = "", description: str = "") -> Project:
+def project_create(
+    *, user: User, name: str, slug: str = "", description: str = "", public: bool = False
+) -> Project:
     slug = slug or slugify(name)[:80]
     if not slug:
         raise ApplicationError("A project needs a name with letters or digits.")
@@ -21,7 +23,7 @@ def project_create(*, user: User, name: str, slug: str = "", description: str = 
     try:
         with transaction.atomic():
             project = Project.objects.create(
-                slug=slug, name=name, description=description, created_by=user
+                slug=slug, name=name, description=description, public=public, created_by=user
             )
     except IntegrityError as exc:
         raise ApplicationError(
@@ -33,13 +35,21 @@ def project_create(*, user: User, name: str, slug: str = "", description: str = 
 
 @transaction.atomic
 def project_update(
-    *, project: Project, name: str | None = None, description: str | None = None
+    *,
+    project: Project,
+    name: str | None = None,
+    description: str | None = None,
+    public: bool | None = None,
 ) -> Project:
+    """Change a project's name, description or visibility (the caller's role is
+    checked by the view: editors rename, only owners change `public`)."""
     if name is not None:
         project.name = name
     if description is not None:
         project.description = description
-    project.save(update_fields=["name", "description"])
+    if public is not None:
+        project.public = public
+    project.save(update_fields=["name", "description", "public"])
     return project
 
 
