@@ -23,7 +23,7 @@ from backend.config.api import ApplicationError
 from backend.config.params import float_param, int_list, int_param, str_list, transform_param
 from backend.projects.selectors import projects_for_user
 from backend.states.models import StateSet
-from backend.states.selectors import query_tokens, stateset_store
+from backend.states.selectors import stateset_searcher, stateset_store
 from workers.core.errors import InputError
 
 MAX_V2_VALUES = 2_000_000
@@ -256,8 +256,6 @@ class SearchView(APIView):
         responses=OpenApiTypes.OBJECT,
     )
     def get(self, request: Request) -> Response:
-        from workers.core.search import phrase_search
-
         q = request.query_params
         ss = _resolve_project(request.user, q.get("project"))
         query = q.get("q", "")
@@ -266,8 +264,9 @@ class SearchView(APIView):
         limit = min(max(int_param(q.get("limit"), "limit", 50), 1), 1000)
         as_html = str(q.get("html", "false")).lower() in ("1", "true", "yes")
         store = stateset_store(ss)
-        phrase = query_tokens(query, store.vocab)
-        hits = phrase_search(store.tokens, store.vocab, phrase, limit)
+        searcher = stateset_searcher(ss)
+        phrase = searcher.split(query)
+        hits = searcher.search(phrase, limit)
         vocab = store.vocab
         res = []
         for index in hits:

@@ -20,7 +20,12 @@ from backend.projects.models import Role
 from backend.projects.selectors import project_for_user
 from workers.core.errors import InputError
 
-from .selectors import query_tokens, stateset_describe, stateset_for_user, stateset_store
+from .selectors import (
+    stateset_describe,
+    stateset_for_user,
+    stateset_searcher,
+    stateset_store,
+)
 from .services import import_start, stateset_delete
 
 
@@ -194,22 +199,44 @@ class SelectionView(APIView):
         )
 
 
+class SearchResponseSerializer(serializers.Serializer[Any]):
+    q = serializers.CharField()
+    tokens = serializers.ListField(child=serializers.CharField(trim_whitespace=False))
+    positions = serializers.ListField(child=serializers.IntegerField())
+    total = serializers.IntegerField(allow_null=True)
+
+
 class SearchView(APIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("q", str, required=True, description="tokens separated by spaces"),
-            OpenApiParameter("limit", int),
+            OpenApiParameter(
+                "q",
+                str,
+                required=True,
+                description=(
+                    "the phrase: words separated by whitespace, or for a character-level "
+                    "corpus the characters as typed (spaces included)"
+                ),
+            ),
+            OpenApiParameter("limit", int, description="at most this many positions (1-1000)"),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=SearchResponseSerializer,
     )
     def get(self, request: Request, stateset_id: str) -> Response:
-        from workers.core.search import phrase_search
-
         ss = stateset_for_user(request.user, stateset_id)
         q = request.query_params.get("q", "")
         if not q:
             raise ApplicationError("Give the phrase to search for as 'q'.")
         limit = min(max(int_param(request.query_params.get("limit"), "limit", 50), 1), 1000)
-        store = stateset_store(ss)
-        positions = phrase_search(store.tokens, store.vocab, query_tokens(q, store.vocab), limit)
-        return Response({"q": q, "positions": [int(p) for p in positions]})
+        searcher = stateset_searcher(ss)
+        phrase = searcher.split(q)
+        positions = searcher.search(phrase, limit)
+        total = searcher.count(phrase) if len(positions) == limit else len(positions)
+        return Response(
+            {
+                "q": q,
+                "tokens": phrase,
+                "positions": [int(p) for p in positions],
+                "total": total,
+            }
+        )

@@ -16,6 +16,7 @@ from backend.artifacts.storage import store_path
 from backend.config.params import uuid_or_404
 from backend.projects.models import Role
 from backend.projects.selectors import projects_for_user, require_role
+from workers.core.search import PhraseSearcher, split_query
 from workers.core.store import StateSet as StoreStateSet
 
 from .models import StateSet
@@ -55,6 +56,17 @@ def stateset_store(ss: StateSet) -> StoreStateSet:
     return _open(ss.path)
 
 
+@lru_cache(maxsize=32)
+def _searcher(path: str) -> PhraseSearcher:
+    return PhraseSearcher(_open(path))
+
+
+def stateset_searcher(ss: StateSet) -> PhraseSearcher:
+    """Phrase search over a state set (cached per process with its token table and,
+    once built, its memory-mapped search index)."""
+    return _searcher(ss.path)
+
+
 def stateset_describe(ss: StateSet) -> dict[str, Any]:
     """The `GET /api/statesets/{id}/` answer."""
     m = ss.manifest
@@ -91,7 +103,6 @@ def stateset_describe(ss: StateSet) -> dict[str, Any]:
 
 def query_tokens(q: str, vocab: list[str]) -> list[str]:
     """The tokens of a search phrase: characters for a character vocabulary (so spaces
-    and newlines can be searched), whitespace-separated words otherwise."""
-    if vocab and all(len(t) <= 1 for t in vocab):
-        return list(q)
-    return q.split()
+    and newlines can be searched; a marker such as ``<eos>`` is one token),
+    whitespace-separated words otherwise. See ``workers.core.search.split_query``."""
+    return split_query(q, vocab)
