@@ -21,7 +21,7 @@ from types import ModuleType
 
 from workers.benchmarks.common import machine
 
-SECTIONS = ["context"]
+SECTIONS = ["context", "search"]
 
 
 def _module(name: str) -> ModuleType:
