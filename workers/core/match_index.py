@@ -1,0 +1,240 @@
+"""The match index: a cell-major, 16-bit quantised copy of a source.
+
+The engine must threshold ``m`` selected columns over the whole corpus for every
+query. In the row-major source those columns are strided (one value every
+``4 D`` bytes), so gathering 8 of 650 columns of a 1M-token source touches the
+whole 2.6 GB file. The index stores each cell's values contiguously, as a
+16-bit *code* per value, so the same scan reads ``m x N x 2`` bytes.
+
+The code is the high half of the order-preserving 32-bit key of the float32
+value (sign bit set for positives, all bits flipped for negatives), so
+
+* codes sort exactly like the values they stand for (``v1 <= v2`` implies
+  ``code(v1) <= code(v2)``), without any statistics of the data: one code covers
+  a fixed interval of 65,536 consecutive float32 values (8 bits of exponent and
+  7 of mantissa, a relative width of 1/128);
+* NaN gets codes of its own at both ends (above ``+inf``, below ``-inf``);
+* encoding is a few bit operations per value, so building the index costs little
+  more than reading the source.
+
+A threshold query on the codes is exact for every code whose whole interval is
+on or off; the few values whose code straddles the threshold are checked
+against the float32 source (FastBit's "candidate check"), see
+``match_engine.code_classes``.
+
+Layout, one folder per source, published by rename::
+
+    <stateset>/index/match/<source_id>/meta.json    {"format", "version", ...}
+    <stateset>/index/match/<source_id>/codes.npy    uint16 (D, N), row c = cell c
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from workers.core.errors import ProgressFn
+from workers.core.store import StateSet, remove_stale_temp_dirs
+
+__all__ = ["INDEX_FORMAT", "INDEX_VERSION", "MatchIndex", "build", "encode", "open_index"]
+
+INDEX_FORMAT = "statelab-match-index"
+INDEX_VERSION = 1
+CODEC = "f32-order-key-hi16"
+# Rows per block while building: 16k rows x 650 cells x 4 bytes = 42 MB.
+_BLOCK_VALUES = 10 << 20
+
+
+def encode(values: np.ndarray) -> np.ndarray:
+    """uint16 codes of float32 ``values`` (same shape): high half of the order key."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    flip = (np.uint32(0) - (bits >> np.uint32(31))) | np.uint32(0x80000000)
+    key = bits ^ flip
+    return (key >> np.uint32(16)).astype(np.uint16)
+
+
+def npy_data_offset(path: Path) -> int:
+    """Byte offset of the data of a C-order ``.npy`` file."""
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            np.lib.format.read_array_header_1_0(fh)
+        else:
+            np.lib.format.read_array_header_2_0(fh)
+        return fh.tell()
+
+
+@dataclass(frozen=True)
+class MatchIndex:
+    """An opened index: where the codes of cell ``c`` start in ``codes.npy``."""
+
+    codes_path: Path
+    offset: int
+    rows: int
+    cells: int
+
+    def cell_offset(self, cell: int, start: int) -> int:
+        """Byte offset of the code of ``cell`` at token ``start``."""
+        return self.offset + 2 * (cell * self.rows + start)
+
+
+def _index_dir(ss_path: Path, source_id: str) -> Path:
+    return ss_path / "index" / "match" / source_id
+
+
+def _read_meta(folder: Path) -> dict[str, object] | None:
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _current(meta: dict[str, object] | None, rows: int, cells: int) -> bool:
+    return (
+        meta is not None
+        and meta.get("format") == INDEX_FORMAT
+        and meta.get("version") == INDEX_VERSION
+        and meta.get("codec") == CODEC
+        and meta.get("rows") == rows
+        and meta.get("cells") == cells
+    )
+
+
+_opened: dict[tuple[str, int, int], MatchIndex] = {}
+
+
+def open_index(ss: StateSet, source_id: str) -> MatchIndex | None:
+    """The current index of ``source_id``, or None when there is none (or an old one)."""
+    info = ss.source(source_id)
+    folder = _index_dir(ss.path, source_id)
+    meta_path = folder / "meta.json"
+    try:
+        st = meta_path.stat()
+    except OSError:
+        return None
+    key = (str(meta_path), st.st_ino, st.st_mtime_ns)
+    cached = _opened.get(key)
+    if cached is not None:
+        return cached
+    if not _current(_read_meta(folder), ss.length, info.cells):
+        return None
+    codes = folder / "codes.npy"
+    try:
+        offset = npy_data_offset(codes)
+        size = codes.stat().st_size
+    except (OSError, ValueError):
+        return None
+    if size < offset + 2 * ss.length * info.cells:
+        return None
+    idx = MatchIndex(codes_path=codes, offset=offset, rows=ss.length, cells=info.cells)
+    if len(_opened) > 256:
+        _opened.clear()
+    _opened[key] = idx
+    return idx
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _build_one(
+    ss: StateSet,
+    source_id: str,
+    tmp: Path,
+    report: ProgressFn | None,
+    done_rows: int,
+    total_rows: int,
+) -> None:
+    info = ss.source(source_id)
+    n, d = ss.length, info.cells
+    src_path = ss.path / "sources" / f"{source_id}.npy"
+    src_offset = npy_data_offset(src_path)
+    codes_path = tmp / "codes.npy"
+    mm = np.lib.format.open_memmap(codes_path, mode="w+", dtype=np.uint16, shape=(d, n))
+    offset = int(mm.offset)
+    del mm
+    step = max(1, _BLOCK_VALUES // d)
+    block = np.empty((step, d), dtype=np.float32)
+    src_fd = os.open(src_path, os.O_RDONLY)
+    out_fd = os.open(codes_path, os.O_WRONLY)
+    try:
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            view = block[: b - a]
+            want = view.nbytes
+            got = os.preadv(src_fd, [view.data.cast("B")], src_offset + 4 * a * d)
+            if got != want:
+                raise OSError(f"short read from {src_path.name}")
+            codes_t = np.ascontiguousarray(encode(view).T)  # (d, b - a)
+            for c in range(d):
+                os.pwrite(out_fd, codes_t[c].data.cast("B"), offset + 2 * (c * n + a))
+            if report is not None:
+                report((done_rows + b) / total_rows, f"match index of {source_id}: {b}/{n} rows")
+        os.fsync(out_fd)
+    finally:
+        os.close(src_fd)
+        os.close(out_fd)
+    meta = {
+        "format": INDEX_FORMAT,
+        "version": INDEX_VERSION,
+        "codec": CODEC,
+        "layout": "cell-major",
+        "dtype": "uint16",
+        "source_id": source_id,
+        "rows": n,
+        "cells": d,
+    }
+    with open(tmp / "meta.json", "w", encoding="utf-8") as fh:
+        json.dump(meta, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    _fsync_dir(tmp)
+
+
+def build(ss_path: Path, *, source_ids: list[str] | None, progress: ProgressFn | None) -> None:
+    """See :func:`workers.core.match.build_match_index`."""
+    ss = StateSet.open(ss_path)
+    wanted = ss.source_ids if source_ids is None else list(source_ids)
+    for sid in wanted:
+        ss.source(sid)  # unknown names fail before any work
+    parent = ss.path / "index" / "match"
+    parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_dirs(parent)
+    todo = [
+        sid
+        for sid in wanted
+        if not _current(_read_meta(_index_dir(ss.path, sid)), ss.length, ss.source(sid).cells)
+    ]
+    total = max(1, ss.length * len(todo))
+    for i, sid in enumerate(todo):
+        final = _index_dir(ss.path, sid)
+        tmp = parent / f".tmp-{sid}-{secrets.token_hex(6)}"
+        tmp.mkdir()
+        try:
+            _build_one(ss, sid, tmp, progress, i * ss.length, total)
+            if final.exists():
+                if _current(_read_meta(final), ss.length, ss.source(sid).cells):
+                    # Another builder finished first; its index is as good as ours.
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    continue
+                # An index of an older version: readers fall back to the source
+                # for the moment between these two calls, with the same answers.
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+            _fsync_dir(parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    if progress is not None:
+        progress(1.0, "match index ready")
