@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,7 +52,7 @@ def save_stream(chunks: Any, *, suffix: str, max_bytes: int) -> tuple[str, int, 
     size = 0
     try:
         with open(tmp, "wb") as out:
-            for chunk in _iter_chunks(chunks):
+            for chunk in iter_chunks(chunks):
                 size += len(chunk)
                 if size > max_bytes:
                     raise ApplicationError(
@@ -70,7 +71,7 @@ def save_stream(chunks: Any, *, suffix: str, max_bytes: int) -> tuple[str, int, 
     return rel, size, digest.hexdigest()
 
 
-def _iter_chunks(source: Any) -> Iterator[bytes]:
+def iter_chunks(source: Any) -> Iterator[bytes]:
     chunks = getattr(source, "chunks", None)
     if callable(chunks):
         yield from chunks(1 << 20)
@@ -83,11 +84,31 @@ def _iter_chunks(source: Any) -> Iterator[bytes]:
         yield block
 
 
+def work_dir(kind: str, job_id: uuid.UUID) -> Path:
+    """A job's working folder, the same for every attempt of the job, so that a
+    restarted job finds what an earlier attempt left (an extraction resumes there)."""
+    path = store_root() / "work" / f"{kind}-{job_id.hex}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def store_sweep(*, older_than_s: float = 24 * 3600) -> int:
-    """Remove temporary folders that killed workers left in the store. Returns how many."""
+    """Remove temporary folders that killed workers left in the store, and working
+    folders of jobs that are no longer queued or running. Returns how many."""
+    from backend.jobs.models import ACTIVE, Job
     from workers.core.store import remove_stale_temp_dirs
 
     removed = 0
-    for kind in ("statesets", "corpora", "tmp"):
+    for kind in ("statesets", "corpora", "models", "tmp"):
         removed += len(remove_stale_temp_dirs(store_root() / kind, older_than_s=older_than_s))
+    work = store_root() / "work"
+    if work.is_dir():
+        for entry in work.iterdir():
+            try:
+                job_id = uuid.UUID(entry.name.rsplit("-", 1)[-1])
+            except ValueError:
+                continue
+            if not Job.objects.filter(id=job_id, status__in=ACTIVE).exists():
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
     return removed

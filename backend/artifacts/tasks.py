@@ -10,3 +10,10 @@ def corpus_upload(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
     from .services import corpus_build
 
     run_or_retry(self, job_id, corpus_build)
+
+
+@shared_task(bind=True, name="statelab.train", acks_late=True)
+def train(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    from .services import training_run
+
+    run_or_retry(self, job_id, training_run)

@@ -4,11 +4,18 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from backend.accounts.api import TokenView
-from backend.artifacts.api import CorpusDetailView, ProjectCorporaView
+from backend.artifacts.api import (
+    CorpusDetailView,
+    ModelDetailView,
+    ProjectCorporaView,
+    ProjectModelsView,
+    TrainingView,
+)
 from backend.jobs.api import JobCancelView, JobDetailView, ProjectJobsView
 from backend.projects.api import ProjectDetailView, ProjectListView, ProjectMembersView
 from backend.states.api import (
     ContextView,
+    ExtractionView,
     ImportView,
     SearchView,
     SelectionView,
@@ -24,6 +31,10 @@ urlpatterns = [
     path("projects/<slug:slug>/imports/", ImportView.as_view(), name="project-imports"),
     path("projects/<slug:slug>/corpora/", ProjectCorporaView.as_view(), name="project-corpora"),
     path("corpora/<str:corpus_id>/", CorpusDetailView.as_view(), name="corpus-detail"),
+    path("projects/<slug:slug>/models/", ProjectModelsView.as_view(), name="project-models"),
+    path("models/<str:model_id>/", ModelDetailView.as_view(), name="model-detail"),
+    path("projects/<slug:slug>/extractions/", ExtractionView.as_view(), name="project-extractions"),
+    path("projects/<slug:slug>/trainings/", TrainingView.as_view(), name="project-trainings"),
     path("jobs/<str:job_id>/", JobDetailView.as_view(), name="job-detail"),
     path("jobs/<str:job_id>/cancel/", JobCancelView.as_view(), name="job-cancel"),
     path("statesets/<str:stateset_id>/", StateSetDetailView.as_view(), name="stateset-detail"),

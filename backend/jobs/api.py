@@ -27,6 +27,15 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         slug_field="username", read_only=True
     )
 
+    detail = serializers.DictField(
+        read_only=True,
+        help_text=(
+            "What a running job shows besides its progress. A training job keeps "
+            '`{"curve": [{"step", "epoch", "tokens", "loss", "perplexity", "split"}, ...]}` '
+            "here, thinned to at most a few thousand points."
+        ),
+    )
+
     class Meta:
         model = Job
         fields = [
@@ -39,6 +48,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "message",
             "error",
             "result",
+            "detail",
             "attempts",
             "created_at",
             "started_at",

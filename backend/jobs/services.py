@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 JOB_KINDS: dict[str, tuple[str, str]] = {
     "import_lstmvis": ("statelab.import_lstmvis", "cpu"),
     "corpus_upload": ("statelab.corpus_upload", "cpu"),
+    "match": ("statelab.match", "cpu"),
+    "index": ("statelab.index", "cpu"),
+    "extract": ("statelab.extract", "gpu"),
+    "train": ("statelab.train", "gpu"),
 }
 
 
@@ -170,6 +174,12 @@ def progress_reporter(job: Job, *, every_s: float = 0.5) -> Callable[[float, str
             job_progress(job=job, fraction=fraction, message=message)
 
     return report
+
+
+def job_detail_set(*, job: Job, detail: dict[str, Any]) -> bool:
+    """Replace what a running job shows besides its progress (e.g. a training curve).
+    Returns False when the job is no longer running."""
+    return bool(Job.objects.filter(id=job.id, status=JobStatus.RUNNING).update(detail=detail))
 
 
 def job_succeed(*, job: Job, result: dict[str, Any], message: str = "Done") -> bool:

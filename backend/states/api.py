@@ -1,4 +1,5 @@
-"""State-set routes: LSTMVis import, describe, context windows, selection, phrase search."""
+"""State-set routes: LSTMVis import, extraction, describe, context windows, selection,
+phrase search."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from backend.artifacts.selectors import corpus_in_project, model_in_project
 from backend.artifacts.services import upload_precheck
 from backend.config.api import ApplicationError, JobSubmissionThrottleMixin
 from backend.config.params import float_param, int_list, int_param, transform_param
@@ -26,7 +28,7 @@ from .selectors import (
     stateset_searcher,
     stateset_store,
 )
-from .services import import_start, stateset_delete
+from .services import extraction_start, import_start, stateset_delete
 
 
 class FileUploadSerializer(serializers.Serializer[Any]):
@@ -47,6 +49,56 @@ class ImportView(JobSubmissionThrottleMixin, APIView):
         if file is None:
             raise ApplicationError("Attach the zip of an LSTMVis project directory as 'file'.")
         job, _ = import_start(project=project, user=request.user, file=file)  # type: ignore[arg-type]
+        return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)
+
+
+VALUE_KINDS = ["h", "c", "gates"]
+
+
+class ExtractionRequestSerializer(serializers.Serializer[Any]):
+    model = serializers.UUIDField()
+    corpus = serializers.UUIDField()
+    values = serializers.ListField(
+        child=serializers.ChoiceField(choices=VALUE_KINDS),
+        default=["h", "c"],
+        allow_empty=False,
+        max_length=len(VALUE_KINDS),
+        help_text="what to keep per layer: h, c (LSTM only), gates (LSTM i f g o, GRU r z n)",
+    )
+    topk = serializers.IntegerField(
+        min_value=0, max_value=100, default=5, help_text="top-k next-token predictions kept"
+    )
+    surprisal = serializers.BooleanField(
+        default=True, help_text="keep each token's surprisal (-log p) as an annotation"
+    )
+    streams = serializers.IntegerField(
+        min_value=1,
+        max_value=4096,
+        required=False,
+        allow_null=True,
+        help_text="parallel streams the corpus is cut into (the state is zero at each start)",
+    )
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+
+class ExtractionView(JobSubmissionThrottleMixin, APIView):
+    @extend_schema(request=ExtractionRequestSerializer, responses={202: JobEnvelopeSerializer})
+    def post(self, request: Request, slug: str) -> Response:
+        project, _ = project_for_user(request.user, slug, need=Role.EDITOR)
+        data = ExtractionRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        job, _ = extraction_start(
+            project=project,
+            user=request.user,  # type: ignore[arg-type]
+            model=model_in_project(project, v["model"]),
+            corpus=corpus_in_project(project, v["corpus"]),
+            values=list(dict.fromkeys(v["values"])),
+            topk=v["topk"],
+            surprisal=v["surprisal"],
+            streams=v.get("streams"),
+            name=v.get("name", ""),
+        )
         return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)
 
 

@@ -1,7 +1,10 @@
-"""Writes for state sets: starting an LSTMVis import, running it, deleting a state set."""
+"""Writes for state sets: LSTMVis imports, extractions from a model over a corpus,
+deleting a state set."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import uuid
 from typing import Any
@@ -10,12 +13,18 @@ from django.conf import settings
 from django.db import transaction
 
 from backend.accounts.models import User
-from backend.artifacts.models import Upload
+from backend.artifacts.models import Corpus, LanguageModel, Upload
 from backend.artifacts.quota import dir_size, storage_check
-from backend.artifacts.services import consuming_upload, upload_job_start, upload_store
-from backend.artifacts.storage import new_dir, store_path, store_root
+from backend.artifacts.services import (
+    compute_device,
+    consuming_upload,
+    upload_job_start,
+    upload_store,
+)
+from backend.artifacts.storage import new_dir, store_path, store_root, work_dir
+from backend.config.api import ApplicationError
 from backend.jobs.models import Job
-from backend.jobs.services import job_succeed
+from backend.jobs.services import job_create, job_succeed
 from backend.projects.models import Project
 from workers.core.errors import Cancelled, ProgressFn
 
@@ -98,3 +107,171 @@ def stateset_delete(*, stateset: StateSet) -> None:
     path = store_path(stateset.path)
     stateset.delete()
     transaction.on_commit(lambda: shutil.rmtree(path, ignore_errors=True))
+
+
+# --------------------------------------------------------------------------- #
+# Extraction: a model run over a corpus becomes a state set (job kind "extract",
+# gpu queue). The job's working folder is the same for every attempt, so a
+# worker killed half-way leaves work that the next attempt resumes.
+# --------------------------------------------------------------------------- #
+
+
+def extraction_start(
+    *,
+    project: Project,
+    user: User | None,
+    model: LanguageModel,
+    corpus: Corpus,
+    values: list[str] | tuple[str, ...] = ("h", "c"),
+    topk: int = 5,
+    surprisal: bool = True,
+    streams: int | None = None,
+    name: str = "",
+) -> tuple[Job, bool]:
+    """Queue the extraction of `model`'s states over `corpus`; both must belong to
+    `project`. Parameters are checked now, so a bad request is a 400, not a failed
+    job. Identical active requests share one job."""
+    for item, what in ((model, "model"), (corpus, "corpus")):
+        if item.project_id != project.id:
+            raise ApplicationError(
+                f"The {what} '{item.name}' is not in project '{project.slug}'.",
+                code=f"unknown_{what}",
+            )
+    extract_json = extraction_params_check(
+        rnn_type=model.rnn_type, values=values, topk=topk, surprisal=surprisal, streams=streams
+    )
+    display = (name.strip() or f"{model.name} on {corpus.name}")[:200]
+    key = hashlib.sha256(
+        json.dumps([str(model.id), str(corpus.id), display, extract_json]).encode()
+    ).hexdigest()
+    return job_create(
+        kind="extract",
+        project=project,
+        user=user,
+        params={
+            "model": str(model.id),
+            "corpus": str(corpus.id),
+            "name": display,
+            "extract": extract_json,
+        },
+        dedupe_key=key,
+    )
+
+
+VALUES_BY_RNN = {
+    "LSTM": ("h", "c", "gates"),
+    "GRU": ("h", "gates"),
+    "RNN_TANH": ("h",),
+    "RNN_RELU": ("h",),
+}
+MAX_TOPK = 100
+MAX_STREAMS = 4096
+
+
+def extraction_params_check(
+    *, rnn_type: str, values: Any, topk: int, surprisal: bool, streams: int | None
+) -> dict[str, Any]:
+    """The extraction parameters as the job keeps them, or a 400 that says what is
+    wrong. Checked here (not by building the core's ExtractParams) so that a request
+    never imports torch into the web process."""
+    allowed = VALUES_BY_RNN.get(rnn_type, ("h",))
+    chosen = list(dict.fromkeys(str(v) for v in values))
+    if not chosen:
+        raise ApplicationError(f"Choose what to extract: {', '.join(allowed)}.")
+    wrong = [v for v in chosen if v not in allowed]
+    if wrong:
+        raise ApplicationError(
+            f"A {rnn_type} model has no {', '.join(wrong)}; choose from {', '.join(allowed)}."
+        )
+    if isinstance(topk, bool) or not isinstance(topk, int) or not 0 <= topk <= MAX_TOPK:
+        raise ApplicationError(f"topk must be a whole number from 0 to {MAX_TOPK}.")
+    if streams is not None and (
+        isinstance(streams, bool) or not isinstance(streams, int) or not 1 <= streams <= MAX_STREAMS
+    ):
+        raise ApplicationError(f"streams must be a whole number from 1 to {MAX_STREAMS}.")
+    return {"values": chosen, "topk": topk, "surprisal": bool(surprisal), "streams": streams}
+
+
+def _sub(progress: ProgressFn, start: float, end: float) -> ProgressFn:
+    def report(fraction: float, message: str) -> None:
+        progress(start + (end - start) * fraction, message)
+
+    return report
+
+
+def extraction_run(job: Job, progress: ProgressFn) -> dict[str, str]:
+    """The extract job: load the model, extract into a new state-set folder, build
+    the match and search indexes, record the state set with the job's success."""
+    from workers.core.extract import ExtractParams, extract
+    from workers.core.indexes import build_indexes
+    from workers.core.modelfile import load_model
+
+    model = LanguageModel.objects.filter(id=job.params["model"]).first()
+    corpus = Corpus.objects.filter(id=job.params["corpus"]).first()
+    if model is None or corpus is None:
+        raise ApplicationError(
+            f"The {'model' if model is None else 'corpus'} was deleted before the "
+            "extraction started."
+        )
+    p = job.params["extract"]
+    params = ExtractParams(
+        values=tuple(p["values"]), topk=p["topk"], surprisal=p["surprisal"], streams=p["streams"]
+    )
+    device = compute_device()
+    progress(0.0, f"Loading the model on {device}")
+    loaded = load_model(store_path(model.path), device=device)
+    work = work_dir("extract", job.id)
+    (store_root() / "statesets").mkdir(parents=True, exist_ok=True)
+    rel = f"statesets/{job.id.hex}"  # one folder per job: a restarted job replaces it
+    final = store_root() / rel
+    if final.exists():
+        shutil.rmtree(final)  # a previous attempt finished writing but was not recorded
+    try:
+        extract(
+            loaded.model,
+            loaded.vocab,
+            store_path(corpus.path),
+            final,
+            params,
+            work_dir=work,
+            progress=_sub(progress, 0.02, 0.9),
+            device=device,
+            extra={
+                "name": job.params["name"],
+                "model": {"id": str(model.id), "name": model.name, "spec": model.spec},
+                "corpus": {"id": str(corpus.id), "name": corpus.name},
+            },
+        )
+        build_indexes(final, _sub(progress, 0.9, 0.99))
+        manifest = json.loads((final / "manifest.json").read_text())
+        size = dir_size(final)
+        storage_check(job.created_by, size)
+        with transaction.atomic():
+            ss = StateSet.objects.create(
+                project=job.project,
+                name=job.params["name"],
+                description=f"States of {model.name} over {corpus.name}",
+                origin="extraction",
+                corpus=corpus,
+                length=int(manifest["length"]),
+                path=rel,
+                manifest=manifest,
+                size_bytes=size,
+                created_by=job.created_by,
+            )
+            result = {"stateset": str(ss.id)}
+            if not job_succeed(
+                job=job, result=result, message=f"Extracted {int(manifest['length']):,} tokens"
+            ):
+                raise Cancelled("cancelled before the state set was recorded")
+    except Exception:
+        # A failed or cancelled job starts from scratch if asked again; a killed
+        # worker (no exception here) leaves its work for the next attempt.
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
+        raise
+    except BaseException:
+        shutil.rmtree(final, ignore_errors=True)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    return result

@@ -10,3 +10,10 @@ def import_lstmvis(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
     from .services import import_run
 
     run_or_retry(self, job_id, import_run)
+
+
+@shared_task(bind=True, name="statelab.extract", acks_late=True)
+def extract(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    from .services import extraction_run
+
+    run_or_retry(self, job_id, extraction_run)

@@ -8,6 +8,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
+from backend.artifacts.models import LanguageModel
 from backend.jobs.models import Job
 
 pytestmark = pytest.mark.django_db
@@ -25,6 +26,10 @@ ROUTE_CASES = {
     "project-imports": [("post", {})],
     "project-corpora": [("get", None), ("post", {})],
     "corpus-detail": [("get", None), ("delete", None)],
+    "project-models": [("get", None), ("post", {})],
+    "model-detail": [("get", None), ("delete", None)],
+    "project-extractions": [("post", {})],
+    "project-trainings": [("post", {})],
     "job-detail": [("get", None)],
     "job-cancel": [("post", None)],
     "stateset-detail": [("get", None), ("delete", None)],
@@ -76,11 +81,23 @@ def objects(project, owner, stateset):
         path="corpora/none",
     )
     job = Job.objects.create(kind="corpus_upload", project=project, created_by=owner)
+    model = LanguageModel.objects.create(
+        project=project,
+        name="m",
+        spec={},
+        rnn_type="LSTM",
+        layers=1,
+        hidden_size=4,
+        vocab_size=5,
+        path="models/none",
+        origin="upload",
+    )
     return {
         "slug": "brackets",
         "stateset_id": str(ss.id),
         "corpus_id": str(corpus.id),
         "job_id": str(job.id),
+        "model_id": str(model.id),
     }
 
 
@@ -143,3 +160,57 @@ def test_pages_matrix(client, outsider, objects):
     client.force_login(outsider)
     for url in ("/p/brackets/", f"/statesets/{objects['stateset_id']}/"):
         assert client.get(url).status_code == 404, url
+
+
+# (route, method) -> expected status for the owner, a viewer collaborator and an outsider.
+# Bodies are empty, so a caller allowed to write gets the 400 of a bad request.
+ROLE_CODES = {
+    ("project-models", "get"): {"owner": 200, "collaborator": 200, "outsider": 404},
+    ("project-models", "post"): {"owner": 400, "collaborator": 403, "outsider": 404},
+    ("model-detail", "get"): {"owner": 200, "collaborator": 200, "outsider": 404},
+    ("project-extractions", "post"): {"owner": 400, "collaborator": 403, "outsider": 404},
+    ("project-trainings", "post"): {"owner": 400, "collaborator": 403, "outsider": 404},
+    # last: the owner's delete succeeds
+    ("model-detail", "delete"): {"owner": 204, "collaborator": 403, "outsider": 404},
+}
+
+
+def test_model_routes_answer_each_role(objects, owner, collaborator, outsider):
+    routes = dict((name, route) for route, name in _api_routes())
+    for (name, method), codes in ROLE_CODES.items():
+        url = _url(routes[name], objects)
+        for who, user in (("outsider", outsider), ("collaborator", collaborator), ("owner", owner)):
+            client = APIClient()
+            client.force_authenticate(user)
+            form = "multipart" if name == "project-models" else "json"
+            r = getattr(client, method)(url, {}, format=form)
+            assert r.status_code == codes[who], (who, method, url, r.status_code, r.content[:200])
+            if r.status_code == 404:
+                assert "brackets" not in r.content.decode()
+    assert not LanguageModel.objects.exists()
+
+
+def test_public_project_gives_outsiders_exactly_viewer_rights(
+    objects, project, collaborator, outsider
+):
+    """On a public project a signed-in outsider gets, on every route, what a viewer gets;
+    anonymous callers still get nothing."""
+    project.public = True
+    project.save(update_fields=["public"])
+    viewer, other = APIClient(), APIClient()
+    viewer.force_authenticate(collaborator)
+    other.force_authenticate(outsider)
+    checked = 0
+    for route, name in _api_routes():
+        if name not in ROUTE_CASES or name == "project-list":
+            continue
+        for method, body in ROUTE_CASES[name]:
+            url = _url(route, objects)
+            as_viewer = getattr(viewer, method)(url, body, format="json")
+            as_outsider = getattr(other, method)(url, body, format="json")
+            assert as_outsider.status_code == as_viewer.status_code, (method, url)
+            assert APIClient().get(url).status_code == 401
+            checked += 1
+    assert checked >= 25
+    assert project.memberships.count() == 2
+    assert LanguageModel.objects.count() == 1
