@@ -1015,12 +1015,25 @@ def check_shapes(spec: RNNSpec, state_dict: Mapping[str, torch.Tensor], vocab: l
         )
 
 
-def _strip_prefix(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
-    """Drop a ``module.`` prefix that ``nn.DataParallel`` puts on every name."""
+def _normalise_names(
+    state_dict: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Undo two harmless ways a saved state dict differs from the model's names.
+
+    ``nn.DataParallel`` puts ``module.`` before every name; and
+    ``safetensors.torch.save_model`` keeps one name of a shared tensor, which
+    for a tied model is ``decoder.weight`` (``encoder.weight`` is dropped).
+    """
+    notes: list[str] = []
     prefix = "module."
     if state_dict and all(k.startswith(prefix) for k in state_dict):
-        return {k[len(prefix) :]: v for k, v in state_dict.items()}, prefix
-    return state_dict, ""
+        state_dict = {k[len(prefix) :]: v for k, v in state_dict.items()}
+        notes.append(f"the prefix {prefix!r} was removed from every parameter name")
+    dec = state_dict.get("decoder.weight")
+    if "encoder.weight" not in state_dict and dec is not None and "rnn.weight_hh_l0" in state_dict:
+        state_dict = {"encoder.weight": dec, **state_dict}
+        notes.append("encoder.weight is absent, so the model is read as tied to decoder.weight")
+    return state_dict, notes
 
 
 # --------------------------------------------------------------------------- #
@@ -1194,10 +1207,7 @@ def model_upload(
         state, source_format = _read_weights_with_format(Path(weights_path), max_bytes=max_bytes)
     except InputError as exc:
         raise InputError(exc.message, file=wname) from None
-    state, prefix = _strip_prefix(state)
-    notes: list[str] = []
-    if prefix:
-        notes.append(f"the prefix {prefix!r} was removed from every parameter name")
+    state, notes = _normalise_names(state)
     try:
         if config is not None:
             if not isinstance(config, Mapping):
