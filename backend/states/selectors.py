@@ -95,7 +95,9 @@ def stateset_describe(ss: StateSet) -> dict[str, Any]:
             {k: a[k] for k in ("name", "kind", "labels", "range", "k") if a.get(k) is not None}
             for a in m.get("annotations", [])
         ],
-        "stream_starts": m.get("stream_starts", []),
+        # Where an extraction started a stream from the zero state; an imported
+        # state set does not say, so it lists none.
+        "stream_starts": m.get("stream_starts", []) if ss.origin == "extraction" else [],
         "doc_starts": m.get("doc_starts", []),
         "created_at": ss.created_at.isoformat(),
     }
