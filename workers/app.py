@@ -14,7 +14,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.config.settings.local")
 
 app = Celery("statelab")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["backend.artifacts", "backend.states"])
+app.autodiscover_tasks(["backend.artifacts", "backend.states", "backend.matching"])
 
 
 @worker_ready.connect

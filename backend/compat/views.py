@@ -148,6 +148,77 @@ def _round(values: list[list[float]]) -> list[list[float | None]]:
     return [[None if (v is None or math.isnan(v)) else round(v, 5) for v in row] for row in values]
 
 
+def context_results(
+    store: Any,
+    source: str,
+    positions: list[int],
+    *,
+    left: int,
+    right: int,
+    dims: list[str],
+    cells: list[int],
+    transform: str | None,
+    activation: float | None,
+) -> dict[str, Any]:
+    """The `results` of `/context` (also `positionDetail` of `/match`): per asked
+    dimension, one entry per position, the window clamped at the corpus ends."""
+    from workers.core.context import read_context
+
+    if "states" in dims:
+        width = len(cells) or int(store.source(source).cells)
+        values = len(positions) * (left + right + 1) * width
+        if values > MAX_V2_VALUES:
+            raise ApplicationError(
+                f"This asks for {values:,} state values (positions x window x cells); at most "
+                f"{MAX_V2_VALUES:,} at once. Select cells or ask for fewer positions."
+            )
+    results: dict[str, Any] = {d: [] for d in dims}
+    n = store.length
+    for pos in positions:
+        if pos < 0 or pos >= n:
+            raise ApplicationError(f"pos {pos} is outside the corpus (0..{n - 1}).")
+        a, b = max(pos - left, 0), min(pos + right, n - 1)
+        try:
+            ctx = read_context(
+                store,
+                source,
+                a,
+                b,
+                cells=cells or None,
+                transform=transform,
+                threshold=activation if cells else None,
+                annotations=any(d.startswith("meta_") for d in dims),
+            )
+        except InputError as exc:
+            raise ApplicationError(exc.message) from exc
+        for d in dims:
+            if d == "states":
+                results[d].append(
+                    {"pos": pos, "left": a, "right": b, "data": _round(ctx["values"])}
+                )
+            elif d == "words":
+                results[d].append(
+                    {
+                        "pos": pos,
+                        "left": a,
+                        "right": b,
+                        "word_ids": ctx["token_ids"],
+                        "words": ctx["tokens"],
+                    }
+                )
+            elif d == "cell_count":
+                results[d].append(ctx.get("cell_count") or [0] * (b - a + 1))
+            elif d.startswith("meta_"):
+                name = d[len("meta_") :]
+                if name not in ctx["annotations"]:
+                    raise _not_found(f"No meta track '{name}'")
+                results[d].append(ctx["annotations"][name])
+            else:
+                raise ApplicationError(f"Unknown dim '{d}'.")
+    results["cells"] = cells
+    return results
+
+
 class ContextView(APIView):
     @extend_schema(
         parameters=[
@@ -165,8 +236,6 @@ class ContextView(APIView):
         responses=OpenApiTypes.OBJECT,
     )
     def get(self, request: Request) -> Response:
-        from workers.core.context import read_context
-
         q = request.query_params
         ss = _resolve_project(request.user, q.get("project"))
         source = _resolve_source(ss, q.get("source"))
@@ -189,58 +258,17 @@ class ContextView(APIView):
             cells = [i for i, b in enumerate(bitmask) if b == "1"]
         transform = transform_param(q.get("transform"))
         activation = float_param(q.get("activation"), "activation", 0.3)
-        if "states" in dims:
-            width = len(cells) or int(store.source(source).cells)
-            values = len(positions) * (left + right + 1) * width
-            if values > MAX_V2_VALUES:
-                raise ApplicationError(
-                    f"This asks for {values:,} state values (positions x window x cells); at most "
-                    f"{MAX_V2_VALUES:,} at once. Select cells or ask for fewer positions."
-                )
-        results: dict[str, Any] = {d: [] for d in dims}
-        n = store.length
-        for pos in positions:
-            if pos < 0 or pos >= n:
-                raise ApplicationError(f"pos {pos} is outside the corpus (0..{n - 1}).")
-            a, b = max(pos - left, 0), min(pos + right, n - 1)
-            try:
-                ctx = read_context(
-                    store,
-                    source,
-                    a,
-                    b,
-                    cells=cells or None,
-                    transform=transform,
-                    threshold=activation if cells else None,
-                    annotations=any(d.startswith("meta_") for d in dims),
-                )
-            except InputError as exc:
-                raise ApplicationError(exc.message) from exc
-            for d in dims:
-                if d == "states":
-                    results[d].append(
-                        {"pos": pos, "left": a, "right": b, "data": _round(ctx["values"])}
-                    )
-                elif d == "words":
-                    results[d].append(
-                        {
-                            "pos": pos,
-                            "left": a,
-                            "right": b,
-                            "word_ids": ctx["token_ids"],
-                            "words": ctx["tokens"],
-                        }
-                    )
-                elif d == "cell_count":
-                    results[d].append(ctx.get("cell_count") or [0] * (b - a + 1))
-                elif d.startswith("meta_"):
-                    name = d[len("meta_") :]
-                    if name not in ctx["annotations"]:
-                        raise _not_found(f"No meta track '{name}'")
-                    results[d].append(ctx["annotations"][name])
-                else:
-                    raise ApplicationError(f"Unknown dim '{d}'.")
-        results["cells"] = cells
+        results = context_results(
+            store,
+            source,
+            positions,
+            left=left,
+            right=right,
+            dims=dims,
+            cells=cells,
+            transform=transform,
+            activation=activation,
+        )
         request_echo = {k: q.get(k) for k in q}
         return Response({"request": request_echo, "results": results})
 

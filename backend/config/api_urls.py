@@ -12,6 +12,7 @@ from backend.artifacts.api import (
     TrainingView,
 )
 from backend.jobs.api import JobCancelView, JobDetailView, ProjectJobsView
+from backend.matching.api import MatchDetailView, StateSetMatchesView
 from backend.projects.api import ProjectDetailView, ProjectListView, ProjectMembersView
 from backend.states.api import (
     ContextView,
@@ -20,6 +21,7 @@ from backend.states.api import (
     SearchView,
     SelectionView,
     StateSetDetailView,
+    StateSetIndexView,
 )
 
 urlpatterns = [
@@ -43,6 +45,13 @@ urlpatterns = [
         "statesets/<str:stateset_id>/selection/", SelectionView.as_view(), name="stateset-selection"
     ),
     path("statesets/<str:stateset_id>/search/", SearchView.as_view(), name="stateset-search"),
+    path(
+        "statesets/<str:stateset_id>/matches/",
+        StateSetMatchesView.as_view(),
+        name="stateset-matches",
+    ),
+    path("statesets/<str:stateset_id>/index/", StateSetIndexView.as_view(), name="stateset-index"),
+    path("matches/<str:match_id>/", MatchDetailView.as_view(), name="match-detail"),
     path("v2/", include("backend.compat.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

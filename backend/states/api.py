@@ -28,7 +28,7 @@ from .selectors import (
     stateset_searcher,
     stateset_store,
 )
-from .services import extraction_start, import_start, stateset_delete
+from .services import extraction_start, import_start, index_start, stateset_delete
 
 
 class FileUploadSerializer(serializers.Serializer[Any]):
@@ -111,6 +111,10 @@ class StateSetSerializer(serializers.Serializer[Any]):
     sources = serializers.ListField(child=serializers.DictField())
     annotations = serializers.ListField(child=serializers.DictField())
     stream_starts = serializers.ListField(child=serializers.IntegerField())
+    indexes = serializers.DictField(
+        help_text='which indexes exist: {"match": bool, "match_sources": {source id: bool}, '
+        '"search": bool}; POST .../index/ builds the missing ones'
+    )
 
 
 class StateSetDetailView(APIView):
@@ -123,6 +127,18 @@ class StateSetDetailView(APIView):
         ss = stateset_for_user(request.user, stateset_id, need=Role.EDITOR)
         stateset_delete(stateset=ss)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class StateSetIndexView(JobSubmissionThrottleMixin, APIView):
+    @extend_schema(
+        request=None,
+        responses={202: JobEnvelopeSerializer},
+        description="Build the indexes (match, phrase search) a state set lacks: a job.",
+    )
+    def post(self, request: Request, stateset_id: str) -> Response:
+        ss = stateset_for_user(request.user, stateset_id, need=Role.EDITOR)
+        job, _ = index_start(stateset=ss, user=request.user)  # type: ignore[arg-type]
+        return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)
 
 
 def input_error(exc: InputError) -> ApplicationError:

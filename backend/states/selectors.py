@@ -99,8 +99,21 @@ def stateset_describe(ss: StateSet) -> dict[str, Any]:
         # state set does not say, so it lists none.
         "stream_starts": m.get("stream_starts", []) if ss.origin == "extraction" else [],
         "doc_starts": m.get("doc_starts", []),
+        "indexes": stateset_indexes(ss),
         "created_at": ss.created_at.isoformat(),
     }
+
+
+def stateset_indexes(ss: StateSet) -> dict[str, Any]:
+    """Which indexes the state set has on disk (`POST .../index/` builds missing ones):
+    `{"match": bool, "match_sources": {source id: bool}, "search": bool | None}`."""
+    from workers.core.errors import InputError
+    from workers.core.indexes import index_status
+
+    try:
+        return index_status(stateset_store(ss))
+    except (InputError, OSError):
+        return {"match": False, "match_sources": {}, "search": False}
 
 
 def query_tokens(q: str, vocab: list[str]) -> list[str]:

@@ -52,6 +52,7 @@ def import_upload_start(*, project: Project, user: User | None, upload: Upload) 
 def import_run(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, str]:
     """The import_lstmvis job: unpack safely, validate and convert, record atomically."""
     from workers.core.archive import extract_zip_safely
+    from workers.core.indexes import build_indexes
     from workers.core.lstmvis import import_lstmvis_dir
 
     (store_root() / "tmp").mkdir(exist_ok=True)
@@ -67,11 +68,15 @@ def import_run(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, str]
         )
 
         def sub(fraction: float, message: str) -> None:
-            progress(0.05 + 0.9 * fraction, message)
+            progress(0.05 + 0.75 * fraction, message)
+
+        def index_part(fraction: float, message: str) -> None:
+            progress(0.8 + 0.18 * fraction, message)
 
         manifest = import_lstmvis_dir(
             project_dir, final, quota_bytes=settings.STATELAB_IMPORT_QUOTA_BYTES, progress=sub
         )
+        build_indexes(final, index_part)
         size = dir_size(final)
         storage_check(job.created_by, size - upload.size)
         manifest_json = manifest.to_json()
@@ -107,6 +112,36 @@ def stateset_delete(*, stateset: StateSet) -> None:
     path = store_path(stateset.path)
     stateset.delete()
     transaction.on_commit(lambda: shutil.rmtree(path, ignore_errors=True))
+
+
+def index_start(*, stateset: StateSet, user: User | None) -> tuple[Job, bool]:
+    """Queue the building of a state set's missing indexes (one active job per state set)."""
+    return job_create(
+        kind="index",
+        project=stateset.project,
+        user=user,
+        params={"stateset": str(stateset.id)},
+        dedupe_key=str(stateset.id),
+    )
+
+
+def index_run(job: Job, progress: ProgressFn) -> dict[str, str]:
+    """The index job: build the indexes a state set lacks (each one atomically, beside
+    its data), then record its new size with the job's success."""
+    from workers.core.indexes import build_indexes
+
+    ss = StateSet.objects.filter(id=job.params.get("stateset")).first()
+    if ss is None:
+        raise ApplicationError("The state set was deleted before it was indexed.")
+    path = store_path(ss.path)
+    built = build_indexes(path, progress, missing_only=True)
+    with transaction.atomic():
+        StateSet.objects.filter(id=ss.id).update(size_bytes=dir_size(path))
+        result = {"stateset": str(ss.id)}
+        message = f"Built {len(built)} indexes" if built else "Every index was already built"
+        if not job_succeed(job=job, result=result, message=message):
+            raise Cancelled("cancelled before the index was recorded")
+    return result
 
 
 # --------------------------------------------------------------------------- #

@@ -17,3 +17,10 @@ def extract(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
     from .services import extraction_run
 
     run_or_retry(self, job_id, extraction_run)
+
+
+@shared_task(bind=True, name="statelab.index", acks_late=True)
+def index(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    from .services import index_run
+
+    run_or_retry(self, job_id, index_run)

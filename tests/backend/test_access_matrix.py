@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from backend.artifacts.models import LanguageModel
 from backend.jobs.models import Job
+from backend.matching.models import Match
 
 pytestmark = pytest.mark.django_db
 
@@ -36,9 +37,13 @@ ROUTE_CASES = {
     "stateset-context": [("get", None)],
     "stateset-selection": [("post", {"source": "s0", "start": 1, "end": 2, "threshold": 0.1})],
     "stateset-search": [("get", None)],
+    "stateset-matches": [("post", {"source": "s0", "cells": [1, 2], "threshold": 0.3})],
+    "stateset-index": [("post", None)],
+    "match-detail": [("get", None)],
     "v2-info": [("get", None)],
     "v2-context": [("get", None)],
     "v2-search": [("get", None)],
+    "v2-match": [("get", None)],
 }
 PUBLIC = {"auth-token", "schema", "api-docs"}
 PAGES = {
@@ -92,9 +97,11 @@ def objects(project, owner, stateset):
         path="models/none",
         origin="upload",
     )
+    match = Match.objects.create(stateset=ss, source="s0", cache_key="0" * 64, query={})
     return {
         "slug": "brackets",
         "stateset_id": str(ss.id),
+        "match_id": str(match.id),
         "corpus_id": str(corpus.id),
         "job_id": str(job.id),
         "model_id": str(model.id),

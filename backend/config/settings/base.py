@@ -6,6 +6,7 @@ Configuration comes from the environment (django-environ). The embedded default
 other change. Secrets and CI switches live in the environment-specific modules.
 """
 
+import contextlib
 from pathlib import Path
 
 import django_stubs_ext
@@ -38,6 +39,7 @@ INSTALLED_APPS = [
     "backend.jobs",
     "backend.artifacts",
     "backend.states",
+    "backend.matching",
     "backend.usage",
     "backend.compat",
     "webui",
@@ -132,6 +134,15 @@ STATELAB_MAX_ACTIVE_JOBS_PER_USER = env.int("STATELAB_MAX_ACTIVE_JOBS_PER_USER",
 STATELAB_LOGIN_FAILURES_ALLOWED = env.int("STATELAB_LOGIN_FAILURES_ALLOWED", default=10)
 STATELAB_LOGIN_FAILURE_WINDOW_S = env.int("STATELAB_LOGIN_FAILURE_WINDOW_S", default=900)
 STATELAB_CONTEXT_MAX_TOKENS = env.int("STATELAB_CONTEXT_MAX_TOKENS", default=5_000)
+# Matching: how long `POST /matches/` waits for its job before answering 202; the
+# state-set length above which a match is split into shards run as a Celery group;
+# the length from which shards go to the gpu queue (0: never); up to which length
+# `/api/v2/match` computes in the request, and how long it waits for a job beyond.
+STATELAB_MATCH_WAIT_S = env.float("STATELAB_MATCH_WAIT_S", default=3.0)
+STATELAB_MATCH_SHARD_TOKENS = env.int("STATELAB_MATCH_SHARD_TOKENS", default=4_000_000)
+STATELAB_MATCH_GPU_TOKENS = env.int("STATELAB_MATCH_GPU_TOKENS", default=0)
+STATELAB_MATCH_INLINE_TOKENS = env.int("STATELAB_MATCH_INLINE_TOKENS", default=2_000_000)
+STATELAB_V2_MATCH_WAIT_S = env.float("STATELAB_V2_MATCH_WAIT_S", default=120.0)
 
 # Uploads go to disk, never into memory beyond 2.5 MB; the cap is checked before the job exists.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 << 20
@@ -154,6 +165,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login": env.str("STATELAB_LOGIN_RATE", default="20/min"),
         "jobs": env.str("STATELAB_JOB_RATE", default="60/min"),
+        "matches": env.str("STATELAB_MATCH_RATE", default="600/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -188,6 +200,19 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Chords (the shards of a long match) need a result backend: the broker's Redis in a
+# lab, files under var/ on the embedded default (Celery polls those once a second).
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="")
+if not CELERY_RESULT_BACKEND:
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+    else:
+        CELERY_RESULT_BACKEND = "file://" + str(VAR_DIR / "results")
+if CELERY_RESULT_BACKEND.startswith("file://"):
+    # Celery checks that this folder exists and is writable when it first uses it.
+    with contextlib.suppress(OSError):
+        Path(CELERY_RESULT_BACKEND[len("file://") :]).mkdir(parents=True, exist_ok=True)
+CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

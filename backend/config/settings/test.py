@@ -83,7 +83,7 @@ CELERY_TASK_EAGER_PROPAGATES = False
 
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,
-    "DEFAULT_THROTTLE_RATES": {"login": "1000/min", "jobs": "1000/min"},
+    "DEFAULT_THROTTLE_RATES": {"login": "1000/min", "jobs": "1000/min", "matches": "1000/min"},
 }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -1,0 +1,25 @@
+from django.contrib import admin
+
+from .models import Match
+
+
+@admin.register(Match)
+class MatchAdmin(admin.ModelAdmin[Match]):
+    list_display = [
+        "id",
+        "stateset",
+        "source",
+        "status",
+        "hit_count",
+        "exact",
+        "shards",
+        "seconds",
+        "created_by",
+        "last_used_at",
+    ]
+    list_filter = ["status", "exact"]
+    search_fields = ["id", "stateset__name", "stateset__project__slug", "cache_key"]
+    readonly_fields = [f.name for f in Match._meta.fields]
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False

@@ -1,0 +1,62 @@
+"""The Match row: one stored answer per (state set, query), reused by identical queries.
+
+A state set never changes once published, so a match result stays true for as long
+as its state set exists; deleting the state set deletes its matches. The row is
+created when a query is first asked (``pending``, with the job that computes it)
+and holds the merged engine answer once that job is done. ``cache_key`` is the
+engine's own cache key for (source, query), a SHA-256 of the canonical query, so
+equal queries meet on one row whatever order their fields came in.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class MatchStatus(models.TextChoices):
+    PENDING = "pending"
+    DONE = "done"
+
+
+class Match(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    stateset = models.ForeignKey(
+        "states.StateSet", on_delete=models.CASCADE, related_name="matches"
+    )
+    source = models.CharField(max_length=128)
+    cache_key = models.CharField(max_length=64)
+    query = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=10, choices=MatchStatus.choices, default=MatchStatus.PENDING
+    )
+    job = models.ForeignKey(
+        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The merged engine answer (`MatchResult.to_json()`) and a few of its facts as columns.
+    result = models.JSONField(default=dict)
+    exact = models.BooleanField(default=True)
+    unscored = models.BigIntegerField(default=0)
+    candidates = models.BigIntegerField(default=0)
+    hit_count = models.PositiveIntegerField(default=0)
+    shards = models.PositiveIntegerField(default=1)
+    shards_done = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(null=True, blank=True)  # engine time, summed over shards
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_used_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["stateset", "cache_key"], name="one_match_per_query")
+        ]
+        indexes = [models.Index(fields=["stateset", "-last_used_at"])]
+        verbose_name_plural = "matches"
+
+    def __str__(self) -> str:
+        return f"match {self.id} on {self.stateset_id} ({self.status})"

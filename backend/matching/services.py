@@ -1,0 +1,336 @@
+"""Writes for matches: start or reuse a match, run its job (whole or in shards), record it.
+
+A query is asked once per state set: ``match_start`` finds the stored answer, or
+creates the pending row and the job that computes it (identical concurrent
+requests meet on one row and one job through the row's unique key and the job's
+``dedupe_key``).
+
+The job (``match_run``) matches a state set of up to ``shard_tokens`` tokens in one
+call of the engine. A longer one is split by ``shard_bounds`` into token ranges,
+matched by a Celery group of shard tasks (``match_shard_run``) whose partial
+answers a chord callback (``match_merge_run``) merges exactly with
+``merge_results``; the callback records the answer and finishes the job. A shard
+whose job is no longer running (cancelled) does nothing, and a shard that fails
+returns its error instead of raising, so the callback always sees every shard and
+always leaves the job in a terminal state.
+
+Matches at least ``gpu_tokens`` long run their shards on the ``gpu`` queue, where
+a worker with CUDA matches on the device.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from backend.accounts.models import User
+from backend.config.api import ApplicationError
+from backend.jobs.models import ACTIVE, Job, JobStatus
+from backend.jobs.services import job_create, job_fail, job_progress, job_succeed, lease_end
+from backend.states.models import StateSet
+from backend.states.selectors import stateset_store
+from workers.core.errors import Cancelled, InputError, ProgressFn
+
+from .models import Match, MatchStatus
+
+if TYPE_CHECKING:
+    from workers.core.match import MatchQuery, MatchResult
+
+log = logging.getLogger(__name__)
+
+GONE = "The state set was deleted while it was being matched."
+
+
+def match_key(*, source: str, query: MatchQuery) -> str:
+    """The row key of a query on one source: the engine's cache key (64 hex digits),
+    equal for queries with equal answers."""
+    return str(query.cache_key(source))
+
+
+def _job_dedupe_key(stateset: StateSet, key: str) -> str:
+    return f"{stateset.id.hex}{key}"
+
+
+def match_touch(*, match: Match) -> None:
+    """Record that a stored answer was used again (for eviction of unused results)."""
+    now = timezone.now()
+    Match.objects.filter(id=match.id).update(last_used_at=now)
+    match.last_used_at = now
+
+
+def _pending_row(
+    *, stateset: StateSet, user: User | None, source: str, query: MatchQuery, key: str
+) -> Match:
+    match = Match.objects.filter(stateset=stateset, cache_key=key).first()
+    if match is not None:
+        return match
+    try:
+        with transaction.atomic():
+            return Match.objects.create(
+                stateset=stateset,
+                source=source,
+                cache_key=key,
+                query=query.to_json(),
+                created_by=user,
+            )
+    except IntegrityError:
+        # Someone asked the same query at the same moment: share their row.
+        return Match.objects.get(stateset=stateset, cache_key=key)
+
+
+def match_start(
+    *, stateset: StateSet, user: User | None, source: str, query: MatchQuery
+) -> tuple[Match, Job | None]:
+    """The stored answer to `query` (job None), or its pending row and the job computing it.
+
+    The query must already be validated against the state set.
+    """
+    key = match_key(source=source, query=query)
+    match = _pending_row(stateset=stateset, user=user, source=source, query=query, key=key)
+    if match.status == MatchStatus.DONE:
+        match_touch(match=match)
+        return match, None
+    if match.job_id is not None:
+        job = Job.objects.filter(id=match.job_id, status__in=ACTIVE).first()
+        if job is not None:
+            return match, job
+    # No job, or its job failed or was cancelled: compute it (again).
+    job, _ = job_create(
+        kind="match",
+        project=stateset.project,
+        user=user,
+        params={
+            "match": str(match.id),
+            "stateset": str(stateset.id),
+            "shard_tokens": int(settings.STATELAB_MATCH_SHARD_TOKENS),
+            "gpu_tokens": int(settings.STATELAB_MATCH_GPU_TOKENS),
+        },
+        dedupe_key=_job_dedupe_key(stateset, key),
+        message="Waiting for a worker",
+    )
+    if match.job_id != job.id:
+        Match.objects.filter(id=match.id).update(job=job)
+        match.job = job
+    return match, job
+
+
+def match_store(
+    *,
+    stateset: StateSet,
+    user: User | None,
+    source: str,
+    query: MatchQuery,
+    result: MatchResult,
+    seconds: float,
+) -> Match:
+    """Record an answer computed outside a job (the LSTMVis route matches small state
+    sets in the request) so that later identical queries reuse it."""
+    key = match_key(source=source, query=query)
+    match = _pending_row(stateset=stateset, user=user, source=source, query=query, key=key)
+    now = timezone.now()
+    Match.objects.filter(id=match.id).update(
+        **_result_fields(result, seconds), finished_at=now, last_used_at=now
+    )
+    match.refresh_from_db()
+    return match
+
+
+def _result_fields(result: MatchResult, seconds: float) -> dict[str, Any]:
+    return {
+        "status": MatchStatus.DONE,
+        "result": result.to_json(),
+        "exact": bool(result.exact),
+        "unscored": int(result.unscored),
+        "candidates": int(result.candidates),
+        "hit_count": len(result.hits),
+        "seconds": round(float(seconds), 6),
+    }
+
+
+def _summary(result: MatchResult) -> str:
+    text = f"{len(result.hits)} matches from {int(result.candidates):,} candidates"
+    if not result.exact:
+        text += f" ({int(result.unscored):,} candidates left unscored: not exact)"
+    return text
+
+
+def match_record(*, match_id: UUID | str, job: Job, result: MatchResult, seconds: float) -> None:
+    """Store the answer and finish the job in one transaction (both or neither)."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = Match.objects.filter(id=match_id).update(
+            **_result_fields(result, seconds), finished_at=now, last_used_at=now
+        )
+        if not updated:
+            raise ApplicationError(GONE)
+        if not job_succeed(job=job, result={"match": str(match_id)}, message=_summary(result)):
+            raise Cancelled("cancelled before the match was recorded")
+
+
+def _job_match(job: Job) -> Match:
+    match = Match.objects.select_related("stateset").filter(id=job.params.get("match")).first()
+    if match is None:
+        raise ApplicationError(GONE)
+    return match
+
+
+def match_run(job: Job, progress: ProgressFn) -> dict[str, str]:
+    """The match job: one engine call, or a chord of shard tasks for a long state set."""
+    from workers.core.match import MatchQuery, shard_bounds
+    from workers.core.match import match as engine_match
+
+    match = _job_match(job)
+    store = stateset_store(match.stateset)
+    query = MatchQuery.from_json(match.query)
+    shard_tokens = int(job.params.get("shard_tokens") or settings.STATELAB_MATCH_SHARD_TOKENS)
+    gpu_tokens = int(job.params.get("gpu_tokens", settings.STATELAB_MATCH_GPU_TOKENS))
+    bounds = shard_bounds(store.length, shard_tokens)
+    gpu = gpu_tokens > 0 and store.length >= gpu_tokens
+    if len(bounds) <= 1 and not gpu:
+        t = time.perf_counter()
+        result = engine_match(store, match.source, query)
+        match_record(match_id=match.id, job=job, result=result, seconds=time.perf_counter() - t)
+        return {"match": str(match.id)}
+    _fan_out(job, match, [(int(a), int(b)) for a, b in bounds], gpu=gpu)
+    return {}
+
+
+def _fan_out(job: Job, match: Match, bounds: list[tuple[int, int]], *, gpu: bool) -> None:
+    from celery import chord
+
+    from .tasks import match_merge, match_shard
+
+    Match.objects.filter(id=match.id).update(shards=len(bounds), shards_done=0, seconds=None)
+    job_progress(
+        job=job,
+        fraction=0.0,
+        message=f"Matching {len(bounds)} shards of {match.stateset.length:,} tokens",
+    )
+    queue = "gpu" if gpu else "cpu"
+    header = [
+        match_shard.si(str(job.id), i, a, b, gpu).set(queue=queue, task_id=shard_task_id(job, i))
+        for i, (a, b) in enumerate(bounds)
+    ]
+    chord(header)(match_merge.s(str(job.id)).set(queue="cpu"))
+
+
+def shard_task_id(job: Job | str, index: int) -> str:
+    """The Celery task id of shard `index` of a match job: known to the callback, which
+    removes the shards' results from the result backend once it has merged them."""
+    job_id = job.id if isinstance(job, Job) else job
+    return f"match-{job_id}-shard-{index}"
+
+
+def _forget_shards(job_id: str, count: int) -> None:
+    from workers.app import app
+
+    for i in range(count):
+        try:
+            app.AsyncResult(shard_task_id(job_id, i)).forget()
+        except Exception:  # a result the backend no longer holds
+            log.debug("could not forget shard %s of match job %s", i, job_id, exc_info=True)
+
+
+def _device(accelerate: bool) -> str:
+    """`cuda` on a worker that has a CUDA device and was asked to use it, else `cpu`."""
+    if not accelerate:
+        return "cpu"
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _shard_done(job: Job, match: Match, total: int) -> None:
+    with transaction.atomic():
+        Match.objects.filter(id=match.id).update(shards_done=F("shards_done") + 1)
+        done = Match.objects.filter(id=match.id).values_list("shards_done", flat=True).first()
+    done = int(done or 0)
+    Job.objects.filter(id=job.id, status=JobStatus.RUNNING).update(
+        progress=min(done / max(total, 1), 0.99),
+        message=f"{done} of {total} shards matched",
+        lease_until=lease_end(),
+    )
+
+
+def match_shard_run(
+    *, job_id: str, index: int, start: int, end: int, accelerate: bool = False
+) -> dict[str, Any]:
+    """Match one token range `[start, end)` of a sharded match job.
+
+    Returns `{"result": <partial MatchResult JSON>, "seconds"}`, or `{"skipped": true}`
+    when the job is no longer running, or `{"error": message}`: it never raises, so
+    the chord callback always runs and finishes the job.
+    """
+    from workers.core.match import MatchQuery
+    from workers.core.match import match as engine_match
+
+    job = Job.objects.filter(id=job_id).first()
+    if job is None or job.status != JobStatus.RUNNING:
+        return {"skipped": True}
+    try:
+        match = _job_match(job)
+        store = stateset_store(match.stateset)
+        query = MatchQuery.from_json(match.query)
+        t = time.perf_counter()
+        part = engine_match(
+            store, match.source, query, shard=(start, end), device=_device(accelerate)
+        )
+        seconds = time.perf_counter() - t
+        _shard_done(job, match, int(match.shards))
+    except ApplicationError as exc:
+        return {"error": exc.message}
+    except InputError as exc:
+        return {"error": str(exc)}
+    except Exception as exc:
+        log.exception("shard %s [%s, %s) of match job %s failed", index, start, end, job_id)
+        return {
+            "error": f"Shard {index + 1} of the match failed unexpectedly "
+            f"({type(exc).__name__}); the error was logged."
+        }
+    return {"result": part.to_json(), "seconds": seconds}
+
+
+def match_merge_run(*, job_id: str, parts: list[dict[str, Any]]) -> None:
+    """The chord callback: merge the shards' partial answers exactly and finish the job."""
+    from workers.core.match import MatchQuery, MatchResult, merge_results
+
+    job = Job.objects.filter(id=job_id).first()
+    if job is None or job.status != JobStatus.RUNNING:
+        # Cancelled, or finished by an earlier delivery of this callback.
+        _forget_shards(job_id, len(parts))
+        return
+    try:
+        errors = [str(p["error"]) for p in parts if p.get("error")]
+        if errors:
+            job_fail(job=job, error=errors[0])
+            return
+        if any(p.get("skipped") or "result" not in p for p in parts):
+            job_fail(job=job, error="The match was interrupted; ask for it again.")
+            return
+        match = _job_match(job)
+        query = MatchQuery.from_json(match.query)
+        merged = merge_results([MatchResult.from_json(p["result"]) for p in parts], query.limit)
+        seconds = sum(float(p.get("seconds") or 0.0) for p in parts)
+        match_record(match_id=match.id, job=job, result=merged, seconds=seconds)
+    except Cancelled:
+        log.info("match job %s was cancelled before it was recorded", job_id)
+    except ApplicationError as exc:
+        job_fail(job=job, error=exc.message)
+    except Exception as exc:
+        log.exception("merging the shards of match job %s failed", job_id)
+        job_fail(
+            job=job,
+            error=f"Merging the match failed unexpectedly ({type(exc).__name__}); "
+            "the error was logged.",
+        )
+    finally:
+        _forget_shards(job_id, len(parts))

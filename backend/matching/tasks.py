@@ -1,0 +1,35 @@
+"""Celery entry points for match jobs: thin, by job id.
+
+`statelab.match` runs a match job (or fans it out); `statelab.match_shard` matches
+one token range and keeps its result in the result backend for the chord;
+`statelab.match_merge` is the chord callback that merges and records.
+"""
+
+from typing import Any
+
+from celery import shared_task
+
+from backend.jobs.tasks import run_or_retry
+
+
+@shared_task(bind=True, name="statelab.match", acks_late=True)
+def match(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    from .services import match_run
+
+    run_or_retry(self, job_id, match_run)
+
+
+@shared_task(name="statelab.match_shard", acks_late=True, ignore_result=False)
+def match_shard(
+    job_id: str, index: int, start: int, end: int, accelerate: bool = False
+) -> dict[str, Any]:
+    from .services import match_shard_run
+
+    return match_shard_run(job_id=job_id, index=index, start=start, end=end, accelerate=accelerate)
+
+
+@shared_task(name="statelab.match_merge", acks_late=True)
+def match_merge(parts: list[dict[str, Any]], job_id: str) -> None:
+    from .services import match_merge_run
+
+    match_merge_run(job_id=job_id, parts=parts)
