@@ -11,6 +11,7 @@ starting from the zero state at every stream start.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,7 @@ def reference_states(
             out[(k, "c")] = np.zeros((n, spec.hidden_size))
     bounds = [*sorted(set(stream_starts)), n]
     with torch.no_grad():
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        for a, b in itertools.pairwise(bounds):
             states: list[Any] = [None] * spec.layers
             for t in range(a, b):
                 x = emb[int(ids[t])].view(1, 1, -1)
