@@ -55,7 +55,8 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def project(request: HttpRequest, slug: str) -> HttpResponse:
-    """One project: state sets, corpora, jobs with live progress, members, upload forms."""
+    """One project: state sets, corpora, models, jobs with live progress, members, and
+    the forms to upload, extract and train."""
     proj, role = project_for_user(request.user, slug)
     api = reverse("project-detail", kwargs={"slug": proj.slug})
     return _page(
@@ -71,6 +72,10 @@ def project(request: HttpRequest, slug: str) -> HttpResponse:
                 "jobs": reverse("project-jobs", kwargs={"slug": proj.slug}),
                 "imports": reverse("project-imports", kwargs={"slug": proj.slug}),
                 "corpora": reverse("project-corpora", kwargs={"slug": proj.slug}),
+                "models": reverse("project-models", kwargs={"slug": proj.slug}),
+                "extractions": reverse("project-extractions", kwargs={"slug": proj.slug}),
+                "trainings": reverse("project-trainings", kwargs={"slug": proj.slug}),
+                "modelBase": "/api/models/",
                 "jobBase": "/api/jobs/",
                 "statesetBase": "/api/statesets/",
                 "corpusBase": "/api/corpora/",

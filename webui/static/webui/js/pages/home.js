@@ -1,4 +1,5 @@
-// The project list and the "new project" form (POST /api/projects/).
+// The project list (the caller's projects and the public ones, flagged) and the
+// "new project" form (POST /api/projects/).
 
 import { get, post } from "../core/api.js";
 import { bootData, fmtDate, h } from "../core/format.js";
@@ -16,7 +17,11 @@ function render(projects) {
     listRoot.replaceChildren(h("ul", { class: "card-list" }, projects.map((p) => h("li", {
       class: "card project-card", "data-slug": p.slug,
     },
-    h("h3", {}, h("a", { href: `${boot.pageUrl}${p.slug}/` }, p.name)),
+    h("h3", {}, h("a", { href: `${boot.pageUrl}${p.slug}/` }, p.name),
+      p.public ? h("span", {
+        class: "badge badge-public", "data-testid": "public",
+        title: p.member ? "Every signed-in user can read this project." : "A public project: you can read it; its members edit it.",
+      }, "public") : null),
     p.description ? h("p", {}, p.description) : null,
     h("p", { class: "meta" }, h("code", {}, p.slug), ` · ${p.role} · created ${fmtDate(p.created_at)}`)))));
   }

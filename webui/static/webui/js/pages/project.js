@@ -1,6 +1,7 @@
-// A project: its state sets and corpora (which editors and owners may delete), its
-// jobs with live progress (polled about once a second while any job is queued or
-// running), its members (which owners manage), and the upload forms.
+// A project: its state sets, corpora and models (which editors and owners may
+// delete), its jobs with live progress (polled about once a second while any job is
+// queued or running; a training job shows its learning curve), its members (which
+// owners manage), and the forms to upload, import, extract and train.
 
 import { del, get, isAbort, post, postForm } from "../core/api.js";
 import { bootData, fmtDate, fmtInt, h } from "../core/format.js";
@@ -12,6 +13,7 @@ const POLL_MS = 1000;
 const roots = {
   statesets: document.getElementById("statesets"),
   corpora: document.getElementById("corpora"),
+  models: document.getElementById("models"),
   jobs: document.getElementById("jobs"),
   members: document.getElementById("members"),
 };
@@ -21,6 +23,7 @@ const ROLES = ["viewer", "editor", "owner"];
 
 let jobs = [];
 let timer = null;
+let project = null;
 
 function ready(root) {
   root.dataset.ready = "true";
@@ -117,6 +120,74 @@ function renderProject(p) {
       : null)))
     : h("p", { class: "muted empty" }, "No corpora yet. Upload a text file to add one."));
   ready(roots.corpora);
+  renderModels(p.models || []);
+  fillChoices(p);
+}
+
+function specText(m) {
+  const sp = m.spec || {};
+  const parts = [`${sp.layers ?? m.layers} × ${sp.hidden_size ?? m.hidden_size}`];
+  if (sp.embedding_size !== undefined) parts.push(`embedding ${sp.embedding_size}`);
+  if (sp.tied) parts.push("tied");
+  return parts.join(" · ");
+}
+
+function renderModels(models) {
+  roots.models.replaceChildren(models.length
+    ? table([
+      "Name", "Type", "Layers × cells", "Vocabulary", "Origin", "Created",
+      canWrite ? actionsHeader() : null,
+    ].filter(Boolean), models.map((m) => h("tr", {
+      "data-id": m.id,
+    },
+    h("td", {}, m.name),
+    h("td", {}, m.rnn_type),
+    h("td", { class: "spec", title: JSON.stringify(m.spec || {}) }, specText(m)),
+    h("td", { class: "num" }, fmtInt(m.vocab_size)),
+    h("td", {}, m.origin === "training" ? "trained here" : "uploaded"),
+    h("td", {}, fmtDate(m.created_at)),
+    canWrite ? deleteCell(`Delete model ${m.name}`, (ev) => deleteItem(roots.models,
+      ev.currentTarget, { url: `${boot.api.modelBase}${m.id}/`, what: "model", name: m.name }))
+      : null)))
+    : h("p", { class: "muted empty" }, "No models yet. Upload one or train one on a corpus."));
+  ready(roots.models);
+}
+
+/** Keep the model and corpus selects of the extraction and training forms current. */
+function fillChoices(p) {
+  project = p;
+  const fill = (select, items, label, empty) => {
+    if (!select) return;
+    const before = select.value;
+    select.replaceChildren(...(items.length
+      ? items.map((it) => h("option", { value: it.id, selected: it.id === before }, label(it)))
+      : [h("option", { value: "" }, empty)]));
+    select.disabled = !items.length;
+  };
+  const models = p.models || [];
+  const corpusLabel = (c) => `${c.name} (${fmtInt(c.length)} tokens, ${c.tokenization})`;
+  const ex = document.getElementById("extract-form");
+  if (ex) {
+    fill(ex.elements.model, models, (m) => `${m.name} (${m.rnn_type} ${specText(m)})`, "no models yet");
+    fill(ex.elements.corpus, p.corpora, corpusLabel, "no corpora yet");
+    syncValueChoices();
+  }
+  const tr = document.getElementById("train-form");
+  if (tr) fill(tr.elements.corpus, p.corpora, corpusLabel, "no corpora yet");
+}
+
+/** Which values the chosen model has: c only for an LSTM, gates for LSTM and GRU. */
+function syncValueChoices() {
+  const ex = document.getElementById("extract-form");
+  if (!ex || !project) return;
+  const m = (project.models || []).find((x) => x.id === ex.elements.model.value);
+  const allowed = !m ? ["h", "c", "gates"]
+    : m.rnn_type === "LSTM" ? ["h", "c", "gates"] : m.rnn_type === "GRU" ? ["h", "gates"] : ["h"];
+  for (const box of ex.querySelectorAll('input[name="values"]')) {
+    const ok = allowed.includes(box.value);
+    box.disabled = !ok;
+    if (!ok) box.checked = false;
+  }
 }
 
 async function loadProject() {
@@ -124,7 +195,7 @@ async function loadProject() {
     renderProject(await get(boot.api.project, { key: "project" }));
   } catch (err) {
     if (isAbort(err)) return;
-    for (const r of [roots.statesets, roots.corpora]) {
+    for (const r of [roots.statesets, roots.corpora, roots.models]) {
       r.replaceChildren(h("p", { class: "alert alert-error", role: "alert" }, err.message));
       ready(r);
     }
@@ -237,6 +308,107 @@ wireUpload(document.getElementById("corpus-form"), boot.api.corpora, (form, file
   const name = form.elements.name.value.trim();
   if (name) fd.append("name", name);
   return fd;
+});
+
+// Models: the upload answers at once (the server checks the files in the request);
+// extraction and training start jobs that show under Jobs.
+
+function wireForm(form, submit) {
+  if (!form) return;
+  const status = form.querySelector(".form-status");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    say(status, "Sending…");
+    try {
+      const message = await submit(form);
+      say(status, message, "ok");
+    } catch (err) {
+      say(status, err.message, "error");
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+function problem(message) {
+  const err = new Error(message);
+  err.name = "FormProblem";
+  return err;
+}
+
+/** A number field: undefined when empty, else a number (or a problem). */
+function numberField(form, name, label, { integer = true } = {}) {
+  const raw = form.elements[name].value.trim();
+  if (!raw) return undefined;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || (integer && !Number.isInteger(value))) {
+    throw problem(`${label} must be ${integer ? "a whole number" : "a number"}.`);
+  }
+  return value;
+}
+
+wireForm(document.getElementById("model-form"), async (form) => {
+  const weights = form.elements.weights.files[0];
+  const vocab = form.elements.vocab.files[0];
+  if (!weights || !vocab) throw problem("Choose the weights file and the vocabulary file.");
+  const fd = new FormData();
+  fd.append("weights", weights);
+  fd.append("vocab", vocab);
+  const config = form.elements.config.files[0];
+  if (config) fd.append("config", config);
+  const name = form.elements.name.value.trim();
+  if (name) fd.append("name", name);
+  if (form.elements.rnn_type.value) fd.append("rnn_type", form.elements.rnn_type.value);
+  say(form.querySelector(".form-status"), `Uploading and checking ${weights.name}…`);
+  const model = await postForm(boot.api.models, fd);
+  form.reset();
+  busy(roots.models);
+  await loadProject();
+  return `Stored ${model.name}: ${model.rnn_type} ${specText(model)}, vocabulary of ${fmtInt(model.vocab_size)}.`;
+});
+
+const extractForm = document.getElementById("extract-form");
+extractForm?.elements.model.addEventListener("change", syncValueChoices);
+
+wireForm(extractForm, async (form) => {
+  const model = form.elements.model.value;
+  const corpus = form.elements.corpus.value;
+  if (!model || !corpus) throw problem("Choose a model and a corpus (upload them first).");
+  const values = [...form.querySelectorAll('input[name="values"]:checked')].map((b) => b.value);
+  if (!values.length) throw problem("Choose at least one kind of value to extract.");
+  const body = { model, corpus, values, surprisal: form.elements.surprisal.checked };
+  const topk = numberField(form, "topk", "Top-k");
+  if (topk !== undefined) body.topk = topk;
+  const name = form.elements.name.value.trim();
+  if (name) body.name = name;
+  const answer = await post(boot.api.extractions, body);
+  mergeJobs([answer.job]);
+  pollNow();
+  return "Extraction started; it is listed under Jobs.";
+});
+
+wireForm(document.getElementById("train-form"), async (form) => {
+  const corpus = form.elements.corpus.value;
+  if (!corpus) throw problem("Choose a corpus to train on (upload one first).");
+  const body = { corpus, rnn_type: form.elements.rnn_type.value };
+  const fields = [
+    ["layers", "Layers"], ["hidden_size", "Hidden size"], ["embedding_size", "Embedding size"],
+    ["epochs", "Epochs"], ["seq_len", "Sequence length"], ["batch_size", "Batch size"],
+  ];
+  for (const [key, label] of fields) {
+    const v = numberField(form, key, label);
+    if (v !== undefined) body[key] = v;
+  }
+  const lr = numberField(form, "learning_rate", "Learning rate", { integer: false });
+  if (lr !== undefined) body.learning_rate = lr;
+  const name = form.elements.name.value.trim();
+  if (name) body.name = name;
+  const answer = await post(boot.api.trainings, body);
+  mergeJobs([answer.job]);
+  pollNow();
+  return "Training started; its curve shows under Jobs.";
 });
 
 // Members: everyone sees the list; owners get a role select and a remove button per

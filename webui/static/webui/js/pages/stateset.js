@@ -127,8 +127,9 @@ function draw() {
   const state = urlState.get();
   const lay = layout(state);
   const extent = Math.max(...yDomain(data.values).map(Math.abs));
-  views.lines.update(data, state, lay, cursor);
-  views.tokens.update(data, state, lay, cursor);
+  const starts = info.stream_starts || [];
+  views.lines.update(data, state, lay, cursor, starts);
+  views.tokens.update(data, state, lay, cursor, starts);
   views.heatmap.update(data, state, lay, cursor, extent);
   views.legend.update({ extent, threshold: state.threshold });
   renderChips(state);

@@ -1,15 +1,18 @@
 // The job list of a project: status, a progress bar, the message, the error of a
 // failed job, a link to what a finished job made, and a cancel button while it runs.
+// A training job also shows its learning curve, kept across redraws so that it
+// grows in place as the job list is polled.
 
 import { fmtDate, h } from "../core/format.js";
+import { createCurvePlot } from "./curve.js";
 
 export const ACTIVE = new Set(["queued", "running"]);
 
 const KIND_LABEL = {
   import_lstmvis: "LSTMVis import",
   corpus_upload: "Corpus upload",
-  extraction: "State extraction",
-  training: "Training",
+  extract: "State extraction",
+  train: "Training",
   match: "Match",
 };
 
@@ -18,10 +21,27 @@ function resultLinks(job, statesetBase) {
   const links = [];
   if (r.stateset) links.push(h("a", { href: `${statesetBase}${r.stateset}/` }, "open the state set"));
   if (r.corpus) links.push(h("span", {}, "corpus ready"));
+  if (r.model) links.push(h("span", {}, "model ready (listed under Models)"));
   return links;
 }
 
 export function createJobList(root, { onCancel, statesetBase = "/statesets/", canCancel = true } = {}) {
+  const curves = new Map(); // job id -> {el, view}
+
+  function curveFor(job) {
+    if (job.kind !== "train") return null;
+    let c = curves.get(job.id);
+    if (!c) {
+      const el = h("div", {
+        class: "job-curve", "data-testid": "training-curve", "data-ready": "false",
+      });
+      c = { el, view: createCurvePlot(el) };
+      curves.set(job.id, c);
+    }
+    c.view.update((job.detail && job.detail.curve) || []);
+    return c.el;
+  }
+
   function row(job) {
     const active = ACTIVE.has(job.status);
     const pct = Math.round(Math.max(0, Math.min(1, job.progress || 0)) * 100);
@@ -46,6 +66,7 @@ export function createJobList(root, { onCancel, statesetBase = "/statesets/", ca
       cancel),
     bar,
     h("div", { class: "job-message" }, job.message || "", " ", ...resultLinks(job, statesetBase)),
+    curveFor(job),
     job.status === "failed" && job.error
       ? h("div", { class: "job-error", role: "note", "data-testid": "job-error" }, job.error)
       : null);
@@ -53,6 +74,8 @@ export function createJobList(root, { onCancel, statesetBase = "/statesets/", ca
 
   return {
     update(jobs) {
+      const listed = new Set(jobs.map((j) => j.id));
+      for (const id of [...curves.keys()]) if (!listed.has(id)) curves.delete(id);
       root.replaceChildren(
         jobs.length
           ? h("ol", { class: "job-list" }, jobs.map(row))

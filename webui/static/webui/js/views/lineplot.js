@@ -3,6 +3,9 @@
 // cells drawn on top in Okabe-Ito colours, and an SVG overlay for the axis, the
 // threshold and the cursor. Hit-testing is arithmetic: column from x, nearest line
 // from y. Emits "cursor" ({t, cell}) and "togglecell" ({cell}) events on its root.
+// Stream starts (where an extraction began a stream from the zero state) are marked
+// by a dashed line at the left edge of their column and a small marker above it
+// whose tooltip says so.
 
 import d3 from "../lib/d3.js";
 import { sizeCanvas } from "../core/canvas.js";
@@ -35,6 +38,7 @@ export function createLinePlot(root) {
   const thrLabel = svg.append("text").attr("class", "threshold-label");
   const cursorLine = svg.append("line").attr("class", "cursor");
   const hit = svg.append("rect").attr("class", "hit").attr("fill", "transparent");
+  const streamG = svg.append("g").attr("class", "stream-starts");
 
   let last = null;
 
@@ -65,8 +69,11 @@ export function createLinePlot(root) {
   });
 
   return {
-    /** data: context answer; state: {threshold, cells (selected)}; layout: {left, width, n, colW}; cursor: {t, cell} */
-    update(data, state, layout, cursor) {
+    /**
+     * data: context answer; state: {threshold, cells (selected)}; layout: {left, width, n, colW};
+     * cursor: {t, cell}; streamStarts: positions where a stream starts from the zero state.
+     */
+    update(data, state, layout, cursor, streamStarts = []) {
       const height = PLOT_HEIGHT;
       const fullW = layout.left + layout.width + 8;
       const y = d3.scaleLinear().domain(yDomain(data.values)).range([height - 8, 8]);
@@ -129,6 +136,20 @@ export function createLinePlot(root) {
         cursorLine.attr("visibility", "hidden");
       }
       hit.attr("x", x0).attr("y", 0).attr("width", layout.width).attr("height", height);
+      const starts = streamStarts.filter((p) => p >= data.start && p <= data.end);
+      const xStart = (p) => layout.left + (p - data.start) * layout.colW;
+      const marks = streamG.selectAll("g.stream-mark").data(starts, (p) => p).join((enter) => {
+        const g = enter.append("g").attr("class", "stream-mark");
+        g.append("line").attr("class", "stream-start");
+        g.append("path").attr("class", "stream-start-marker").attr("d", "M-5,0 L5,0 L0,7 Z")
+          .append("title");
+        return g;
+      });
+      marks.attr("data-pos", (p) => p);
+      marks.select("line").attr("x1", xStart).attr("x2", xStart).attr("y1", 0).attr("y2", height);
+      marks.select("path").attr("transform", (p) => `translate(${xStart(p)},0)`)
+        .attr("aria-label", (p) => `stream start at ${p}`)
+        .select("title").text((p) => `stream start at position ${p}: state is zero here`);
 
       canvas.setAttribute("aria-label",
         `Line plot of ${data.cells.length} cells over tokens ${data.start} to ${data.end}; ` +

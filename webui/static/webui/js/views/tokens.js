@@ -1,6 +1,7 @@
 // The token strip under the plot: one box per position, aligned with the plot's
 // columns. Tokens are shaded by how many selected cells are on (value >= threshold);
-// the cursor token is outlined. Narrow columns turn the labels vertical.
+// the cursor token is outlined. Narrow columns turn the labels vertical. A token
+// where a stream starts (the state is zero there) gets a marked left edge.
 
 import { h, showToken } from "../core/format.js";
 import { sequential } from "../core/palettes.js";
@@ -20,7 +21,8 @@ export function countOn(data, cells, threshold) {
 export function createTokenStrip(root) {
   root.classList.add("tokens");
   return {
-    update(data, state, layout, cursor) {
+    update(data, state, layout, cursor, streamStarts = []) {
+      const starts = new Set(streamStarts);
       const counts = countOn(data, state.cells, state.threshold);
       const k = state.cells.length;
       const vertical = layout.colW < 34;
@@ -37,10 +39,12 @@ export function createTokenStrip(root) {
           style.push(`background: ${sequential(0.35 + 0.65 * (on / k))}`);
           style.push(on / k > 0.5 ? "color: #111" : "color: #fff");
         }
+        const start = starts.has(pos);
         strip.append(h("li", {
-          class: `token${cursor && cursor.t === i ? " is-cursor" : ""}${k && on ? " is-on" : ""}`,
+          class: `token${cursor && cursor.t === i ? " is-cursor" : ""}${k && on ? " is-on" : ""}${start ? " is-stream-start" : ""}`,
           style: style.join("; "),
-          title: `${pos}: ${JSON.stringify(tok)}${k ? ` · ${on} of ${k} selected cells on` : ""}`,
+          title: `${pos}: ${JSON.stringify(tok)}${k ? ` · ${on} of ${k} selected cells on` : ""}` +
+            (start ? " · stream start: state is zero here" : ""),
           "data-pos": String(pos),
           "data-token": tok,
           "data-on": String(on),
