@@ -466,49 +466,65 @@ def training_start(
 
 
 class CurveRecorder:
-    """Keeps a training job's curve on its row while it runs: points are buffered,
-    written at most every CURVE_FLUSH_S seconds (at once for validation points),
-    and thinned to CURVE_MAX_POINTS by dropping every other training point."""
+    """Keeps a training job's curve on its row while it runs.
+
+    Points are buffered and written at most every CURVE_FLUSH_S seconds (a
+    validation point at once). Past CURVE_MAX_POINTS the training points are
+    thinned evenly: only every `stride`-th is kept, the stride doubling as the run
+    grows, while validation points and the newest training point always stay.
+    """
 
     def __init__(self, job: Job, *, cap: int = CURVE_MAX_POINTS) -> None:
         self.job = job
         self.cap = cap
-        self.points: list[dict[str, Any]] = []
+        self.kept: list[tuple[int, dict[str, Any]]] = []  # (training ordinal or -1, point)
+        self.stride = 1
+        self.ordinal = 0
+        self.latest: tuple[int, dict[str, Any]] | None = None
         self.last_flush = 0.0
         self.dirty = False
 
-    def add(self, point: dict[str, Any]) -> None:
+    @staticmethod
+    def _clean(point: dict[str, Any]) -> dict[str, Any]:
         clean = {
-            k: (float(v) if isinstance(v, float) else v)
-            for k, v in point.items()
-            if k in ("step", "epoch", "tokens", "loss", "perplexity", "split")
+            k: point[k]
+            for k in ("step", "epoch", "tokens", "loss", "perplexity", "split")
+            if k in point
         }
         for k in ("loss", "perplexity"):
             v = clean.get(k)
-            if isinstance(v, float) and not math.isfinite(v):
-                clean[k] = None  # JSON has no inf or nan
-        self.points.append(clean)
-        if len(self.points) > self.cap:
-            self._thin()
+            if isinstance(v, int | float) and not math.isfinite(v):
+                clean[k] = None  # JSON has no infinity or NaN
+        return clean
+
+    def add(self, point: dict[str, Any]) -> None:
+        clean = self._clean(point)
+        if clean.get("split") == "train":
+            self.ordinal += 1
+            self.latest = (self.ordinal, clean)
+            if (self.ordinal - 1) % self.stride == 0:
+                self.kept.append(self.latest)
+        else:
+            self.kept.append((-1, clean))
+        room = self.cap - 1  # the newest training point is shown too
+        while len(self.kept) > room and self.stride < (1 << 30):
+            self.stride *= 2
+            self.kept = [(o, q) for o, q in self.kept if o < 0 or (o - 1) % self.stride == 0]
+        self.kept = self.kept[-room:]
         self.dirty = True
-        now = time.monotonic()
-        if clean.get("split") != "train" or now - self.last_flush >= CURVE_FLUSH_S:
+        if clean.get("split") != "train" or time.monotonic() - self.last_flush >= CURVE_FLUSH_S:
             self.flush()
 
-    def _thin(self) -> None:
-        kept: list[dict[str, Any]] = []
-        train_seen = 0
-        for p in self.points:
-            if p.get("split") == "train":
-                train_seen += 1
-                if train_seen % 2 == 0 and p is not self.points[-1]:
-                    continue
-            kept.append(p)
-        self.points = kept[-self.cap :]
+    def points(self) -> list[dict[str, Any]]:
+        kept = list(self.kept)
+        if self.latest is not None and all(o != self.latest[0] for o, _ in kept):
+            kept.append(self.latest)
+        kept.sort(key=lambda item: (item[1].get("step") or 0, item[0] < 0))
+        return [q for _, q in kept]
 
     def flush(self) -> None:
         if self.dirty:
-            job_detail_set(job=self.job, detail={"curve": self.points})
+            job_detail_set(job=self.job, detail={"curve": self.points()})
             self.dirty = False
         self.last_flush = time.monotonic()
 
