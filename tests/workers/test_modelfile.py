@@ -3,6 +3,7 @@ good ones round-trip through the store, vocabularies parse strictly."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -267,6 +268,21 @@ def test_truncated_file_is_refused_as_damaged(tmp_path: Path, fmt: str, keep: fl
     cut.write_bytes(full[: int(len(full) * keep)])
     with pytest.raises(InputError, match="damaged or incomplete"):
         read_weights(cut, max_bytes=MAX)
+
+
+@pytest.mark.parametrize("numel", [10**9, 2**40, 2**61])
+def test_legacy_file_declaring_a_huge_storage_is_refused(tmp_path: Path, numel: int) -> None:
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(7)}, buf, _use_new_zipfile_serialization=False)
+    # The storage's persistent id ends in its element count (BININT1 7); make it lie.
+    count = numel.to_bytes((numel.bit_length() + 8) // 8, "little", signed=True)
+    data = buf.getvalue().replace(
+        b"cpuq\x06K\x07N", b"cpuq\x06\x8a" + bytes([len(count)]) + count + b"N", 1
+    )
+    assert data != buf.getvalue()
+    (tmp_path / "w.pt").write_bytes(data)
+    with pytest.raises(InputError, match="damaged or incomplete"):
+        read_weights(tmp_path / "w.pt", max_bytes=MAX)
 
 
 def test_zip_that_unpacks_beyond_the_limit_is_refused(tmp_path: Path) -> None:

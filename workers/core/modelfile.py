@@ -495,16 +495,6 @@ def _refusal_for_global(name: str) -> InputError:
     return InputError(f"{what}. StateLab loads only plain tensors: {SAVE_HINT}")
 
 
-def _short_reason(exc: BaseException) -> str:
-    text = str(exc)
-    marker = "WeightsUnpickler error:"
-    if marker in text:
-        text = text.split(marker, 1)[1]
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    line = line.split(". ", 1)[0]
-    return (line[:160] or type(exc).__name__).rstrip(".")
-
-
 def _torch_load(path: Path, pickle_bytes: bytes) -> Any:
     import torch
 
@@ -531,10 +521,12 @@ def _torch_load(path: Path, pickle_bytes: bytes) -> Any:
                 "this is a TorchScript archive (torch.jit.save): it holds code, and StateLab "
                 f"never runs code from an upload; {SAVE_HINT}"
             ) from None
+        # torch's own wording is about its internals; the chained exception keeps
+        # it for the worker's log.
         raise InputError(
-            "the file could not be read as a PyTorch state dict; it is damaged or incomplete "
-            f"({_short_reason(exc)}). Upload the complete file again, or {SAVE_HINT}"
-        ) from None
+            "the file could not be read as a PyTorch state dict: it is damaged or incomplete. "
+            f"Upload the complete file again, or {SAVE_HINT}"
+        ) from exc
 
 
 def _as_state_dict(obj: Any) -> dict[str, torch.Tensor]:
