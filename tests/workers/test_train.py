@@ -172,6 +172,7 @@ def test_params_from_json() -> None:
     params = TrainParams.from_json({"rnn_type": " gru ", "learning_rate": 1, "epochs": 5})
     assert params.rnn_type == "GRU" and params.learning_rate == 1.0 and params.epochs == 5
     assert TrainParams.from_json(params.to_json()) == params
+    assert TrainParams(rnn_type="lstm").rnn_type == "LSTM"
     with pytest.raises(InputError, match="unknown training parameters optimizer"):
         TrainParams.from_json({"optimizer": "sgd"})
     with pytest.raises(InputError, match="JSON object"):

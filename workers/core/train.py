@@ -115,6 +115,8 @@ class TrainParams:
     validation_fraction: float = 0.05
 
     def __post_init__(self) -> None:
+        if isinstance(self.rnn_type, str):
+            object.__setattr__(self, "rnn_type", self.rnn_type.strip().upper())
         if self.rnn_type not in RNN_TYPES:
             raise InputError(
                 f"rnn_type must be one of {', '.join(RNN_TYPES)}, not {self.rnn_type!r}"
@@ -174,8 +176,6 @@ class TrainParams:
                 f"unknown training parameters {', '.join(unknown)}; known are {', '.join(known)}"
             )
         values = dict(data)
-        if isinstance(values.get("rnn_type"), str):
-            values["rnn_type"] = values["rnn_type"].strip().upper()
         for name in ("learning_rate", "clip", "dropout", "validation_fraction"):
             if _is_int(values.get(name)):
                 values[name] = float(values[name])
