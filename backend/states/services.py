@@ -173,7 +173,12 @@ def extraction_start(
                 code=f"unknown_{what}",
             )
     extract_json = extraction_params_check(
-        rnn_type=model.rnn_type, values=values, topk=topk, surprisal=surprisal, streams=streams
+        rnn_type=model.rnn_type,
+        vocab_size=model.vocab_size,
+        values=values,
+        topk=topk,
+        surprisal=surprisal,
+        streams=streams,
     )
     display = (name.strip() or f"{model.name} on {corpus.name}")[:200]
     key = hashlib.sha256(
@@ -193,6 +198,9 @@ def extraction_start(
     )
 
 
+VALUE_KINDS = ("h", "c", "gates")
+# What each kind of model has; asking for more is allowed (the default, h and c,
+# suits every model) and the extraction notes what it skipped.
 VALUES_BY_RNN = {
     "LSTM": ("h", "c", "gates"),
     "GRU": ("h", "gates"),
@@ -204,22 +212,29 @@ MAX_STREAMS = 4096
 
 
 def extraction_params_check(
-    *, rnn_type: str, values: Any, topk: int, surprisal: bool, streams: int | None
+    *,
+    rnn_type: str,
+    vocab_size: int,
+    values: Any,
+    topk: int,
+    surprisal: bool,
+    streams: int | None,
 ) -> dict[str, Any]:
     """The extraction parameters as the job keeps them, or a 400 that says what is
-    wrong. Checked here (not by building the core's ExtractParams) so that a request
-    never imports torch into the web process."""
-    allowed = VALUES_BY_RNN.get(rnn_type, ("h",))
+    wrong. Checked here, with the core's rules, so that a request never imports
+    torch into the web process."""
     chosen = list(dict.fromkeys(str(v) for v in values))
-    if not chosen:
-        raise ApplicationError(f"Choose what to extract: {', '.join(allowed)}.")
-    wrong = [v for v in chosen if v not in allowed]
-    if wrong:
+    unknown = [v for v in chosen if v not in VALUE_KINDS]
+    if not chosen or unknown:
+        raise ApplicationError(f"Choose what to extract from {', '.join(VALUE_KINDS)}.")
+    has = VALUES_BY_RNN.get(rnn_type, ("h",))
+    if not any(v in has for v in chosen):
         raise ApplicationError(
-            f"A {rnn_type} model has no {', '.join(wrong)}; choose from {', '.join(allowed)}."
+            f"A {rnn_type} model has none of {', '.join(chosen)}; choose {' or '.join(has)}."
         )
-    if isinstance(topk, bool) or not isinstance(topk, int) or not 0 <= topk <= MAX_TOPK:
-        raise ApplicationError(f"topk must be a whole number from 0 to {MAX_TOPK}.")
+    top = min(MAX_TOPK, vocab_size)
+    if isinstance(topk, bool) or not isinstance(topk, int) or not 0 <= topk <= top:
+        raise ApplicationError(f"topk must be a whole number from 0 to {top}.")
     if streams is not None and (
         isinstance(streams, bool) or not isinstance(streams, int) or not 1 <= streams <= MAX_STREAMS
     ):

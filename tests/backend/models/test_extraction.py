@@ -1,0 +1,211 @@
+"""Extraction jobs: a model run over a corpus becomes a state set whose every value a
+plain forward pass from the zero state at each stream start reproduces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from backend.artifacts.storage import store_path
+from backend.jobs.models import Job
+from backend.states.models import StateSet
+from tests.support.lm import (
+    corpus_create,
+    reference_states,
+    safetensors_bytes,
+    tiny_model,
+    vocab_bytes,
+    write_files,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+VOCAB = ["(", ")", "a", "b", "\n"]
+N = 150
+
+
+@pytest.fixture
+def lm():
+    return tiny_model(vocab_size=len(VOCAB), embedding_size=5, hidden_size=7, layers=2)
+
+
+def _store_model(project, user, model, tmp_path, name="tiny"):
+    from backend.artifacts.services import model_store_from_files
+
+    paths = write_files(tmp_path / "upload", **{"w.safetensors": safetensors_bytes(model)})
+    return model_store_from_files(
+        project=project,
+        user=user,
+        weights=paths["w.safetensors"],
+        vocab_bytes=vocab_bytes(VOCAB),
+        vocab_filename="vocab.json",
+        name=name,
+    )
+
+
+def _corpus(project, user, n=N, vocab=VOCAB, name="parens"):
+    ids = np.random.default_rng(3).integers(0, len(vocab), size=n)
+    return corpus_create(project, user, ids, vocab, name=name), ids
+
+
+def _extract(api, slug="brackets", **body):
+    return api.post(f"/api/projects/{slug}/extractions/", body, format="json")
+
+
+def test_extracted_values_equal_a_reference_forward_pass(
+    owner_api, owner, project, lm, tmp_path, _isolated_store
+):
+    model = _store_model(project, owner, lm, tmp_path)
+    corpus, ids = _corpus(project, owner)
+    r = _extract(
+        owner_api, model=str(model.id), corpus=str(corpus.id), values=["h", "c"], topk=3,
+        streams=3, name="tiny states",
+    )  # fmt: skip
+    assert r.status_code == 202, r.content
+    assert r.json()["job"]["kind"] == "extract"
+    job = owner_api.get(f"/api/jobs/{r.json()['job']['id']}/").json()
+    assert job["status"] == "succeeded", job
+    ss = StateSet.objects.get(id=job["result"]["stateset"])
+    assert (ss.origin, ss.corpus_id, ss.name, ss.length) == (
+        "extraction",
+        corpus.id,
+        "tiny states",
+        N,
+    )
+
+    info = owner_api.get(f"/api/statesets/{ss.id}/").json()
+    row = -(-N // 3)
+    assert info["stream_starts"] == list(range(0, N, row)) == [0, 50, 100]
+    assert info["corpus"] == str(corpus.id)
+    sources = {(s["layer"], s["kind"]): s["id"] for s in info["sources"]}
+    assert set(sources) == {(1, "h"), (1, "c"), (2, "h"), (2, "c")}
+
+    want = reference_states(lm, ids, info["stream_starts"])
+    for (layer, kind), source in sources.items():
+        body = owner_api.get(
+            f"/api/statesets/{ss.id}/context/",
+            {"source": source, "start": 0, "end": N - 1, "transform": "none"},
+        ).json()
+        got = np.asarray(body["values"], dtype=np.float64).T  # (N, cells)
+        np.testing.assert_allclose(got, want[(layer - 1, kind)], atol=1e-4, rtol=0)
+        assert body["tokens"] == [VOCAB[i] for i in ids]
+    # the state really is zero before each stream start: the first value of each
+    # stream equals a one-step pass from zero, unlike the continued stream
+    single = reference_states(lm, ids[50:51], [0])[(0, "h")][0]
+    np.testing.assert_allclose(want[(0, "h")][50], single, atol=1e-12)
+
+    # indexes were built before the row appeared; the working folder is gone
+    from workers.core.indexes import index_status
+    from workers.core.store import StateSet as Store
+
+    status = index_status(Store.open(store_path(ss.path)))
+    assert status["match"] and status["search"]
+    assert not any((_isolated_store / "work").glob("*"))
+
+
+def test_gru_with_the_default_values_skips_c(owner_api, owner, project, tmp_path):
+    model = _store_model(
+        project, owner, tiny_model(rnn_type="GRU", vocab_size=5, layers=1), tmp_path
+    )
+    corpus, _ = _corpus(project, owner, n=60)
+    r = _extract(owner_api, model=str(model.id), corpus=str(corpus.id))
+    job = owner_api.get(f"/api/jobs/{r.json()['job']['id']}/").json()
+    assert job["status"] == "succeeded", job
+    info = owner_api.get(f"/api/statesets/{job['result']['stateset']}/").json()
+    assert [(s["layer"], s["kind"]) for s in info["sources"]] == [(1, "h")]
+    assert info["stream_starts"] == [0]  # a short corpus is one stream
+
+
+def test_stored_state_set_lists_predictions_and_surprisal(owner_api, owner, project, lm, tmp_path):
+    model = _store_model(project, owner, lm, tmp_path)
+    corpus, _ = _corpus(project, owner, n=80)
+    r = _extract(owner_api, model=str(model.id), corpus=str(corpus.id), topk=2, values=["h"])
+    job = owner_api.get(f"/api/jobs/{r.json()['job']['id']}/").json()
+    info = owner_api.get(f"/api/statesets/{job['result']['stateset']}/").json()
+    kinds = {a["name"]: a["kind"] for a in info["annotations"]}
+    assert kinds.get("surprisal") == "scalar"
+    assert any(k == "wordvec" for k in kinds.values())
+
+
+def test_model_and_corpus_must_be_in_the_project(owner_api, owner, project, lm, tmp_path):
+    from backend.projects.services import project_create
+
+    other = project_create(user=owner, name="Other", slug="other")
+    here_model = _store_model(project, owner, lm, tmp_path / "a")
+    there_model = _store_model(other, owner, lm, tmp_path / "b")
+    here_corpus, _ = _corpus(project, owner)
+    there_corpus, _ = _corpus(other, owner)
+    for model, corpus, what in (
+        (here_model, there_corpus, "corpus"),
+        (there_model, here_corpus, "model"),
+    ):
+        r = _extract(owner_api, model=str(model.id), corpus=str(corpus.id))
+        assert r.status_code == 400, r.content
+        assert r.json()["error"]["code"] == f"unknown_{what}"
+        assert f"There is no {what} with id" in r.json()["error"]["message"]
+        assert "in project 'brackets'" in r.json()["error"]["message"]
+    r = _extract(owner_api, model="not-an-id", corpus=str(here_corpus.id))
+    assert r.status_code == 400
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"values": ["c"], "gru": True}, "GRU"),
+        ({"values": ["q"]}, "values"),
+        ({"topk": 6}, "topk"),  # above the vocabulary size
+        ({"topk": -1}, "topk"),
+        ({"streams": 0}, "streams"),
+    ],
+)
+def test_bad_extraction_parameters_are_400s(owner_api, owner, project, tmp_path, body, message):
+    gru = body.pop("gru", False)
+    lm = tiny_model(rnn_type="GRU" if gru else "LSTM", vocab_size=5, layers=1)
+    model = _store_model(project, owner, lm, tmp_path)
+    corpus, _ = _corpus(project, owner)
+    r = _extract(owner_api, model=str(model.id), corpus=str(corpus.id), **body)
+    assert r.status_code == 400, r.content
+    assert message in r.json()["error"]["message"]
+    assert not Job.objects.exists()
+
+
+def test_viewer_cannot_extract(collaborator_api, owner, project, lm, tmp_path):
+    model = _store_model(project, owner, lm, tmp_path)
+    corpus, _ = _corpus(project, owner)
+    r = _extract(collaborator_api, model=str(model.id), corpus=str(corpus.id))
+    assert r.status_code == 403
+    assert not Job.objects.exists()
+
+
+def test_a_failed_extraction_leaves_nothing(
+    owner_api, owner, project, lm, tmp_path, _isolated_store
+):
+    """A corpus with words the model does not know (and no <unk>) fails with the core's
+    message; no state set, no folder, no working folder remain."""
+    model = _store_model(project, owner, lm, tmp_path)
+    corpus, _ = _corpus(project, owner, vocab=["(", ")", "zebra"], name="odd")
+    r = _extract(owner_api, model=str(model.id), corpus=str(corpus.id))
+    job = owner_api.get(f"/api/jobs/{r.json()['job']['id']}/").json()
+    assert job["status"] == "failed" and "zebra" in job["error"], job
+    assert not StateSet.objects.exists()
+    assert [p.name for p in (_isolated_store / "statesets").glob("*")] == []
+    assert [p.name for p in (_isolated_store / "work").glob("*")] == []
+
+
+def test_model_uploaded_through_the_api_extracts_too(owner_api, owner, project, lm):
+    r = owner_api.post(
+        "/api/projects/brackets/models/",
+        {
+            "weights": SimpleUploadedFile("m.safetensors", safetensors_bytes(lm)),
+            "vocab": SimpleUploadedFile("vocab.json", vocab_bytes(VOCAB)),
+        },
+        format="multipart",
+    )
+    corpus, _ = _corpus(project, owner, n=40)
+    r = _extract(owner_api, model=r.json()["id"], corpus=str(corpus.id), values=["gates"])
+    job = owner_api.get(f"/api/jobs/{r.json()['job']['id']}/").json()
+    assert job["status"] == "succeeded", job
+    info = owner_api.get(f"/api/statesets/{job['result']['stateset']}/").json()
+    assert {s["kind"] for s in info["sources"]} == {"gate_i", "gate_f", "gate_g", "gate_o"}
