@@ -48,6 +48,13 @@ Both are written through a temporary sibling directory
 (``.tmp-<name>-<random>``) that is fsynced and renamed onto the final path, which
 must not exist yet. A worker killed half-way leaves only a ``.tmp-`` directory,
 which :func:`remove_stale_temp_dirs` sweeps.
+
+A long job that must survive its worker dying (extraction) gives the writer a
+temporary directory of its own (``tmp_dir``, on the same filesystem), which the
+writer keeps when the job stops without committing, and fills its arrays out of
+order through :class:`ArrayFile` (``open_tokens``, ``open_source``,
+``open_annotation``): positioned writes into a preallocated ``.npy`` file, so a
+retry can continue where the last attempt's checkpoint says it stopped.
 """
 
 from __future__ import annotations
@@ -74,6 +81,7 @@ __all__ = [
     "CORPUS_FORMAT",
     "STATESET_FORMAT",
     "AnnotationInfo",
+    "ArrayFile",
     "CorpusData",
     "Manifest",
     "SourceInfo",
@@ -346,6 +354,115 @@ def _check_positions(values: list[int], length: int, what: str) -> list[int]:
 
 
 # --------------------------------------------------------------------------- #
+# Random-access array files
+# --------------------------------------------------------------------------- #
+
+
+def _read_npy_header(fh: Any) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        raise ValueError(f"unsupported .npy version {version}")
+    return tuple(int(x) for x in shape), bool(fortran), np.dtype(dtype)
+
+
+class ArrayFile:
+    """A ``.npy`` file of fixed shape and dtype, written block by block in any order.
+
+    Rows (the first axis) are written with ``os.pwrite`` at their offset, not
+    through a memory map: pages written through a shared map stay in the
+    writer's resident set until it is unmapped, so a long extraction would grow
+    to the size of its output, while positioned writes keep the process at the
+    size of one block. :meth:`start_writeback` asks the kernel to start writing
+    the dirty pages out without waiting, so that a later :meth:`sync` (fdatasync)
+    is short.
+
+    With ``reuse=True`` an existing file of the same shape and dtype is kept as
+    it is (a resumed job overwrites only what it writes again); anything else at
+    ``path`` is replaced by a new file whose rows read as zeros until written.
+    """
+
+    def __init__(
+        self, path: Path, shape: tuple[int, ...], dtype: Any, *, reuse: bool = False
+    ) -> None:
+        self.path = Path(path)
+        self.shape = tuple(int(x) for x in shape)
+        self.dtype = np.dtype(dtype)
+        if not self.shape or any(x < 0 for x in self.shape):
+            raise ValueError(f"bad array shape {self.shape}")
+        self._row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        nbytes = self._row_bytes * self.shape[0]
+        offset = self._existing_offset(nbytes) if reuse else None
+        if offset is None:
+            header = {
+                "descr": np.lib.format.dtype_to_descr(self.dtype),
+                "fortran_order": False,
+                "shape": self.shape,
+            }
+            with open(self.path, "wb") as fh:
+                np.lib.format.write_array_header_1_0(fh, header)
+                offset = fh.tell()
+                fh.truncate(offset + nbytes)  # sparse: no data written yet
+        self._offset = offset
+        self._fd: int | None = os.open(self.path, os.O_RDWR)
+
+    def _existing_offset(self, nbytes: int) -> int | None:
+        try:
+            with open(self.path, "rb") as fh:
+                shape, fortran, dtype = _read_npy_header(fh)
+                offset = fh.tell()
+                size = os.fstat(fh.fileno()).st_size
+        except (OSError, ValueError):
+            return None
+        if shape != self.shape or fortran or dtype != self.dtype or size != offset + nbytes:
+            return None
+        return offset
+
+    @property
+    def rows(self) -> int:
+        return self.shape[0]
+
+    def _require_fd(self) -> int:
+        if self._fd is None:
+            raise RuntimeError(f"{self.path.name} is closed")
+        return self._fd
+
+    def write_rows(self, start: int, block: np.ndarray) -> None:
+        """Write ``block`` (shape ``(n, *shape[1:])``) as rows ``[start, start + n)``."""
+        fd = self._require_fd()
+        arr = np.ascontiguousarray(block, dtype=self.dtype)
+        if arr.shape[1:] != self.shape[1:] or arr.ndim != len(self.shape):
+            raise ValueError(
+                f"a block of shape {arr.shape} does not fit rows of shape {self.shape[1:]}"
+            )
+        n = arr.shape[0]
+        if start < 0 or start + n > self.rows:
+            raise ValueError(f"rows [{start}, {start + n}) lie outside [0, {self.rows})")
+        view = arr.data.cast("B")
+        pos = self._offset + start * self._row_bytes
+        done = 0
+        while done < len(view):
+            done += os.pwrite(fd, view[done:], pos + done)
+
+    def start_writeback(self) -> None:
+        """Let the kernel start writing what was written so far (does not wait)."""
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(self._require_fd(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+    def sync(self) -> None:
+        """Wait until everything written so far is on disk."""
+        os.fdatasync(self._require_fd())
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+# --------------------------------------------------------------------------- #
 # Writer
 # --------------------------------------------------------------------------- #
 
@@ -361,15 +478,33 @@ class StateSetWriter:
             w.set_tokens(ids, vocab)
             w.add_source(info, n, lambda a, b: matrix[a:b])
             manifest = w.commit()
+
+    ``tmp_dir`` names the temporary directory instead of a fresh random one, for
+    a job that resumes after its worker died: it is created if missing, what it
+    holds is kept (``open_*`` with ``reuse=True`` continue existing files), and
+    leaving the block without :meth:`commit` keeps it for the next attempt; only
+    :meth:`abort` removes it. It must be on the filesystem of ``final_dir``.
     """
 
-    def __init__(self, final_dir: Path) -> None:
+    def __init__(self, final_dir: Path, *, tmp_dir: Path | None = None) -> None:
         self.final_dir = Path(final_dir)
         if self.final_dir.exists() or self.final_dir.is_symlink():
             raise FileExistsError(f"{self.final_dir} already exists")
-        self.tmp_dir = _make_temp_dir(self.final_dir)
-        (self.tmp_dir / "sources").mkdir()
-        (self.tmp_dir / "annotations").mkdir()
+        self._owns_tmp = tmp_dir is None
+        if tmp_dir is None:
+            self.tmp_dir = _make_temp_dir(self.final_dir)
+        else:
+            self.tmp_dir = Path(tmp_dir)
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+            self.final_dir.parent.mkdir(parents=True, exist_ok=True)
+            if os.stat(self.tmp_dir).st_dev != os.stat(self.final_dir.parent).st_dev:
+                raise ValueError(
+                    f"the temporary directory {self.tmp_dir} is not on the filesystem of "
+                    f"{self.final_dir}, so it cannot be moved into place"
+                )
+        (self.tmp_dir / "sources").mkdir(exist_ok=True)
+        (self.tmp_dir / "annotations").mkdir(exist_ok=True)
+        self._files: list[ArrayFile] = []
         self._length: int | None = None
         self._vocab_size = 0
         self._sources: list[tuple[SourceInfo, int]] = []
@@ -391,7 +526,11 @@ class StateSetWriter:
         tb: TracebackType | None,
     ) -> None:
         if not self._done:
-            self.abort()
+            if self._owns_tmp:
+                self.abort()
+            else:
+                self._close_files()
+                self._done = True
 
     def _check_open(self) -> None:
         if self._done:
@@ -428,13 +567,7 @@ class StateSetWriter:
         stays flat whatever ``rows`` is. ``progress(b)`` is called after each slice.
         """
         self._check_open()
-        _check_name(info.id, "source id")
-        if info.transform not in TRANSFORMS:
-            raise ValueError(f"transform must be one of {TRANSFORMS}, not {info.transform!r}")
-        if any(s.id == info.id for s, _ in self._sources):
-            raise ValueError(f"source id {info.id!r} is used twice")
-        if rows < 1 or info.cells < 1:
-            raise ValueError("a source needs at least one row and one cell")
+        self._check_source(info, rows)
         path = self.tmp_dir / "sources" / f"{info.id}.npy"
         mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, info.cells))
         try:
@@ -453,6 +586,87 @@ class StateSetWriter:
         finally:
             del mm
         self._sources.append((info, rows))
+
+    def _check_source(self, info: SourceInfo, rows: int) -> None:
+        _check_name(info.id, "source id")
+        if info.transform not in TRANSFORMS:
+            raise ValueError(f"transform must be one of {TRANSFORMS}, not {info.transform!r}")
+        if any(s.id == info.id for s, _ in self._sources):
+            raise ValueError(f"source id {info.id!r} is used twice")
+        if rows < 1 or info.cells < 1:
+            raise ValueError("a source needs at least one row and one cell")
+
+    def _open_file(self, path: Path, shape: tuple[int, ...], dtype: Any) -> ArrayFile:
+        f = ArrayFile(path, shape, dtype, reuse=not self._owns_tmp)
+        self._files.append(f)
+        return f
+
+    def open_tokens(self, rows: int, vocab: list[str]) -> ArrayFile:
+        """Store the vocab and open ``tokens.npy`` (int32, ``rows``) for writing in any order.
+
+        The caller writes every row, each a token id in ``[0, len(vocab))``.
+        """
+        self._check_open()
+        if rows < 1:
+            raise ValueError("a state set needs at least one token")
+        if not all(isinstance(v, str) for v in vocab):
+            raise ValueError("vocab entries must be strings")
+        _write_json(self.tmp_dir / "vocab.json", list(vocab))
+        self._length = int(rows)
+        self._vocab_size = len(vocab)
+        return self._open_file(self.tmp_dir / "tokens.npy", (int(rows),), np.int32)
+
+    def open_source(self, info: SourceInfo, rows: int) -> ArrayFile:
+        """Open a ``rows x info.cells`` float32 source for writing rows in any order.
+
+        Like :meth:`add_source`, but the caller writes the rows (all of them)
+        through the returned :class:`ArrayFile` before :meth:`commit`.
+        """
+        self._check_open()
+        self._check_source(info, rows)
+        f = self._open_file(
+            self.tmp_dir / "sources" / f"{info.id}.npy", (int(rows), info.cells), np.float32
+        )
+        self._sources.append((info, int(rows)))
+        return f
+
+    def open_annotation(
+        self, info: AnnotationInfo, rows: int, *, weights: bool = False
+    ) -> tuple[ArrayFile, ArrayFile | None]:
+        """Open an annotation track (and, for ``wordvec``, its weights) for writing in any order.
+
+        Shapes and dtypes follow :meth:`add_annotation`; a ``wordvec`` track
+        needs ``info.k``. The caller writes every row before :meth:`commit`.
+        """
+        self._check_open()
+        _check_name(info.name, "annotation name")
+        if any(a.name == info.name for a, _ in self._annotations):
+            raise ValueError(f"annotation {info.name!r} is added twice")
+        if weights and info.kind != "wordvec":
+            raise ValueError("only wordvec annotations have weights")
+        base = self.tmp_dir / "annotations"
+        shape: tuple[int, ...]
+        dtype: np.dtype[Any]
+        if info.kind == "scalar":
+            shape, dtype = (int(rows),), np.dtype(np.float32)
+        elif info.kind == "discrete":
+            shape, dtype = (int(rows),), np.dtype(np.int32)
+        elif info.kind == "wordvec":
+            if info.k is None or info.k < 1:
+                raise ValueError("a wordvec annotation opened for writing needs k >= 1")
+            shape, dtype = (int(rows), int(info.k)), np.dtype(np.int32)
+        else:
+            raise ValueError(
+                f"annotation kind must be one of {ANNOTATION_KINDS}, not {info.kind!r}"
+            )
+        values = self._open_file(base / f"{info.name}.npy", shape, dtype)
+        wfile = (
+            self._open_file(base / f"{info.name}.weights.npy", shape, np.float32)
+            if weights
+            else None
+        )
+        self._annotations.append((info, int(rows)))
+        return values, wfile
 
     def add_annotation(
         self, info: AnnotationInfo, values: np.ndarray, weights: np.ndarray | None = None
@@ -538,6 +752,7 @@ class StateSetWriter:
                 has_embedding=self._embedding,
                 extra=self._extra,
             )
+            self._close_files()
             _write_json(self.tmp_dir / "manifest.json", manifest.to_json())
             _publish(self.tmp_dir, self.final_dir)
         except BaseException:
@@ -546,9 +761,14 @@ class StateSetWriter:
         self._done = True
         return manifest
 
+    def _close_files(self) -> None:
+        for f in self._files:
+            f.close()
+
     def abort(self) -> None:
         """Throw away everything written so far. Safe to call more than once."""
         self._done = True
+        self._close_files()
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
 
