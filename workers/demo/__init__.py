@@ -1,0 +1,1 @@
+"""The demo project: a small LSTM trained on the nested-parenthesis language."""
