@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 MODEL_DIR = HERE / "parens-lstm"
 TRAIN_SEED = 7
 TRAIN_CHARS = 300_000
-PARAMS = {
+PARAMS: dict[str, Any] = {
     "rnn_type": "LSTM",
     "layers": 1,
     "hidden_size": 32,
