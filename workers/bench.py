@@ -21,7 +21,7 @@ from types import ModuleType
 
 from workers.benchmarks.common import machine
 
-SECTIONS = ["context", "search"]
+SECTIONS = ["context", "search", "match_http"]
 
 
 def _module(name: str) -> ModuleType:

@@ -195,7 +195,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
-        "polling_interval": 0.2,
+        # A job waits up to one poll before a worker sees it: 50 ms keeps a match
+        # click quick (0.2 s made every match wait ~0.2 s) at about 0.4 % of a core
+        # while idle (1 % at 20 ms).
+        "polling_interval": 0.05,
         "store_processed": False,
     }
 else:

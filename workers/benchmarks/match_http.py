@@ -1,0 +1,342 @@
+"""Match through HTTP and a real worker (target: p50 <= 80 ms at 1M tokens x 650 cells, m = 8).
+
+What is timed is what a user's click costs: `POST /api/statesets/{id}/matches/`
+over a real socket to gunicorn, the match job created and sent through the broker,
+taken by a separate Celery worker process, matched by the engine on the indexed
+state set, recorded, seen by the waiting request, answered as JSON. Every query
+selects 8 fresh random cells (threshold 0.3, zero_left 1), so no answer is ever a
+stored one. A query that outlasts the request's short wait (a 202) is followed up
+through `GET /api/jobs/{id}/` and counted with its whole time.
+
+It runs in a child process of its own (`python -m workers.benchmarks.match_http`)
+so that its Django settings (the embedded SQLite database, the broker chosen
+here) do not mix with other sections'. The broker is the local Redis when it
+answers (a lab's set-up), else the embedded filesystem broker, whose 0.2 s
+polling then dominates; the JSON says which. Everything lives in a temporary
+folder: the random-walk state set (like real cell states) and its match index are
+generated and removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TARGET_P50_MS = 80.0
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--match-http-tokens", type=int, default=1_000_000, help="match_http: corpus length"
+    )
+    parser.add_argument(
+        "--match-http-cells", type=int, default=650, help="match_http: cells of the source"
+    )
+    parser.add_argument(
+        "--match-http-selected", type=int, default=8, help="match_http: cells per query (m)"
+    )
+    parser.add_argument(
+        "--match-http-queries", type=int, default=60, help="match_http: requests timed"
+    )
+    parser.add_argument(
+        "--match-http-warmup", type=int, default=5, help="match_http: requests not timed"
+    )
+    parser.add_argument(
+        "--match-http-broker",
+        default="auto",
+        help="match_http: a broker URL, 'filesystem', or 'auto' (local Redis when it answers)",
+    )
+    parser.add_argument(
+        "--match-http-shard-tokens",
+        type=int,
+        default=0,
+        help="match_http: shard size (0: the setting's default)",
+    )
+
+
+def _redis_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), 1):
+            return True
+    except OSError:
+        return False
+
+
+def _broker(choice: str) -> str:
+    if choice == "auto":
+        return REDIS_URL if _redis_answers() else "filesystem://"
+    if choice == "filesystem":
+        return "filesystem://"
+    return choice
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(log: Path, word: str, proc: subprocess.Popen[bytes], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while word not in log.read_text(errors="replace"):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{log.name} stopped:\n{log.read_text(errors='replace')[-3000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{log.name}: not ready in {seconds} s")
+        time.sleep(0.2)
+
+
+def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+class Api:
+    """One keep-alive HTTP connection with a token, like a script or the browser."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body)
+        self.conn.request(method, path, body=data, headers=self.headers)
+        r = self.conn.getresponse()
+        return r.status, json.loads(r.read() or b"null")
+
+
+def _match(api: Api, ss_id: str, cells: list[int]) -> tuple[float, dict[str, Any], bool]:
+    """One query, timed until its answer is known; (seconds, answer, answered at once)."""
+    body = {"source": "s0", "cells": cells, "threshold": 0.3, "zero_left": 1}
+    t = time.perf_counter()
+    status, answer = api.call("POST", f"/api/statesets/{ss_id}/matches/", body)
+    if status == 202:
+        job_id = answer["job"]["id"]
+        while True:
+            _, job = api.call("GET", f"/api/jobs/{job_id}/")
+            if job["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.005)
+        if job["status"] != "succeeded":
+            raise RuntimeError(f"match job {job_id} {job['status']}: {job['error']}")
+        status, answer = api.call("GET", f"/api/matches/{job['result']['match']}/?limit=50")
+    elapsed = time.perf_counter() - t
+    if status != 200 or answer.get("status") != "succeeded":
+        raise RuntimeError(f"match request answered {status}: {str(answer)[:300]}")
+    return elapsed, answer, status == 200 and "reused" in answer
+
+
+def child(args: argparse.Namespace, var: Path) -> dict[str, Any]:
+    """Runs in the child process: set up, start the worker and web server, time."""
+    from workers.benchmarks.common import build_stateset, django_setup, summarise
+
+    broker = _broker(args.match_http_broker)
+    os.environ["CELERY_BROKER_URL"] = broker
+    os.environ.pop("CELERY_RESULT_BACKEND", None)
+    os.environ["STATELAB_MATCH_RATE"] = "100000/min"
+    if args.match_http_shard_tokens:
+        os.environ["STATELAB_MATCH_SHARD_TOKENS"] = str(args.match_http_shard_tokens)
+    django_setup(var)
+    for sub in ("queue", "processed", "control"):
+        (var / "broker" / sub).mkdir(parents=True, exist_ok=True)
+    from django.conf import settings
+    from rest_framework.authtoken.models import Token
+
+    from backend.accounts.services import user_create
+    from backend.projects.services import project_create
+    from backend.states.models import StateSet
+    from workers.core.indexes import build_indexes
+
+    n, d = args.match_http_tokens, args.match_http_cells
+    rel = "statesets/bench-match"
+    ss_dir = Path(settings.STATELAB_STORE_ROOT) / rel
+    t = time.perf_counter()
+    build_stateset(ss_dir, n, d)
+    build_s = time.perf_counter() - t
+    t = time.perf_counter()
+    build_indexes(ss_dir)
+    index_s = time.perf_counter() - t
+    user = user_create(username="bench-match", password=os.urandom(16).hex())
+    project = project_create(user=user, name="bench match")
+    manifest = json.loads((ss_dir / "manifest.json").read_text())
+    ss = StateSet.objects.create(
+        project=project, name="bench", length=n, path=rel, manifest=manifest, created_by=user
+    )
+    token = Token.objects.create(user=user).key
+
+    env = dict(os.environ)
+    bindir = Path(sys.executable).parent
+    port = _free_port()
+    worker = _start(
+        [
+            str(bindir / "celery"),
+            "-A",
+            "workers.app",
+            "worker",
+            "-Q",
+            "cpu,gpu",
+            "--concurrency",
+            "1",
+            "-n",
+            f"bench-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ],
+        env,
+        var / "worker.log",
+    )
+    web = _start(
+        [
+            str(bindir / "gunicorn"),
+            "backend.config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "4",
+        ],
+        env,
+        var / "web.log",
+    )
+    try:
+        # With --loglevel WARNING the worker says nothing when ready: ask it.
+        from workers.app import app
+
+        deadline = time.monotonic() + 90
+        while not app.control.ping(timeout=0.5):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((var / "worker.log").read_text(errors="replace")[-3000:])
+        _wait_for(var / "web.log", "Booting worker", web, 60)
+        api = Api(port, token)
+        while True:
+            try:
+                api.call("GET", f"/api/statesets/{ss.id}/")
+                break
+            except (ConnectionError, OSError):
+                time.sleep(0.2)
+                api = Api(port, token)
+        rng = np.random.default_rng(11)
+        seen: set[tuple[int, ...]] = set()
+
+        def fresh() -> list[int]:
+            while True:
+                cells = tuple(
+                    sorted(int(c) for c in rng.choice(d, args.match_http_selected, replace=False))
+                )
+                if cells not in seen:
+                    seen.add(cells)
+                    return list(cells)
+
+        for _ in range(args.match_http_warmup):
+            _match(api, str(ss.id), fresh())
+        times, engine, at_once, best_i = [], [], 0, []
+        for _ in range(args.match_http_queries):
+            elapsed, answer, direct = _match(api, str(ss.id), fresh())
+            times.append(elapsed)
+            at_once += int(direct)
+            if answer.get("seconds") is not None:
+                engine.append(float(answer["seconds"]))
+            if answer["hits"]:
+                best_i.append(answer["hits"][0]["intersection"])
+            if answer.get("reused"):
+                raise RuntimeError("a fresh query was answered from the store")
+        http_stats = summarise(times)
+        return {
+            "stateset": {
+                "tokens": n,
+                "cells": d,
+                "build_s": round(build_s, 1),
+                "index_build_s": round(index_s, 1),
+            },
+            "selected_cells": args.match_http_selected,
+            "broker": broker.split("://")[0],
+            "database": "sqlite",
+            "client": "http.client keep-alive -> gunicorn (1 process, 4 threads)",
+            "worker": "celery prefork, concurrency 1",
+            "match_http": http_stats,
+            "engine_in_worker": summarise(engine) if engine else None,
+            "answered_within_wait": at_once,
+            "best_intersection_median": float(np.median(best_i)) if best_i else None,
+            "target": {"match_http_p50_ms": TARGET_P50_MS},
+            "met": http_stats["p50_ms"] <= TARGET_P50_MS,
+        }
+    finally:
+        _stop(web)
+        _stop(worker)
+        shutil.rmtree(ss_dir, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Runs the measurement in a child process with its own settings; returns its JSON."""
+    var = tmp / "match-http-var"
+    var.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "workers.benchmarks.match_http",
+        "--var",
+        str(var),
+        "--match-http-tokens",
+        str(args.match_http_tokens),
+        "--match-http-cells",
+        str(args.match_http_cells),
+        "--match-http-selected",
+        str(args.match_http_selected),
+        "--match-http-queries",
+        str(args.match_http_queries),
+        "--match-http-warmup",
+        str(args.match_http_warmup),
+        "--match-http-broker",
+        args.match_http_broker,
+        "--match-http-shard-tokens",
+        str(args.match_http_shard_tokens),
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the match_http benchmark failed:\n{proc.stderr[-4000:]}")
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    shutil.rmtree(var, ignore_errors=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="match_http benchmark (child process)")
+    parser.add_argument("--var", type=Path, required=True)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    result = child(args, args.var)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
