@@ -59,6 +59,15 @@ def imported(owner_api, project, tmp_path):
 
 
 CELERY = str(Path(sys.executable).parent / "celery")
+PRIVATE_REDIS_DB = 12
+
+
+def _drop_broker_connections(app) -> None:
+    """Forget the pooled broker connections, so the next send uses the broker now set."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 @pytest.fixture
@@ -70,6 +79,14 @@ def match_worker(_isolated_store, tmp_path):
 
     from workers.app import app
 
+    broker = settings.CELERY_BROKER_URL
+    if broker.startswith("redis://"):
+        # A Redis database of its own: other runs of the suite on this machine use
+        # database 15, start workers there and purge its queues.
+        broker = broker.rsplit("/", 1)[0] + f"/{PRIVATE_REDIS_DB}"
+    saved = (app.conf.broker_url, app.conf.broker_write_url)
+    app.conf.broker_url = app.conf.broker_write_url = broker
+    _drop_broker_connections(app)
     app.conf.task_always_eager = False
     env = dict(os.environ)
     env.update(
@@ -78,8 +95,8 @@ def match_worker(_isolated_store, tmp_path):
         STATELAB_TEST_WORKER_DB=connection.settings_dict["NAME"],
         STATELAB_STORE_ROOT=str(_isolated_store),
         DATABASE_URL=os.environ.get("DATABASE_URL", ""),
-        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
-        CELERY_RESULT_BACKEND=settings.CELERY_RESULT_BACKEND,
+        CELERY_BROKER_URL=broker,
+        CELERY_RESULT_BACKEND=broker if broker.startswith("redis") else "",
     )
     log_path = tmp_path / "match-worker.log"
     log = open(log_path, "w")  # noqa: SIM115
@@ -114,6 +131,8 @@ def match_worker(_isolated_store, tmp_path):
         yield log_path
     finally:
         app.conf.task_always_eager = True
+        app.conf.broker_url, app.conf.broker_write_url = saved
+        _drop_broker_connections(app)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
