@@ -506,6 +506,8 @@ def test_a_killed_worker_resumes_where_its_checkpoint_says(tmp_path: Path) -> No
         def progress(fraction, message):
             calls.append(message)
             if len(calls) == 12:
+                while not Path({str(tmp_path / "w" / CHECKPOINT_NAME)!r}).exists():
+                    time.sleep(0.01)
                 Path({str(marker)!r}).write_text(message)
                 time.sleep(60)
 

@@ -51,11 +51,13 @@ resumed). The caller removes ``work_dir`` once a job has failed for good.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -750,6 +752,89 @@ def _save_checkpoint(path: Path, ck: _Checkpoint) -> None:
         os.close(fd)
 
 
+class _Syncer:
+    """Moves finished rows towards the disk and writes checkpoints, off the compute thread.
+
+    Every second it asks the kernel to start writing the rows each stream has
+    finished since the last time, so pages are on their way to disk long before
+    anyone waits for them (and never while a later chunk still writes into
+    them). A checkpoint handed over is written only after the files are synced
+    (fdatasync), so it never claims rows that a crash of the machine could lose;
+    the compute thread does not wait for either.
+    """
+
+    def __init__(
+        self, files: list[ArrayFile], starts: np.ndarray, ck_path: Path, every_s: float = 1.0
+    ) -> None:
+        self.files, self.starts, self.ck_path, self.every_s = files, starts, ck_path, every_s
+        self._flushed = np.zeros_like(starts)
+        self._done = np.zeros_like(starts)
+        self._pending: _Checkpoint | None = None
+        self._busy = False
+        self._stop = False
+        self._error: BaseException | None = None
+        self._cv = threading.Condition()
+        self._thread = threading.Thread(target=self._loop, name="extract-sync", daemon=True)
+        self._thread.start()
+
+    def rows_done(self, done: np.ndarray) -> None:
+        """Rows ``[0, done[b])`` of stream ``b`` are written and will not change."""
+        with self._cv:
+            self._done = done
+        self._check()
+
+    def idle(self) -> bool:
+        with self._cv:
+            return self._pending is None and not self._busy
+
+    def checkpoint(self, ck: _Checkpoint) -> None:
+        with self._cv:
+            self._pending = ck
+            self._cv.notify()
+        self._check()
+
+    def close(self) -> None:
+        """Stop after the sync in progress; a checkpoint not yet started is dropped."""
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+        self._thread.join()
+        self._check()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                with self._cv:
+                    self._cv.wait_for(
+                        lambda: self._stop or self._pending is not None, timeout=self.every_s
+                    )
+                    if self._stop:
+                        return
+                    done, pending = self._done, self._pending
+                    self._pending = None
+                    self._busy = pending is not None
+                self._writeback(done)
+                if pending is not None:
+                    for f in self.files:
+                        f.sync()
+                    _save_checkpoint(self.ck_path, pending)
+                    with self._cv:
+                        self._busy = False
+        except BaseException as exc:  # handed to the compute thread by _check()
+            self._error = exc
+
+    def _writeback(self, done: np.ndarray) -> None:
+        for b in np.flatnonzero(done > self._flushed):
+            a, z = int(self.starts[b] + self._flushed[b]), int(self.starts[b] + done[b])
+            for f in self.files:
+                f.start_writeback(a, z)
+        self._flushed = np.maximum(self._flushed, done)
+
+
 def _load_checkpoint(path: Path, fingerprint: str, device: torch.device) -> _Checkpoint | None:
     """The checkpoint at ``path`` if it belongs to this very job, else None."""
     try:
@@ -1056,17 +1141,25 @@ class _Run:
         else:
             report(0, force=True)
         last_ck = time.monotonic()
-        for k in range(first, plan.n_chunks):
-            self._chunk(k, state)
-            for f in self.files:
-                f.start_writeback()
-            self.completed = _Checkpoint(plan.fingerprint, k + 1, list(state), self.surprisal_max)
-            if k + 1 < plan.n_chunks and time.monotonic() - last_ck >= checkpoint_every_s:
-                for f in self.files:
-                    f.sync()
-                _save_checkpoint(ck_path, self.completed)
-                last_ck = time.monotonic()
-            report(plan.tokens_done(k + 1))
+        syncer = _Syncer(self.files, plan.starts, ck_path)
+        try:
+            for k in range(first, plan.n_chunks):
+                self._chunk(k, state)
+                syncer.rows_done(np.minimum(plan.lengths, (k + 1) * plan.chunk))
+                self.completed = _Checkpoint(
+                    plan.fingerprint, k + 1, list(state), self.surprisal_max
+                )
+                now = time.monotonic()
+                if k + 1 < plan.n_chunks and now - last_ck >= checkpoint_every_s and syncer.idle():
+                    on_cpu = [tuple(t.to("cpu") for t in layer) for layer in state]
+                    syncer.checkpoint(dataclasses.replace(self.completed, state=on_cpu))
+                    last_ck = now
+                report(plan.tokens_done(k + 1))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                syncer.close()
+            raise
+        syncer.close()
         report(plan.n, force=True)
 
         self.progress(0.98, "Layer states: publishing the state set")

@@ -106,6 +106,8 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}$")
 # Elements per slice when filling a source: 4M float32 values = 16 MiB.
 _SLICE_ELEMENTS = 4 << 20
 
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
 
 class UnknownNameError(InputError, KeyError):
     """A source or annotation name that the state set does not have.
@@ -377,7 +379,7 @@ class ArrayFile:
     writer's resident set until it is unmapped, so a long extraction would grow
     to the size of its output, while positioned writes keep the process at the
     size of one block. :meth:`start_writeback` asks the kernel to start writing
-    the dirty pages out without waiting, so that a later :meth:`sync` (fdatasync)
+    finished rows out without waiting, so that a later :meth:`sync` (fdatasync)
     is short.
 
     With ``reuse=True`` an existing file of the same shape and dtype is kept as
@@ -447,10 +449,23 @@ class ArrayFile:
         while done < len(view):
             done += os.pwrite(fd, view[done:], pos + done)
 
-    def start_writeback(self) -> None:
-        """Let the kernel start writing what was written so far (does not wait)."""
-        if hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(self._require_fd(), 0, 0, os.POSIX_FADV_DONTNEED)
+    def start_writeback(self, start: int = 0, stop: int | None = None) -> None:
+        """Let the kernel start writing rows ``[start, stop)`` to disk (does not wait).
+
+        Only call it for rows that are complete: a page that is being written
+        out cannot be changed until that finishes, so writing into it again
+        would wait for the disk. The range shrinks to whole pages, which also
+        leaves out a page shared with the next, unwritten row.
+        """
+        fd = self._require_fd()
+        if not hasattr(os, "posix_fadvise"):
+            return
+        stop = self.rows if stop is None else stop
+        page = _PAGE_SIZE
+        a = (self._offset + start * self._row_bytes) // page * page
+        b = (self._offset + stop * self._row_bytes) // page * page
+        if b > a:
+            os.posix_fadvise(fd, a, b - a, os.POSIX_FADV_DONTNEED)
 
     def sync(self) -> None:
         """Wait until everything written so far is on disk."""
