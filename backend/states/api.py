@@ -66,7 +66,10 @@ class ExtractionRequestSerializer(serializers.Serializer[Any]):
         help_text="what to keep per layer: h, c (LSTM only), gates (LSTM i f g o, GRU r z n)",
     )
     topk = serializers.IntegerField(
-        min_value=0, max_value=100, default=5, help_text="top-k next-token predictions kept"
+        min_value=0,
+        max_value=100,
+        required=False,
+        help_text="top-k next-token predictions kept (default 5, or the vocabulary size if smaller)",
     )
     surprisal = serializers.BooleanField(
         default=True, help_text="keep each token's surprisal (-log p) as an annotation"
@@ -94,7 +97,7 @@ class ExtractionView(JobSubmissionThrottleMixin, APIView):
             model=model_in_project(project, v["model"]),
             corpus=corpus_in_project(project, v["corpus"]),
             values=list(dict.fromkeys(v["values"])),
-            topk=v["topk"],
+            topk=v.get("topk"),
             surprisal=v["surprisal"],
             streams=v.get("streams"),
             name=v.get("name", ""),

@@ -158,14 +158,15 @@ def extraction_start(
     model: LanguageModel,
     corpus: Corpus,
     values: list[str] | tuple[str, ...] = ("h", "c"),
-    topk: int = 5,
+    topk: int | None = None,
     surprisal: bool = True,
     streams: int | None = None,
     name: str = "",
 ) -> tuple[Job, bool]:
     """Queue the extraction of `model`'s states over `corpus`; both must belong to
     `project`. Parameters are checked now, so a bad request is a 400, not a failed
-    job. Identical active requests share one job."""
+    job; `topk` None keeps 5 predictions (fewer for a smaller vocabulary). Identical
+    active requests share one job."""
     for item, what in ((model, "model"), (corpus, "corpus")):
         if item.project_id != project.id:
             raise ApplicationError(
@@ -176,7 +177,7 @@ def extraction_start(
         rnn_type=model.rnn_type,
         vocab_size=model.vocab_size,
         values=values,
-        topk=topk,
+        topk=min(DEFAULT_TOPK, model.vocab_size) if topk is None else topk,
         surprisal=surprisal,
         streams=streams,
     )
@@ -208,6 +209,7 @@ VALUES_BY_RNN = {
     "RNN_RELU": ("h",),
 }
 MAX_TOPK = 100
+DEFAULT_TOPK = 5
 MAX_STREAMS = 4096
 
 

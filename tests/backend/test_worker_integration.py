@@ -198,3 +198,38 @@ def test_worker_killed_mid_import_leaves_nothing_and_job_is_retried(
     assert job.status == "succeeded", job.error
     assert job.attempts == 2
     assert StateSet.objects.filter(id=job.result["stateset"]).exists()
+
+
+def test_worker_process_trains_and_extracts_on_the_gpu_queue(worker, owner_api, owner, project):
+    """The train and extract kinds go through the broker's gpu queue to a worker
+    process (which uses CUDA when it has it); the curve lands on the job row."""
+    import numpy as np
+
+    from backend.artifacts.models import LanguageModel
+    from tests.support.lm import corpus_create
+
+    vocab = ["(", ")", "a", "\n"]
+    ids = np.random.default_rng(2).integers(0, len(vocab), size=400)
+    corpus = corpus_create(project, owner, ids, vocab)
+    r = owner_api.post(
+        "/api/projects/brackets/trainings/",
+        {"corpus": str(corpus.id), "layers": 1, "hidden_size": 8, "epochs": 1, "seq_len": 8,
+         "batch_size": 4},
+        format="json",
+    )  # fmt: skip
+    assert r.status_code == 202, r.content
+    job = _wait(r.json()["job"]["id"], seconds=180)
+    assert job.status == "succeeded", job.error
+    assert {p["split"] for p in job.detail["curve"]} == {"train", "valid"}
+    model = LanguageModel.objects.get(id=job.result["model"])
+    assert model.origin == "training" and model.training_job_id == job.id
+
+    r = owner_api.post(
+        "/api/projects/brackets/extractions/",
+        {"model": str(model.id), "corpus": str(corpus.id), "streams": 2},
+        format="json",
+    )
+    job = _wait(r.json()["job"]["id"], seconds=180)
+    assert job.status == "succeeded", job.error
+    ss = StateSet.objects.get(id=job.result["stateset"])
+    assert ss.origin == "extraction" and ss.manifest["stream_starts"] == [0, 200]
