@@ -274,10 +274,10 @@ def extraction_run(job: Job, progress: ProgressFn) -> dict[str, str]:
     loaded = load_model(store_path(model.path), device=device)
     work = work_dir("extract", job.id)
     (store_root() / "statesets").mkdir(parents=True, exist_ok=True)
-    rel = f"statesets/{job.id.hex}"  # one folder per job: a restarted job replaces it
+    # One folder per job: an attempt that published it but died before recording it
+    # is found there by the next attempt (the core checks it is this very extraction).
+    rel = f"statesets/{job.id.hex}"
     final = store_root() / rel
-    if final.exists():
-        shutil.rmtree(final)  # a previous attempt finished writing but was not recorded
     try:
         extract(
             loaded.model,

@@ -209,3 +209,61 @@ def test_model_uploaded_through_the_api_extracts_too(owner_api, owner, project, 
     assert job["status"] == "succeeded", job
     info = owner_api.get(f"/api/statesets/{job['result']['stateset']}/").json()
     assert {s["kind"] for s in info["sources"]} == {"gate_i", "gate_f", "gate_g", "gate_o"}
+
+
+def test_a_killed_attempt_leaves_its_work_for_the_next(
+    owner, project, lm, tmp_path, _isolated_store
+):
+    """A worker that dies mid-extraction (no exception handler of ours runs) keeps the
+    job's working folder; the attempt that takes the job over works in the same
+    folder, finishes, and removes it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from backend.jobs.runner import run_job
+    from backend.states.services import extraction_params_check, extraction_run
+
+    model = _store_model(project, owner, lm, tmp_path)
+    corpus, ids = _corpus(project, owner, n=400)
+    params = extraction_params_check(
+        rnn_type="LSTM", vocab_size=5, values=["h", "c"], topk=2, surprisal=True, streams=4
+    )
+    job = Job.objects.create(  # queued, as a broker would hold it
+        kind="extract",
+        project=project,
+        created_by=owner,
+        params={"model": str(model.id), "corpus": str(corpus.id), "name": "x", "extract": params},
+    )
+    work = _isolated_store / "work" / f"extract-{job.id.hex}"
+
+    class WorkerDied(BaseException):
+        pass
+
+    def dies(job, progress):
+        def report(fraction, message):
+            progress(fraction, message)
+            if message.startswith("Layer states"):
+                raise WorkerDied  # like SIGKILL: nothing of ours catches it
+
+        return extraction_run(job, report)
+
+    with pytest.raises(WorkerDied):
+        run_job(str(job.id), dies, worker="first")
+    job.refresh_from_db()
+    assert job.status == "running" and job.attempts == 1
+    assert work.is_dir()  # kept for the next attempt
+    assert not StateSet.objects.exists()
+
+    Job.objects.filter(id=job.id).update(lease_until=timezone.now() - timedelta(seconds=1))
+    run_job(str(job.id), extraction_run, worker="second")
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error
+    assert job.attempts == 2 and job.worker == "second"
+    assert not work.exists()
+    ss = StateSet.objects.get(id=job.result["stateset"])
+    from backend.states.selectors import stateset_store
+
+    store = stateset_store(ss)
+    want = reference_states(lm, ids, ss.manifest["stream_starts"])
+    np.testing.assert_allclose(np.asarray(store.values("l2_c")), want[(1, "c")], atol=1e-4)
