@@ -1,12 +1,558 @@
-"""The match engine behind :func:`workers.core.match.match` (first, plain version)."""
+"""The match engine behind :func:`workers.core.match.match`.
+
+One pass over the corpus (or a shard of it) in chunks of positions:
+
+1. **Bits.** The on/off bits of the ``m`` selected cells for a chunk, packed per
+   position into ``m``-bit masks plus ``count``. With the match index the codes
+   of the selected cells are read (``m x chunk x 2`` bytes) and classified by
+   :func:`code_classes`; codes that straddle the threshold are checked against
+   the float32 source with the very expression the viewer uses,
+   ``apply_transform(values, transform) >= threshold``. Without an index the
+   rows of the chunk are read from the row-major source and thresholded the same
+   way.
+2. **Candidates.** ``match_kernels.stream`` keeps the stack of open runs (every
+   level at once) and each selected cell's run state, so when a candidate ends it
+   knows its level (the minimum count) and ``I`` at once.
+3. **Reduce.** Histograms are counted, the length filter and range restriction
+   applied, and only candidates that can still reach the top ``K`` by ``I`` are
+   kept (:class:`Collector`): ``I_K`` is known from the counts per ``I``.
+4. **Union.** ``U`` needs all ``D`` cells, so it is computed only for the kept
+   candidates, from their rows of the row-major source (contiguous reads), by
+   :func:`score`; the final order is ``(I desc, U asc, L desc, a asc)``.
+
+Memory is bounded by the chunk size and the budget, not by ``N``: chunks are
+read with ``pread`` into buffers that are reused, and the collector holds at most
+about twice the budget of candidates.
+"""
 
 from __future__ import annotations
+
+import mmap
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from workers.core.context import apply_transform
 from workers.core.match import MatchHit, MatchQuery, MatchResult, _trim
+from workers.core.match_index import SUMMARY_BLOCK, MatchIndex, npy_data_offset, open_index
 from workers.core.store import StateSet
+
+__all__ = ["Collector", "Plan", "code_classes", "finish", "floor_of", "run", "run_cpu"]
+
+# Positions per chunk when reading the index: m x 2^17 x 2 bytes of codes.
+CHUNK = 1 << 17
+# float32 values per read of the row-major source (16 MiB).
+ROW_VALUES = 4 << 20
+# Candidates whose union is computed together.
+SCORE_GROUP = 2048
+
+_FINITE_LO = 0x0080  # codes 0x0000-0x007E: negative NaN only; 0x007F: -inf and NaN
+_FINITE_HI = 0xFF7F  # 0xFF80: +inf and NaN; 0xFF81-0xFFFF: positive NaN only
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated query, resolved against its source."""
+
+    n: int
+    d: int
+    cells: np.ndarray  # int64 (m,)
+    m: int
+    threshold: float
+    transform: str
+    zl: int
+    zr: int
+    len_lo: int
+    len_hi: int
+    range_start: int
+    range_end: int
+    limit: int
+    budget: int
+    src_path: str
+    src_offset: int
+
+    @classmethod
+    def make(cls, ss: StateSet, source_id: str, q: MatchQuery, budget: int) -> Plan:
+        info = ss.source(source_id)
+        lo, hi = q.length_bounds
+        path = ss.path / "sources" / f"{source_id}.npy"
+        return cls(
+            n=ss.length,
+            d=info.cells,
+            cells=np.asarray(q.cells, dtype=np.int64),
+            m=len(q.cells),
+            threshold=float(q.threshold),
+            transform=info.transform if q.transform is None else q.transform,
+            zl=int(q.zero_left),
+            zr=int(q.zero_right),
+            len_lo=lo,
+            len_hi=hi,
+            range_start=int(q.range_start),
+            range_end=ss.length - 1 if q.range_end is None else int(q.range_end),
+            limit=int(q.limit),
+            budget=budget,
+            src_path=str(path),
+            src_offset=_data_offset(str(path)),
+        )
+
+    def is_on(self, values: np.ndarray) -> np.ndarray:
+        """The contract's "on": ``apply_transform(values) >= threshold`` (NaN off)."""
+        out: np.ndarray = apply_transform(values, self.transform) >= self.threshold
+        return out
+
+
+@lru_cache(maxsize=256)
+def _data_offset(path: str) -> int:
+    return npy_data_offset(Path(path))
+
+
+# --------------------------------------------------------------------------- #
+# Classifying index codes
+# --------------------------------------------------------------------------- #
+
+
+@lru_cache(maxsize=1)
+def _code_bounds() -> tuple[np.ndarray, np.ndarray]:
+    """float32 (65536,) lowest and highest value of each code (NaN codes: garbage)."""
+    codes = np.arange(1 << 16, dtype=np.uint32)
+    out = []
+    for low in (0, 0xFFFF):
+        key = (codes << np.uint32(16)) | np.uint32(low)
+        neg = (key & np.uint32(0x80000000)) == 0
+        bits = np.where(neg, ~key, key ^ np.uint32(0x80000000)).astype(np.uint32)
+        out.append(bits.view(np.float32))
+    return out[0], out[1]
+
+
+@lru_cache(maxsize=512)
+def code_classes(transform: str, threshold: float) -> tuple[int, int, int, int, int, int]:
+    """``(on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)`` for index codes (see ``match_index``).
+
+    Codes in ``[on_lo, on_hi]`` hold only values that are on; codes in
+    ``[ck_lo, ck_hi]`` and the codes ``sp1``/``sp2`` hold values of both kinds
+    (or ``+-inf`` together with NaN) and are checked value by value; all other
+    codes hold only values that are off (NaN among them).
+
+    ``none`` is decided exactly: the comparison is monotone in the value, so a
+    code is on iff its lowest value is on. For ``tanh`` numpy's float32 ``tanh``
+    is not known to be monotone to the last bit, so a code counts as on (off)
+    only when the true ``tanh`` of its lowest (highest) value clears the
+    threshold by 64 float32 steps, far more than the few-ulp error of numpy's
+    ``tanh``; everything closer is checked exactly.
+    """
+    lo, hi = _code_bounds()
+    fin = slice(_FINITE_LO, _FINITE_HI + 1)
+    flo, fhi = lo[fin], hi[fin]
+    if transform == "none":
+        on = flo >= threshold
+        maybe = fhi >= threshold
+    else:
+        thr32 = float(np.float32(threshold))
+        eps = 64.0 * float(np.spacing(np.abs(np.float32(thr32)))) + abs(threshold - thr32)
+        on = np.tanh(flo.astype(np.float64)) >= thr32 + eps
+        maybe = ~(np.tanh(fhi.astype(np.float64)) < thr32 - eps)
+    check = maybe & ~on
+    # off prefix, check middle, on suffix (both predicates are monotone in the code)
+    n_off = int(np.argmax(maybe)) if maybe.any() else len(maybe)
+    n_on = int(np.argmax(on)) if on.any() else len(on)
+    if not (on[n_on:].all() and not maybe[:n_off].any() and check[n_off:n_on].all()):
+        raise RuntimeError("the code classes of the match index are not monotone")
+    on_lo, on_hi = (_FINITE_LO + n_on, _FINITE_HI) if n_on < len(on) else (1, 0)
+    ck_lo, ck_hi = (_FINITE_LO + n_off, _FINITE_LO + n_on - 1) if n_off < n_on else (1, 0)
+    specials = np.array([-np.inf, np.inf], dtype=np.float32)
+    inf_on = apply_transform(specials, transform) >= threshold
+    # An unused special is set to code 0, which holds only NaN: checked, found off.
+    sp1 = 0x007F if bool(inf_on[0]) else 0
+    sp2 = 0xFF80 if bool(inf_on[1]) else 0
+    return on_lo, on_hi, ck_lo, ck_hi, sp1, sp2
+
+
+# --------------------------------------------------------------------------- #
+# Reading a state set's files without holding them in memory
+# --------------------------------------------------------------------------- #
+
+
+class _Mapped:
+    """A read-only map of a whole ``.npy`` file (data part as a 2-D array).
+
+    A match reads the codes of a few cells over the whole corpus and scattered
+    rows of the source; mapping avoids copies. Maps are kept per process
+    (:func:`_mapped`) so that a warm worker touches no page twice; for large
+    corpora ``release`` hands the pages of a finished chunk back (they stay in
+    the page cache), so resident memory is bounded by the chunk, not by ``N``.
+    """
+
+    def __init__(self, path: str, offset: int, dtype: type, shape: tuple[int, int]) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            self.mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+        self.offset = offset
+        self.itemsize = np.dtype(dtype).itemsize
+        self.shape = shape
+        self.array: np.ndarray = np.frombuffer(
+            self.mm, dtype=dtype, count=shape[0] * shape[1], offset=offset
+        ).reshape(shape)
+
+    def release(self, row: int, col0: int, col1: int) -> None:
+        """Drop the pages of ``array[row, col0:col1]`` from this process."""
+        start = self.offset + self.itemsize * (row * self.shape[1] + col0)
+        end = self.offset + self.itemsize * (row * self.shape[1] + col1)
+        start = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE
+        end = end // mmap.PAGESIZE * mmap.PAGESIZE
+        if end > start:
+            self.mm.madvise(mmap.MADV_DONTNEED, start, end - start)
+
+    def release_all(self) -> None:
+        self.mm.madvise(mmap.MADV_DONTNEED)
+
+
+_MAPS: OrderedDict[tuple[str, int, int], _Mapped] = OrderedDict()
+_MAPS_KEPT = 8
+# Corpora longer than this release the pages they read after each chunk.
+RELEASE_ABOVE = 4_000_000
+
+
+def _mapped(path: str, offset: int, dtype: type, shape: tuple[int, int]) -> _Mapped:
+    st = os.stat(path)
+    key = (path, st.st_ino, st.st_mtime_ns)
+    found = _MAPS.get(key)
+    if found is None:
+        found = _Mapped(path, offset, dtype, shape)
+        _MAPS[key] = found
+        while len(_MAPS) > _MAPS_KEPT:
+            _MAPS.popitem(last=False)  # the map closes when its last view goes
+    _MAPS.move_to_end(key)
+    return found
+
+
+class _Files:
+    """The files one match reads: the index codes (if any) and the float32 source."""
+
+    def __init__(self, plan: Plan, idx: MatchIndex | None) -> None:
+        self.plan = plan
+        self.idx = idx
+        self.codes: _Mapped | None = None
+        self.checks = 0
+        self.release = plan.n > RELEASE_ABOVE
+        self.src = _mapped(plan.src_path, plan.src_offset, np.float32, (plan.n, plan.d))
+        if idx is not None:
+            self.codes = _mapped(str(idx.codes_path), idx.offset, np.uint16, (idx.cells, idx.rows))
+            self.mins = _mapped(
+                str(idx.mins_path), idx.mins_offset, np.uint16, (idx.cells, idx.blocks)
+            )
+            self.classes = code_classes(plan.transform, plan.threshold)
+
+    def close(self) -> None:
+        if self.release:
+            self.src.release_all()
+
+    @property
+    def chunk(self) -> int:
+        return CHUNK if self.codes is not None else max(1, ROW_VALUES // self.plan.d)
+
+    def fill(self, t0: int, t1: int, mask: np.ndarray) -> None:
+        """``mask[:, :t1 - t0]`` = the selected cells' bits at positions ``[t0, t1)``."""
+        from workers.core import match_kernels as K
+
+        length = t1 - t0
+        mask[:, :length] = 0
+        plan = self.plan
+        if self.codes is None:
+            rows = np.ascontiguousarray(self.src.array[t0:t1])
+            K.pack_bits(plan.is_on(rows[:, plan.cells]), mask)
+            if self.release:
+                self.src.release_all()
+            return
+        codes = self.codes.array
+        on_lo, on_hi, ck_lo, ck_hi, sp1, sp2 = self.classes
+        flags = np.zeros((plan.m, -(-length // K.CHECK_BLOCK)), dtype=np.bool_)
+        flagged = K.classify_cells(
+            codes, plan.cells, t0, length, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2, mask, flags
+        )
+        if flagged:
+            js, ts = K.list_checks(codes, plan.cells, flags, t0, length, ck_lo, ck_hi, sp1, sp2)
+            values = np.ascontiguousarray(self.src.array[ts + t0, plan.cells[js]])
+            K.set_bits(js, ts, plan.is_on(values), mask)
+            self.checks += int(js.size)
+        if self.release:
+            for c in plan.cells.tolist():
+                self.codes.release(c, t0, t1)
+
+
+# --------------------------------------------------------------------------- #
+# Keeping the candidates that can reach the top K
+# --------------------------------------------------------------------------- #
+
+
+def floor_of(counts: np.ndarray, limit: int) -> int:
+    """``I_K``: the largest ``i`` with ``sum(counts[i:]) >= limit`` (0 if none)."""
+    tail = np.cumsum(counts[::-1])[::-1]
+    ok = np.flatnonzero(tail >= limit)
+    return int(ok[-1]) if ok.size else 0
+
+
+def _hist_list(dense: np.ndarray, long: list[np.ndarray]) -> list[int]:
+    """Dense counts plus single long lengths as one list (index = length), trimmed.
+
+    Runs can be as long as the corpus, so the list is built from zeros and the
+    few non-zero entries rather than converted element by element.
+    """
+    out = _trim(dense)
+    if long:
+        lengths, counts = np.unique(np.concatenate(long), return_counts=True)
+        size = int(lengths[-1]) + 1
+        if size > len(out):
+            out.extend([0] * (size - len(out)))
+        for length, count in zip(lengths.tolist(), counts.tolist(), strict=True):
+            out[length] += count
+    return out
+
+
+def _add(total: np.ndarray, part: np.ndarray) -> np.ndarray:
+    part = np.asarray(part, dtype=np.int64)
+    if part.size > total.size:
+        part = part.copy()
+        part[: total.size] += total
+        return part
+    total[: part.size] += part
+    return total
+
+
+class Collector:
+    """Histograms, counts per ``I`` and the candidates with ``I >= I_K`` so far.
+
+    ``I_K`` (``floor``) is the largest ``i`` with at least ``K`` eligible
+    candidates of ``I >= i``; it only grows, so candidates below it are dropped
+    as soon as it passes them. Ties at ``I_K`` must all be scored; when more than
+    the budget would be, the collector keeps the budget's worth by
+    ``(I desc, L desc, a asc)`` and the answer is marked inexact.
+    """
+
+    def __init__(self, m: int, limit: int, budget: int) -> None:
+        self.m = m
+        self.limit = limit
+        self.budget = budget
+        self.strict = np.zeros(0, dtype=np.int64)
+        self.fuzzy = np.zeros(0, dtype=np.int64)
+        self.strict_long: list[np.ndarray] = []
+        self.fuzzy_long: list[np.ndarray] = []
+        self.counts = np.zeros(m + 1, dtype=np.int64)
+        self.floor = 0
+        self.a = np.zeros(0, dtype=np.int64)
+        self.length = np.zeros(0, dtype=np.int64)
+        self.inter = np.zeros(0, dtype=np.int64)
+
+    def add_hist(
+        self,
+        strict: np.ndarray,
+        fuzzy: np.ndarray,
+        strict_long: np.ndarray | None = None,
+        fuzzy_long: np.ndarray | None = None,
+    ) -> None:
+        """Add dense histograms (index = length) and, for lengths past them, the
+        lengths themselves (one entry per candidate)."""
+        self.strict = _add(self.strict, strict)
+        self.fuzzy = _add(self.fuzzy, fuzzy)
+        if strict_long is not None and strict_long.size:
+            self.strict_long.append(np.asarray(strict_long, dtype=np.int64))
+        if fuzzy_long is not None and fuzzy_long.size:
+            self.fuzzy_long.append(np.asarray(fuzzy_long, dtype=np.int64))
+
+    def histograms(self) -> tuple[list[int], list[int]]:
+        return (
+            _hist_list(self.strict, self.strict_long),
+            _hist_list(self.fuzzy, self.fuzzy_long),
+        )
+
+    def add_counts(self, counts: np.ndarray) -> None:
+        self.counts += np.asarray(counts, dtype=np.int64)
+        self.floor = floor_of(self.counts, self.limit)
+
+    def set_counts(self, counts: np.ndarray) -> None:
+        self.counts = np.asarray(counts, dtype=np.int64).copy()
+        self.floor = floor_of(self.counts, self.limit)
+
+    def add_candidates(self, a: np.ndarray, length: np.ndarray, inter: np.ndarray) -> None:
+        """Add eligible candidates (any superset of those with ``I >= I_K`` will do)."""
+        keep = self.inter >= self.floor
+        new = inter >= self.floor
+        self.a = np.concatenate([self.a[keep], np.asarray(a[new], dtype=np.int64)])
+        self.length = np.concatenate([self.length[keep], np.asarray(length[new], dtype=np.int64)])
+        self.inter = np.concatenate([self.inter[keep], np.asarray(inter[new], dtype=np.int64)])
+        if self.a.size > 2 * self.budget:
+            self.truncate()
+
+    def truncate(self) -> None:
+        keep = self.inter >= self.floor
+        self.a, self.length, self.inter = self.a[keep], self.length[keep], self.inter[keep]
+        if self.a.size > self.budget:
+            order = np.lexsort((self.a, -self.length, -self.inter))[: self.budget]
+            self.a, self.length, self.inter = self.a[order], self.length[order], self.inter[order]
+
+    @property
+    def candidates(self) -> int:
+        return int(self.counts.sum())
+
+    def needed(self) -> int:
+        return int(self.counts[self.floor :].sum())
+
+
+# --------------------------------------------------------------------------- #
+# Union: all D cells, only for the kept candidates
+# --------------------------------------------------------------------------- #
+
+
+def _score_index(
+    plan: Plan, files: _Files, a: np.ndarray, length: np.ndarray, inter: np.ndarray
+) -> np.ndarray:
+    """``|C'(R)|`` with the index: edge rows from the source, the inside from the codes."""
+    from workers.core import match_kernels as K
+
+    assert files.codes is not None
+    codes = files.codes.array
+    src = files.src.array
+    src_bits = src.view(np.uint32)
+    on_lo, on_hi, ck_lo, ck_hi, sp1, sp2 = files.classes
+    is_c = np.zeros(plan.d, dtype=np.bool_)
+    is_c[plan.cells] = True
+    size = np.zeros(a.size, dtype=np.int64)
+    for g0 in range(0, a.size, SCORE_GROUP):
+        ga = np.ascontiguousarray(a[g0 : g0 + SCORE_GROUP])
+        gb = ga + length[g0 : g0 + SCORE_GROUP] - 1
+        gsize = np.zeros(ga.size, dtype=np.int64)
+        ginter = np.zeros(ga.size, dtype=np.int64)
+        cap = 4096
+        while True:
+            pend = np.empty((4, cap), dtype=np.int64)
+            npend = K.score_index(
+                codes, files.mins.array, SUMMARY_BLOCK, src_bits, ga, gb, plan.zl, plan.zr, is_c,
+                on_lo, on_hi, ck_lo, ck_hi, sp1, sp2,
+                gsize, ginter, pend[0], pend[1], pend[2], pend[3],
+            )  # fmt: skip
+            if npend <= cap:
+                break
+            cap = npend
+        if npend:
+            pi, pc, pp, pw = pend[0, :npend], pend[1, :npend], pend[2, :npend], pend[3, :npend]
+            on = plan.is_on(np.ascontiguousarray(src[pp, pc]))
+            key = pi * plan.d + pc
+            good = np.setdiff1d(np.unique(key), key[on != (pw == 1)])
+            gi, gc = good // plan.d, good % plan.d
+            np.add.at(gsize, gi, 1)
+            np.add.at(ginter, gi, is_c[gc].astype(np.int64))
+            files.checks += int(npend)
+        if not np.array_equal(ginter, inter[g0 : g0 + SCORE_GROUP]):
+            raise RuntimeError("the match index disagrees with the source; rebuild the index")
+        size[g0 : g0 + SCORE_GROUP] = gsize
+    return size
+
+
+def _score_rows(
+    plan: Plan, files: _Files, a: np.ndarray, length: np.ndarray, inter: np.ndarray
+) -> np.ndarray:
+    """``|C'(R)|`` from the rows ``[a - zl, b + zr]`` of the row-major source."""
+    from workers.core import match_kernels as K
+
+    n, d, zl, zr = plan.n, plan.d, plan.zl, plan.zr
+    size = np.zeros(a.size, dtype=np.int64)
+    is_c = np.zeros(d, dtype=bool)
+    is_c[plan.cells] = True
+    order = np.argsort(a, kind="stable")
+    rows_per_buf = max(1, ROW_VALUES // d)
+    for g0 in range(0, order.size, SCORE_GROUP):
+        sel = order[g0 : g0 + SCORE_GROUP]
+        ga, gl = a[sel], length[sel]
+        lo = np.maximum(ga - zl, 0)
+        hi = np.minimum(ga + gl - 1 + zr, n - 1)
+        # Merge the windows into spans of consecutive rows, each read once.
+        span_lo: list[int] = []
+        span_hi: list[int] = []
+        for i in np.argsort(lo, kind="stable").tolist():
+            if span_hi and lo[i] <= span_hi[-1] + 1:
+                span_hi[-1] = max(span_hi[-1], int(hi[i]))
+            else:
+                span_lo.append(int(lo[i]))
+                span_hi.append(int(hi[i]))
+        slo = np.asarray(span_lo, dtype=np.int64)
+        shi = np.asarray(span_hi, dtype=np.int64)
+        sbase = np.concatenate([[0], np.cumsum(shi - slo + 1)])  # stream row of each span
+        which = np.searchsorted(slo, lo, side="right") - 1
+        shift = sbase[which] - slo[which]
+        c_lo, c_hi = lo + shift, hi + shift
+        c_a, c_b = ga + shift, ga + gl - 1 + shift
+        acc_on = np.ones((sel.size, d), dtype=np.bool_)
+        acc_bad = np.zeros((sel.size, d), dtype=np.bool_)
+        total = int(sbase[-1])
+        buf = np.empty((min(total, rows_per_buf), d), dtype=np.float32)
+        for u0 in range(0, total, rows_per_buf):
+            u1 = min(total, u0 + rows_per_buf)
+            k = int(np.searchsorted(sbase, u0, side="right") - 1)
+            u = u0
+            while u < u1:
+                take = min(u1, int(sbase[k + 1])) - u
+                row = int(slo[k]) + (u - int(sbase[k]))
+                buf[u - u0 : u - u0 + take] = files.src.array[row : row + take]
+                u += take
+                k += 1
+            on = plan.is_on(buf[: u1 - u0])
+            K.score_windows(on, u0, u1, c_lo, c_a, c_b, c_hi, acc_on, acc_bad)
+        cprime = acc_on & ~acc_bad
+        if not np.array_equal(cprime[:, is_c].sum(axis=1), inter[sel]):
+            raise RuntimeError("the candidate scan disagrees with the source")
+        size[sel] = cprime.sum(axis=1)
+    return size
+
+
+def finish(plan: Plan, files: _Files, col: Collector, timings: dict[str, float]) -> MatchResult:
+    """Score the kept candidates and rank them (the last step of every path)."""
+    t = time.perf_counter()
+    needed = col.needed()
+    col.truncate()
+    by_a = np.argsort(col.a, kind="stable")
+    col.a, col.length, col.inter = col.a[by_a], col.length[by_a], col.inter[by_a]
+    scored = int(col.a.size)
+    if files.codes is not None:
+        size = _score_index(plan, files, col.a, col.length, col.inter)
+    else:
+        size = _score_rows(plan, files, col.a, col.length, col.inter)
+    union = plan.m + size - col.inter
+    strict_hist, fuzzy_hist = col.histograms()
+    order = np.lexsort((col.a, -col.length, union, -col.inter))[: plan.limit]
+    hits = [
+        MatchHit(
+            position=int(col.a[i]),
+            length=int(col.length[i]),
+            intersection=int(col.inter[i]),
+            union=int(union[i]),
+            jaccard=float(col.inter[i]) / float(union[i]),
+            missing=plan.m - int(col.inter[i]),
+        )
+        for i in order.tolist()
+    ]
+    timings["score_ms"] = (time.perf_counter() - t) * 1000
+    timings["checks"] = float(files.checks)
+    return MatchResult(
+        hits=hits,
+        strict_histogram=strict_hist,
+        fuzzy_histogram=fuzzy_hist,
+        exact=scored >= needed,
+        unscored=max(0, needed - scored),
+        candidates=col.candidates,
+        scored=scored,
+        timings_ms={k: round(v, 3) for k, v in timings.items()},
+    )
+
+
+# --------------------------------------------------------------------------- #
+# The pass
+# --------------------------------------------------------------------------- #
 
 
 def run(
@@ -20,66 +566,86 @@ def run(
     device: str,
     use_index: bool,
 ) -> MatchResult:
-    info = ss.source(source_id)
-    transform = info.transform if q.transform is None else q.transform
-    thr = float(q.threshold)
-    raw = np.asarray(ss.values(source_id))
-    on = apply_transform(raw, transform) >= thr
-    n = on.shape[0]
-    cells = np.array(q.cells, dtype=np.int64)
-    m = len(cells)
-    count = on[:, cells].sum(axis=1)
-    zl, zr = q.zero_left, q.zero_right
-    lo_len, hi_len = q.length_bounds
-    r_end = n - 1 if q.range_end is None else q.range_end
-    half = (m + 1) // 2
-    strict = np.zeros(n + 1, dtype=np.int64)
-    fuzzy = np.zeros(n + 1, dtype=np.int64)
-    found: list[tuple[int, int, int, int]] = []
-    stack: list[tuple[int, int]] = []
-    prev = 0
-    for t in range(n + 1):
-        c = int(count[t]) if t < n else 0
-        if c < prev:
-            last = -1
-            while stack and stack[-1][1] > c:
-                a, k = stack.pop()
-                last = a
-                if not s <= a < e:
-                    continue
-                b = t - 1
-                length = b - a + 1
-                ok = np.asarray(on[a : b + 1].all(axis=0))
-                if zl:
-                    ok &= ~on[max(0, a - zl) : a].any(axis=0)
-                if zr:
-                    ok &= ~on[b + 1 : b + 1 + zr].any(axis=0)
-                i = int(ok[cells].sum())
-                u = m + int(ok.sum()) - i
-                if k >= half:
-                    fuzzy[length] += 1
-                if k == m and i == m:
-                    strict[length] += 1
-                if lo_len <= length <= hi_len and q.range_start <= a and b <= r_end:
-                    found.append((i, u, length, a))
-            if c > 0 and (not stack or stack[-1][1] < c):
-                stack.append((last, c))
-        elif c > prev:
-            stack.append((t, c))
-        prev = c
-        if t >= e and not any(s <= a < e for a, _ in stack):
-            break
-    found.sort(key=lambda x: (-x[0], x[1], -x[2], x[3]))
-    hits = [
-        MatchHit(position=a, length=L, intersection=i, union=u, jaccard=i / u, missing=m - i)
-        for i, u, L, a in found[: q.limit]
-    ]
-    return MatchResult(
-        hits=hits,
-        strict_histogram=_trim(strict),
-        fuzzy_histogram=_trim(fuzzy),
-        exact=True,
-        unscored=0,
-        candidates=len(found),
-        scored=len(found),
+    plan = Plan.make(ss, source_id, q, budget)
+    idx = open_index(ss, source_id) if use_index else None
+    files = _Files(plan, idx)
+    try:
+        if device == "cuda":
+            from workers.core import match_torch
+
+            return match_torch.run(plan, files, s, e, torch_device="cuda")
+        return run_cpu(plan, files, s, e)
+    finally:
+        files.close()
+
+
+# Candidates emitted by the kernel between two hand-overs to the collector.
+_OUT_CAP = 1 << 15
+# Lengths counted in the kernel's histograms; longer runs are handed over one by one.
+_HIST_CAP = 1 << 16
+
+
+def run_cpu(plan: Plan, files: _Files, s: int, e: int) -> MatchResult:
+    """The CPU pass over shard ``[s, e)`` (the whole corpus: ``[0, N)``)."""
+    from workers.core import match_kernels as K
+
+    t_start = time.perf_counter()
+    timings = {"bits_ms": 0.0, "stream_ms": 0.0}
+    n, m = plan.n, plan.m
+    words = (m + 63) // 64
+    chunk = files.chunk
+    mask = np.zeros((words, chunk + plan.zr), dtype=np.uint64)
+    st_start = np.zeros(m + 2, dtype=np.int64)
+    st_level = np.zeros(m + 2, dtype=np.int64)
+    state = np.zeros(4, dtype=np.int64)
+    run_start = np.full(m, -1, dtype=np.int64)
+    last_end = np.full(m, -(1 << 62), dtype=np.int64)
+    prev_mask = np.zeros(words, dtype=np.uint64)
+    hcap = min(n + 1, _HIST_CAP)
+    strict = np.zeros(hcap, dtype=np.int64)
+    fuzzy = np.zeros(hcap, dtype=np.int64)
+    counts = np.zeros(m + 1, dtype=np.int64)
+    out = np.empty((4, _OUT_CAP), dtype=np.int64)
+    col = Collector(m=m, limit=plan.limit, budget=plan.budget)
+    long_strict: list[np.ndarray] = []
+    long_fuzzy: list[np.ndarray] = []
+    # Start early enough to know count[s - 1] and the zero_left positions before s.
+    t = max(0, s - max(plan.zl, 1))
+    done = False
+    while not done:
+        t1 = min(n, t + chunk)
+        buf_end = min(n, t1 + plan.zr)
+        c0 = time.perf_counter()
+        files.fill(t, buf_end, mask)
+        c1 = time.perf_counter()
+        tb = t
+        while True:
+            k, tb, done = K.stream(
+                mask, t, tb, t1, n, s, e, plan.zl, plan.zr, m,
+                plan.len_lo, plan.len_hi, plan.range_start, plan.range_end, plan.limit,
+                st_start, st_level, state, run_start, last_end, prev_mask,
+                strict, fuzzy, counts, out[0], out[1], out[2], out[3],
+            )  # fmt: skip
+            if k:
+                fa, fl, fi, ff = out[0, :k], out[1, :k], out[2, :k], out[3, :k]
+                if (ff & 3).any():
+                    long_fuzzy.append(fl[(ff & 1) != 0].copy())
+                    long_strict.append(fl[(ff & 2) != 0].copy())
+                col.set_counts(counts)
+                el = (ff & 4) != 0
+                col.add_candidates(fa[el], fl[el], fi[el])
+            if done or tb >= t1:
+                break
+        timings["bits_ms"] += (c1 - c0) * 1000
+        timings["stream_ms"] += (time.perf_counter() - c1) * 1000
+        t = tb
+        if not done and t >= n:
+            raise RuntimeError("the candidate scan did not finish at the end of the corpus")
+    col.set_counts(counts)
+    none = np.zeros(0, dtype=np.int64)
+    col.add_hist(
+        strict, fuzzy, np.concatenate([none, *long_strict]), np.concatenate([none, *long_fuzzy])
     )
+    result = finish(plan, files, col, timings)
+    result.timings_ms["total_ms"] = round((time.perf_counter() - t_start) * 1000, 3)
+    return result

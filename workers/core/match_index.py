@@ -26,6 +26,13 @@ Layout, one folder per source, published by rename::
 
     <stateset>/index/match/<source_id>/meta.json    {"format", "version", ...}
     <stateset>/index/match/<source_id>/codes.npy    uint16 (D, N), row c = cell c
+    <stateset>/index/match/<source_id>/mins.npy     uint16 (D, ceil(N / 256))
+
+``mins[c, k]`` is the smallest code of cell ``c`` over positions
+``[256 k, 256 k + 256)``, or 0 (a code that holds only NaN) when one of them is
+NaN. When that code is surely on, the whole block is on; when it is surely off,
+the block holds an off value. The engine uses it to check that a cell stays on
+over a long range without reading every code.
 """
 
 from __future__ import annotations
@@ -45,10 +52,12 @@ from workers.core.store import StateSet, remove_stale_temp_dirs
 __all__ = ["INDEX_FORMAT", "INDEX_VERSION", "MatchIndex", "build", "encode", "open_index"]
 
 INDEX_FORMAT = "statelab-match-index"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 CODEC = "f32-order-key-hi16"
-# Rows per block while building: 16k rows x 650 cells x 4 bytes = 42 MB.
+# Values per row block while building: 16k rows x 650 cells x 4 bytes = 42 MB.
 _BLOCK_VALUES = 10 << 20
+# Positions summarised by one entry of ``mins.npy``.
+SUMMARY_BLOCK = 256
 
 
 def encode(values: np.ndarray) -> np.ndarray:
@@ -72,12 +81,18 @@ def npy_data_offset(path: Path) -> int:
 
 @dataclass(frozen=True)
 class MatchIndex:
-    """An opened index: where the codes of cell ``c`` start in ``codes.npy``."""
+    """An opened index: the two files and where their data starts."""
 
     codes_path: Path
     offset: int
     rows: int
     cells: int
+    mins_path: Path
+    mins_offset: int
+
+    @property
+    def blocks(self) -> int:
+        return -(-self.rows // SUMMARY_BLOCK)
 
     def cell_offset(self, cell: int, start: int) -> int:
         """Byte offset of the code of ``cell`` at token ``start``."""
@@ -104,6 +119,7 @@ def _current(meta: dict[str, object] | None, rows: int, cells: int) -> bool:
         and meta.get("codec") == CODEC
         and meta.get("rows") == rows
         and meta.get("cells") == cells
+        and meta.get("summary_block") == SUMMARY_BLOCK
     )
 
 
@@ -126,14 +142,25 @@ def open_index(ss: StateSet, source_id: str) -> MatchIndex | None:
     if not _current(_read_meta(folder), ss.length, info.cells):
         return None
     codes = folder / "codes.npy"
+    mins = folder / "mins.npy"
+    blocks = -(-ss.length // SUMMARY_BLOCK)
     try:
         offset = npy_data_offset(codes)
-        size = codes.stat().st_size
+        mins_offset = npy_data_offset(mins)
+        if codes.stat().st_size < offset + 2 * ss.length * info.cells:
+            return None
+        if mins.stat().st_size < mins_offset + 2 * blocks * info.cells:
+            return None
     except (OSError, ValueError):
         return None
-    if size < offset + 2 * ss.length * info.cells:
-        return None
-    idx = MatchIndex(codes_path=codes, offset=offset, rows=ss.length, cells=info.cells)
+    idx = MatchIndex(
+        codes_path=codes,
+        offset=offset,
+        rows=ss.length,
+        cells=info.cells,
+        mins_path=mins,
+        mins_offset=mins_offset,
+    )
     if len(_opened) > 256:
         _opened.clear()
     _opened[key] = idx
@@ -161,13 +188,20 @@ def _build_one(
     src_path = ss.path / "sources" / f"{source_id}.npy"
     src_offset = npy_data_offset(src_path)
     codes_path = tmp / "codes.npy"
+    mins_path = tmp / "mins.npy"
+    blocks = -(-n // SUMMARY_BLOCK)
     mm = np.lib.format.open_memmap(codes_path, mode="w+", dtype=np.uint16, shape=(d, n))
     offset = int(mm.offset)
     del mm
-    step = max(1, _BLOCK_VALUES // d)
+    mm = np.lib.format.open_memmap(mins_path, mode="w+", dtype=np.uint16, shape=(d, blocks))
+    mins_offset = int(mm.offset)
+    del mm
+    # Whole summary blocks per row block, so that no summary spans two reads.
+    step = max(1, _BLOCK_VALUES // d // SUMMARY_BLOCK) * SUMMARY_BLOCK
     block = np.empty((step, d), dtype=np.float32)
     src_fd = os.open(src_path, os.O_RDONLY)
     out_fd = os.open(codes_path, os.O_WRONLY)
+    mins_fd = os.open(mins_path, os.O_WRONLY)
     try:
         for a in range(0, n, step):
             b = min(n, a + step)
@@ -176,20 +210,33 @@ def _build_one(
             got = os.preadv(src_fd, [view.data.cast("B")], src_offset + 4 * a * d)
             if got != want:
                 raise OSError(f"short read from {src_path.name}")
-            codes_t = np.ascontiguousarray(encode(view).T)  # (d, b - a)
+            codes = encode(view)  # (b - a, d)
+            codes_t = np.ascontiguousarray(codes.T)  # (d, b - a)
             for c in range(d):
                 os.pwrite(out_fd, codes_t[c].data.cast("B"), offset + 2 * (c * n + a))
+            summary = np.where(np.isnan(view), np.uint16(0), codes)
+            nb = -(-(b - a) // SUMMARY_BLOCK)
+            pad = nb * SUMMARY_BLOCK - (b - a)
+            if pad:
+                summary = np.concatenate([summary, np.repeat(summary[-1:], pad, axis=0)])
+            mins_t = np.ascontiguousarray(summary.reshape(nb, SUMMARY_BLOCK, d).min(axis=1).T)
+            blk0 = a // SUMMARY_BLOCK
+            for c in range(d):
+                os.pwrite(mins_fd, mins_t[c].data.cast("B"), mins_offset + 2 * (c * blocks + blk0))
             if report is not None:
                 report((done_rows + b) / total_rows, f"match index of {source_id}: {b}/{n} rows")
         os.fsync(out_fd)
+        os.fsync(mins_fd)
     finally:
         os.close(src_fd)
         os.close(out_fd)
+        os.close(mins_fd)
     meta = {
         "format": INDEX_FORMAT,
         "version": INDEX_VERSION,
         "codec": CODEC,
         "layout": "cell-major",
+        "summary_block": SUMMARY_BLOCK,
         "dtype": "uint16",
         "source_id": source_id,
         "rows": n,

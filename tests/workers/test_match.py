@@ -1,0 +1,514 @@
+"""The match engine against a brute-force reading of matching.md (tests/support/match_oracle).
+
+Every path must give the oracle's answer: without the index (row-major scan),
+with the index (codes, exact checks, summaries), sharded and merged, and the
+torch path (run on the CPU here; the CUDA device is tested where there is one).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.match_oracle import OracleResult, oracle
+from workers.core import match_engine, match_index
+from workers.core.errors import Cancelled, InputError
+from workers.core.match import (
+    MatchHit,
+    MatchQuery,
+    MatchResult,
+    build_match_index,
+    has_match_index,
+    match,
+    merge_results,
+    shard_bounds,
+)
+from workers.core.store import SourceInfo, StateSet, StateSetWriter
+
+try:
+    import torch
+
+    HAS_CUDA = bool(torch.cuda.is_available())
+except ImportError:  # pragma: no cover - torch is a dependency
+    HAS_CUDA = False
+
+requires_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device")
+
+
+def _near(x: float, steps: int) -> float:
+    v = np.float32(x)
+    for _ in range(abs(steps)):
+        v = np.nextafter(v, np.float32(math.copysign(np.inf, steps)), dtype=np.float32)
+    return float(v)
+
+
+# Discrete levels, so that runs, ties and values exactly at a threshold happen,
+# plus values a few float32 steps around the thresholds on both scales (they
+# land in the index codes that need the exact check) and NaN and infinities.
+LEVELS = [-1.0, -0.3, 0.0, 0.3, 0.5, 1.0, math.nan, math.inf, -math.inf]
+EDGES = [_near(0.3, k) for k in (-2, -1, 1, 2)] + [
+    _near(math.atanh(0.3), k) for k in (-2, -1, 0, 1, 2)
+]
+THRESHOLDS = [0.0, 0.3, -0.3, 0.5, 0.9]
+
+
+def write_stateset(path: Path, raw: np.ndarray, transform: str = "tanh") -> StateSet:
+    n, d = raw.shape
+    with StateSetWriter(path) as w:
+        w.set_tokens(np.zeros(n, dtype=np.int32), ["x"])
+        w.add_source(
+            SourceInfo(id="s0", name="states", layer=1, kind="c", cells=d, transform=transform),
+            n,
+            lambda a, b: raw[a:b],
+        )
+        w.commit()
+    return StateSet.open(path)
+
+
+def hits_of(result: MatchResult) -> list[tuple[int, int, int, int]]:
+    return [(h.position, h.length, h.intersection, h.union) for h in result.hits]
+
+
+def assert_same(result: MatchResult, want: OracleResult, m: int, what: str) -> None:
+    assert hits_of(result) == want.hits, what
+    assert result.strict_histogram == want.strict, what
+    assert result.fuzzy_histogram == want.fuzzy, what
+    assert result.candidates == want.candidates, what
+    assert result.exact and result.unscored == 0, what
+    for h in result.hits:
+        assert h.missing == m - h.intersection
+        assert h.jaccard == h.intersection / h.union
+
+
+def oracle_for(raw: np.ndarray, q: MatchQuery, source_transform: str) -> OracleResult:
+    return oracle(
+        raw,
+        list(q.cells),
+        q.threshold,
+        q.transform or source_transform,
+        q.zero_left,
+        q.zero_right,
+        q.min_length,
+        q.max_length,
+        q.length,
+        q.limit,
+        q.range_start,
+        q.range_end,
+    )
+
+
+@st.composite
+def matrices(draw: st.DrawFn) -> tuple[np.ndarray, str]:
+    n = draw(st.integers(1, 32))
+    d = draw(st.integers(1, 6))
+    pool = LEVELS + EDGES if draw(st.booleans()) else LEVELS
+    flat = draw(st.lists(st.sampled_from(pool), min_size=n * d, max_size=n * d))
+    return np.array(flat, dtype=np.float32).reshape(n, d), draw(st.sampled_from(["tanh", "none"]))
+
+
+@st.composite
+def queries(draw: st.DrawFn, n: int, d: int) -> MatchQuery:
+    cells = draw(st.lists(st.integers(0, d - 1), min_size=1, max_size=d, unique=True))
+    mode = draw(st.sampled_from(["default", "min", "minmax", "exact"]))
+    lengths: dict[str, int | None] = {}
+    if mode == "min":
+        lengths = {"min_length": draw(st.one_of(st.none(), st.integers(1, 4)))}
+    elif mode == "minmax":
+        lo = draw(st.integers(1, 4))
+        lengths = {"min_length": lo, "max_length": draw(st.integers(lo, lo + 6))}
+    elif mode == "exact":
+        lengths = {"length": draw(st.integers(1, 5))}
+    range_start, range_end = 0, None
+    if draw(st.booleans()):
+        range_start = draw(st.integers(0, n - 1))
+        range_end = draw(st.one_of(st.none(), st.integers(range_start, n - 1)))
+    return MatchQuery(
+        cells=tuple(cells),
+        threshold=draw(st.sampled_from(THRESHOLDS)),
+        zero_left=draw(st.integers(0, 3)),
+        zero_right=draw(st.integers(0, 3)),
+        limit=draw(st.sampled_from([1, 2, 3, 7, 50, 1000])),
+        range_start=range_start,
+        range_end=range_end,
+        transform=draw(st.sampled_from([None, "tanh", "none"])),
+        **lengths,  # type: ignore[arg-type]
+    )
+
+
+def _shard_merge(ss: StateSet, q: MatchQuery, size: int, use_index: bool) -> MatchResult:
+    parts = [
+        match(ss, "s0", q, shard=b, use_index=use_index) for b in shard_bounds(ss.length, size)
+    ]
+    return merge_results(parts, q.limit)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), case=matrices())
+def test_engine_equals_oracle_on_every_path(
+    data: st.DataObject, case: tuple[np.ndarray, str]
+) -> None:
+    raw, transform = case
+    n, d = raw.shape
+    with tempfile.TemporaryDirectory() as tmp:
+        ss = write_stateset(Path(tmp) / "ss", raw, transform)
+        qs = [data.draw(queries(n, d)) for _ in range(3)]
+        wants = [oracle_for(raw, q, transform) for q in qs]
+        for q, want in zip(qs, wants, strict=True):
+            assert_same(match(ss, "s0", q, use_index=False), want, len(q.cells), "row-major")
+        build_match_index(ss.path)
+        assert has_match_index(ss, "s0")
+        for q, want in zip(qs, wants, strict=True):
+            m = len(q.cells)
+            assert_same(match(ss, "s0", q), want, m, "index")
+            size = data.draw(st.integers(1, n))
+            assert_same(_shard_merge(ss, q, size, True), want, m, f"shards of {size}, index")
+            assert_same(_shard_merge(ss, q, size, False), want, m, f"shards of {size}, rows")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), case=matrices())
+def test_torch_path_equals_oracle(data: st.DataObject, case: tuple[np.ndarray, str]) -> None:
+    from workers.core import match_torch
+
+    raw, transform = case
+    n, d = raw.shape
+    with tempfile.TemporaryDirectory() as tmp:
+        ss = write_stateset(Path(tmp) / "ss", raw, transform)
+        build_match_index(ss.path)
+        for use_index in (True, False):
+            q = data.draw(queries(n, d))
+            want = oracle_for(raw, q, transform)
+            s, e = 0, n
+            if data.draw(st.booleans()):
+                size = data.draw(st.integers(1, n))
+                parts = [
+                    match_torch.run_query(ss, "s0", q, b, torch_device="cpu", use_index=use_index)
+                    for b in shard_bounds(n, size)
+                ]
+                got = merge_results(parts, q.limit)
+            else:
+                got = match_torch.run_query(
+                    ss, "s0", q, (s, e), torch_device="cpu", use_index=use_index
+                )
+            assert_same(got, want, len(q.cells), f"torch, index={use_index}")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(1, 200),
+    on_prob=st.sampled_from([0.1, 0.5, 0.9]),
+    zl=st.integers(0, 3),
+    zr=st.integers(0, 3),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_one_cell_runs_to_the_corpus_edges(
+    n: int, on_prob: float, zl: int, zr: int, seed: int
+) -> None:
+    """m = 1 over longer random runs, on at the first and last position as often as not."""
+    rng = np.random.default_rng(seed)
+    raw = np.where(rng.random((n, 3)) < on_prob, 1.0, -1.0).astype(np.float32)
+    raw[0, 0] = 1.0
+    raw[-1, 0] = 1.0
+    q = MatchQuery(cells=(0,), threshold=0.5, zero_left=zl, zero_right=zr, limit=1000)
+    want = oracle_for(raw, q, "none")
+    with tempfile.TemporaryDirectory() as tmp:
+        ss = write_stateset(Path(tmp) / "ss", raw, "none")
+        assert_same(match(ss, "s0", q), want, 1, "rows")
+        build_match_index(ss.path)
+        assert_same(match(ss, "s0", q), want, 1, "index")
+
+
+def test_long_runs_use_the_summaries_and_stay_exact(tmp_path: Path) -> None:
+    """Runs much longer than a summary block, with values to check inside them."""
+    rng = np.random.default_rng(3)
+    n, d = 5000, 5
+    raw = np.full((n, d), 2.0, dtype=np.float32)
+    for c in range(d):
+        for cut in rng.integers(0, n, size=6):
+            raw[cut : cut + int(rng.integers(1, 4)), c] = -2.0
+    # values that need the exact check, inside long runs, both sides of the threshold
+    raw[rng.integers(0, n, 40), rng.integers(0, d, 40)] = _near(math.atanh(0.3), 1)
+    raw[rng.integers(0, n, 40), rng.integers(0, d, 40)] = _near(math.atanh(0.3), -1)
+    raw[rng.integers(0, n, 5), rng.integers(0, d, 5)] = math.nan
+    ss = write_stateset(tmp_path / "ss", raw, "tanh")
+    build_match_index(ss.path)
+    for cells, zl, zr in (((0, 1, 2), 1, 0), ((3,), 0, 0), ((0, 4), 0, 2), ((1, 2, 3, 4), 2, 1)):
+        q = MatchQuery(cells=cells, threshold=0.3, zero_left=zl, zero_right=zr, limit=200)
+        want = oracle_for(raw, q, "tanh")
+        assert_same(match(ss, "s0", q), want, len(cells), "index")
+        assert_same(match(ss, "s0", q, use_index=False), want, len(cells), "rows")
+        assert_same(_shard_merge(ss, q, 777, True), want, len(cells), "shards")
+
+
+def test_budget_makes_the_answer_inexact_and_says_how_much_is_missing(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    raw = np.where(rng.random((400, 4)) < 0.5, 1.0, -1.0).astype(np.float32)
+    ss = write_stateset(tmp_path / "ss", raw, "none")
+    q = MatchQuery(cells=(0,), threshold=0.5, min_length=1, limit=10)
+    full = match(ss, "s0", q)
+    assert full.exact and full.unscored == 0
+    needed = full.scored
+    assert needed > 10  # every run ties at I = 1
+    cut = match(ss, "s0", q, budget=7)
+    assert not cut.exact
+    assert cut.scored == 7
+    assert cut.unscored == needed - 7
+    assert cut.candidates == full.candidates
+    assert cut.strict_histogram == full.strict_histogram
+    assert cut.fuzzy_histogram == full.fuzzy_histogram
+    # what is returned is still true of each candidate, best first
+    truth = {(h[0], h[1]): h for h in oracle_for(raw, replace(q, limit=1000), "none").hits}
+    for h in cut.hits:
+        assert truth[(h.position, h.length)] == (h.position, h.length, h.intersection, h.union)
+    assert [h.sort_key() for h in cut.hits] == sorted(h.sort_key() for h in cut.hits)
+
+
+# --------------------------------------------------------------------------- #
+# Query validation and serialisation
+# --------------------------------------------------------------------------- #
+
+
+def _q(**kw: object) -> MatchQuery:
+    base: dict[str, object] = {"cells": (0, 1), "threshold": 0.3}
+    base.update(kw)
+    return MatchQuery(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"cells": ()}, "at least one cell"),
+        ({"cells": (0, 0)}, "only once"),
+        ({"cells": (0, 9)}, "cell 9 does not exist"),
+        ({"cells": (-1,)}, "cell -1 does not exist"),
+        ({"cells": (True,)}, "not a cell number"),
+        ({"threshold": math.nan}, "finite number"),
+        ({"threshold": math.inf}, "finite number"),
+        ({"threshold": 1e31}, "between"),
+        ({"zero_left": -1}, "zero_left"),
+        ({"zero_right": 1001}, "zero_right"),
+        ({"min_length": 0}, "min_length"),
+        ({"max_length": 0}, "max_length"),
+        ({"length": 0}, "length"),
+        ({"min_length": 5, "max_length": 3}, "smaller than min_length"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"range_start": -1}, "range_start"),
+        ({"range_start": 10}, "range_start"),
+        ({"range_start": 5, "range_end": 4}, "range_end"),
+        ({"range_end": 10}, "range_end"),
+        ({"transform": "sigmoid"}, "transform"),
+    ],
+)
+def test_validation_explains_what_is_wrong(kw: dict[str, object], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        _q(**kw).validate(10, 4)
+
+
+def test_exact_length_overrides_min_and_max() -> None:
+    _q(min_length=5, max_length=3, length=4).validate(10, 4)
+    assert _q(min_length=5, max_length=3, length=4).length_bounds == (4, 4)
+    assert _q(min_length=None).length_bounds == (1, 1 << 62)
+
+
+def test_query_json_round_trip_and_cache_key() -> None:
+    q = _q(cells=(3, 1, 2), zero_right=2, max_length=9, range_start=4, transform="none")
+    assert MatchQuery.from_json(json.loads(json.dumps(q.to_json()))) == q
+    assert q.cache_key("s0") == _q(
+        cells=(1, 2, 3), zero_right=2, max_length=9, range_start=4, transform="none"
+    ).cache_key("s0")
+    assert q.cache_key("s0") != q.cache_key("s1")
+    assert _q().cache_key("s0") != _q(threshold=0.30000001).cache_key("s0")
+    assert _q(threshold=0.0).cache_key("s0") == _q(threshold=-0.0).cache_key("s0")
+    assert _q(length=3, min_length=1).cache_key("s") == _q(length=3, max_length=8).cache_key("s")
+    assert len(q.cache_key("s0")) == 64
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([], "JSON object"),
+        ({"cells": "1,2", "threshold": 0.3}, "list of cell numbers"),
+        ({"cells": [1], "threshold": "high"}, "must be a number"),
+        ({"cells": [1], "threshold": 0.3, "limit": 2.5}, "limit"),
+        ({"cells": [1], "threshold": 0.3, "colour": "red"}, "unknown match query fields: colour"),
+        ({"cells": [1], "threshold": 0.3, "transform": 1}, "transform"),
+    ],
+)
+def test_from_json_refuses_wrong_types(data: object, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        MatchQuery.from_json(data)  # type: ignore[arg-type]
+
+
+def test_result_json_round_trip() -> None:
+    r = MatchResult(
+        hits=[MatchHit(position=3, length=2, intersection=1, union=4, jaccard=0.25, missing=1)],
+        strict_histogram=[0, 1],
+        fuzzy_histogram=[0, 2, 1],
+        exact=False,
+        unscored=5,
+        candidates=9,
+        scored=3,
+    )
+    assert MatchResult.from_json(json.loads(json.dumps(r.to_json()))) == r
+
+
+def test_match_refuses_a_bad_device_budget_or_shard(tmp_path: Path) -> None:
+    ss = write_stateset(tmp_path / "ss", np.ones((10, 3), dtype=np.float32))
+    q = _q()
+    with pytest.raises(InputError, match="device"):
+        match(ss, "s0", q, device="tpu")
+    with pytest.raises(InputError, match="budget"):
+        match(ss, "s0", q, budget=0)
+    with pytest.raises(InputError, match="shard"):
+        match(ss, "s0", q, shard=(5, 5))
+    with pytest.raises(InputError, match="shard"):
+        match(ss, "s0", q, shard=(0, 11))
+    with pytest.raises(InputError, match="cell 3 does not exist"):
+        match(ss, "s0", _q(cells=(3,)))
+
+
+def test_shard_bounds_cover_the_corpus() -> None:
+    assert shard_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert shard_bounds(3, 10) == [(0, 3)]
+    with pytest.raises(ValueError, match="shard"):
+        shard_bounds(10, 0)
+
+
+def test_merge_of_nothing_is_an_empty_exact_answer() -> None:
+    r = merge_results([], 5)
+    assert r.hits == [] and r.exact and r.strict_histogram == [] and r.candidates == 0
+
+
+# --------------------------------------------------------------------------- #
+# The index
+# --------------------------------------------------------------------------- #
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True), min_size=2, max_size=50))
+def test_codes_sort_like_values(values: list[float]) -> None:
+    arr = np.array(values, dtype=np.float32)
+    codes = match_index.encode(arr).astype(np.int64)
+    fin = ~np.isnan(arr)
+    order = np.lexsort((codes[fin], arr[fin]))  # by value; -0.0 == 0.0 ties by code
+    assert np.all(np.diff(codes[fin][order]) >= 0)
+    nan_codes = codes[~fin]
+    assert np.all((nan_codes <= 0x007F) | (nan_codes >= 0xFF80))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.floats(width=32, allow_nan=True, allow_infinity=True),
+    threshold=st.one_of(
+        st.sampled_from([0.0, 0.3, -0.3, 0.9, 1.0, -1.0, 0.99999994, 5.0]),
+        st.floats(-2.0, 2.0),
+    ),
+    transform=st.sampled_from(["tanh", "none"]),
+)
+def test_code_classes_never_contradict_the_exact_comparison(
+    value: float, threshold: float, transform: str
+) -> None:
+    arr = np.array([value], dtype=np.float32)
+    on_lo, on_hi, ck_lo, ck_hi, sp1, sp2 = match_engine.code_classes(transform, threshold)
+    code = int(match_index.encode(arr)[0])
+    exact = bool(match_engine.apply_transform(arr, transform)[0] >= threshold)
+    if on_lo <= code <= on_hi:
+        assert exact
+    elif not (ck_lo <= code <= ck_hi or code in (sp1, sp2)):
+        assert not exact
+
+
+def test_index_is_built_once_atomically_and_reports_progress(tmp_path: Path) -> None:
+    raw = np.random.default_rng(1).normal(size=(700, 3)).astype(np.float32)
+    ss = write_stateset(tmp_path / "ss", raw)
+    assert not has_match_index(ss, "s0")
+    seen: list[float] = []
+    build_match_index(ss.path, progress=lambda f, _msg: seen.append(f))
+    assert has_match_index(ss, "s0")
+    assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+    codes = tmp_path / "ss" / "index" / "match" / "s0" / "codes.npy"
+    stamp = codes.stat().st_mtime_ns
+    build_match_index(ss.path)  # nothing to do
+    assert codes.stat().st_mtime_ns == stamp
+    assert np.array_equal(np.load(codes), match_index.encode(raw).T)
+    assert [p.name for p in (tmp_path / "ss" / "index" / "match").iterdir()] == ["s0"]
+
+
+def test_cancelled_build_leaves_nothing_behind(tmp_path: Path) -> None:
+    raw = np.zeros((300, 2), dtype=np.float32)
+    ss = write_stateset(tmp_path / "ss", raw)
+
+    def cancel(_f: float, _m: str) -> None:
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        build_match_index(ss.path, progress=cancel)
+    assert not has_match_index(ss, "s0")
+    assert list((tmp_path / "ss" / "index" / "match").iterdir()) == []
+
+
+def test_unknown_source_is_refused_before_any_work(tmp_path: Path) -> None:
+    ss = write_stateset(tmp_path / "ss", np.zeros((5, 2), dtype=np.float32))
+    with pytest.raises(InputError, match="no source 'nope'"):
+        build_match_index(ss.path, source_ids=["nope"])
+    assert not (tmp_path / "ss" / "index" / "match" / "nope").exists()
+
+
+def test_stale_or_foreign_index_is_ignored_and_rebuilt(tmp_path: Path) -> None:
+    raw = np.random.default_rng(2).normal(size=(50, 3)).astype(np.float32)
+    ss = write_stateset(tmp_path / "ss", raw)
+    build_match_index(ss.path)
+    meta_path = tmp_path / "ss" / "index" / "match" / "s0" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["version"] = 0
+    meta_path.write_text(json.dumps(meta))
+    os.utime(meta_path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert not has_match_index(ss, "s0")
+    q = _q(cells=(0, 2), threshold=0.2)
+    assert hits_of(match(ss, "s0", q)) == oracle_for(raw, q, "tanh").hits
+    stale = tmp_path / "ss" / "index" / "match" / ".tmp-s0-dead"
+    stale.mkdir()
+    os.utime(stale, (0, 0))
+    build_match_index(ss.path)
+    assert has_match_index(ss, "s0")
+    assert not stale.exists()
+
+
+# --------------------------------------------------------------------------- #
+# CUDA
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.requires_cuda
+@requires_cuda
+def test_cuda_gives_the_cpu_answers(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    n, d = 20_000, 40
+    raw = np.zeros((n, d), dtype=np.float32)
+    x = np.zeros(d, dtype=np.float32)
+    for t in range(n):
+        x = 0.9 * x + rng.normal(0, 0.45, d).astype(np.float32)
+        raw[t] = x
+    raw[rng.integers(0, n, 50), rng.integers(0, d, 50)] = math.nan
+    ss = write_stateset(tmp_path / "ss", raw)
+    build_match_index(ss.path)
+    for i in range(6):
+        cells = tuple(int(c) for c in rng.choice(d, size=1 + i * 2, replace=False))
+        q = MatchQuery(cells=cells, threshold=0.3, zero_left=i % 3, zero_right=i % 2)
+        want = match(ss, "s0", q)
+        for use_index in (True, False):
+            got = match(ss, "s0", q, device="cuda", use_index=use_index)
+            assert got.to_json() == want.to_json()
+        parts = [match(ss, "s0", q, shard=b, device="cuda") for b in shard_bounds(n, 3001)]
+        assert merge_results(parts, q.limit).to_json() == want.to_json()

@@ -1,0 +1,615 @@
+"""Compiled kernels of the match engine (numba, cached on disk).
+
+Each kernel is a plain loop over arrays that the engine (``match_engine``)
+prepares; the semantics live there and in ``docs/matching.md``. Shapes:
+
+* ``codes``  uint16 (D, N): the match index, row ``c`` = cell ``c`` (a memory map);
+* ``mask``   uint64 (W, T): bit ``j % 64`` of ``mask[j // 64, t]`` is selected cell
+  ``j`` on at position ``base + t``, ``W = ceil(m / 64)``.
+
+Kernels never decide "on" from a float: that comparison is done by numpy
+(``apply_transform(values) >= threshold``) exactly as the viewer does it. The
+kernels combine the resulting bits, or index codes whose answer is certain, and
+hand every uncertain code back to be checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import numba
+import numpy as np
+
+__all__ = [
+    "classify_cells",
+    "list_checks",
+    "pack_bits",
+    "score_index",
+    "score_windows",
+    "set_bits",
+    "stream",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_ONE = np.uint64(1)
+_ZERO = np.uint64(0)
+
+
+def _jit(fn: F) -> F:
+    return cast(F, numba.njit(cache=True, nogil=True, boundscheck=False)(fn))
+
+
+@_jit
+def _popcount(x: np.uint64) -> int:
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return int((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+CHECK_BLOCK = 4096
+
+
+@_jit
+def classify_cells(
+    codes: np.ndarray,
+    cells: np.ndarray,
+    t0: int,
+    t_len: int,
+    on_lo: int,
+    on_hi: int,
+    ck_lo: int,
+    ck_hi: int,
+    sp1: int,
+    sp2: int,
+    mask: np.ndarray,
+    flags: np.ndarray,
+) -> int:
+    """Bits of the codes ``codes[cells[j], t0 : t0 + t_len]`` that are surely on.
+
+    A code ``c`` is on when ``on_lo <= c <= on_hi`` and needs the exact check
+    when ``ck_lo <= c <= ck_hi`` or ``c`` is ``sp1`` or ``sp2`` (all in
+    ``[0, 65535]``; an empty range has ``lo > hi``). ``flags[j, k]`` says whether
+    block ``k`` (``CHECK_BLOCK`` positions) of cell ``j`` has such a code; the
+    number of flagged blocks is returned. ``mask`` must be zero on entry. The
+    loops use 16-bit wrap-around compares so that they vectorise.
+    """
+    lo = np.uint16(on_lo)
+    span = np.uint16((on_hi - on_lo) & 0xFFFF)
+    on_en = np.uint16(on_hi >= on_lo)
+    clo = np.uint16(ck_lo)
+    cspan = np.uint16((ck_hi - ck_lo) & 0xFFFF)
+    ck_en = np.uint16(ck_hi >= ck_lo)
+    s1 = np.uint16(sp1)
+    s2 = np.uint16(sp2)
+    flagged = 0
+    for j in range(cells.shape[0]):
+        row = codes[cells[j], t0 : t0 + t_len]
+        out = mask[j >> 6]
+        shift = np.uint64(j & 63)
+        for k0 in range(0, t_len, CHECK_BLOCK):
+            blk = row[k0 : k0 + CHECK_BLOCK]
+            dst = out[k0 : k0 + CHECK_BLOCK]
+            chk = np.uint16(0)
+            for t in range(blk.shape[0]):
+                c = blk[t]
+                on = np.uint16(np.uint16(c - lo) <= span) & on_en
+                dst[t] |= np.uint64(on) << shift
+                chk |= (
+                    (np.uint16(np.uint16(c - clo) <= cspan) & ck_en)
+                    | np.uint16(c == s1)
+                    | np.uint16(c == s2)
+                )
+            flags[j, k0 // CHECK_BLOCK] = chk != 0
+            flagged += chk != 0
+    return flagged
+
+
+@_jit
+def _scan_checks(
+    codes: np.ndarray,
+    cells: np.ndarray,
+    flags: np.ndarray,
+    t0: int,
+    t_len: int,
+    ck_lo: int,
+    ck_hi: int,
+    sp1: int,
+    sp2: int,
+    js: np.ndarray,
+    ts: np.ndarray,
+) -> int:
+    k = 0
+    cap = js.shape[0]
+    for j in range(cells.shape[0]):
+        row = codes[cells[j], t0 : t0 + t_len]
+        for blk in range(flags.shape[1]):
+            if not flags[j, blk]:
+                continue
+            for t in range(blk * CHECK_BLOCK, min(t_len, (blk + 1) * CHECK_BLOCK)):
+                c = int(row[t])
+                if _code_class(c, 1, 0, ck_lo, ck_hi, sp1, sp2) == 2:
+                    if k < cap:
+                        js[k] = j
+                        ts[k] = t
+                    k += 1
+    return k
+
+
+@_jit
+def list_checks(
+    codes: np.ndarray,
+    cells: np.ndarray,
+    flags: np.ndarray,
+    t0: int,
+    t_len: int,
+    ck_lo: int,
+    ck_hi: int,
+    sp1: int,
+    sp2: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(cell row j, position offset t) of every code that needs the exact check,
+    looking only into the blocks that ``classify_cells`` flagged."""
+    none = np.empty(0, dtype=np.int64)
+    total = _scan_checks(codes, cells, flags, t0, t_len, ck_lo, ck_hi, sp1, sp2, none, none)
+    js = np.empty(total, dtype=np.int64)
+    ts = np.empty(total, dtype=np.int64)
+    _scan_checks(codes, cells, flags, t0, t_len, ck_lo, ck_hi, sp1, sp2, js, ts)
+    return js, ts
+
+
+@_jit
+def set_bits(js: np.ndarray, ts: np.ndarray, on: np.ndarray, mask: np.ndarray) -> None:
+    """Set the bits that the exact check found on."""
+    for i in range(js.shape[0]):
+        if on[i]:
+            j = js[i]
+            mask[j >> 6, ts[i]] |= _ONE << np.uint64(j & 63)
+
+
+@_jit
+def pack_bits(bits: np.ndarray, mask: np.ndarray) -> None:
+    """``bits`` bool (T, m) into ``mask`` (zero on entry)."""
+    t_len, m = bits.shape
+    for j in range(m):
+        out = mask[j >> 6]
+        shift = np.uint64(j & 63)
+        for t in range(t_len):
+            out[t] |= np.uint64(bits[t, j]) << shift
+
+
+@_jit
+def stream(
+    mask: np.ndarray,
+    base: int,
+    t_begin: int,
+    t_end: int,
+    n: int,
+    own_s: int,
+    own_e: int,
+    zl: int,
+    zr: int,
+    m: int,
+    len_lo: int,
+    len_hi: int,
+    r_lo: int,
+    r_hi: int,
+    limit: int,
+    st_start: np.ndarray,
+    st_level: np.ndarray,
+    state: np.ndarray,
+    run_start: np.ndarray,
+    last_end: np.ndarray,
+    prev_mask: np.ndarray,
+    strict: np.ndarray,
+    fuzzy: np.ndarray,
+    counts: np.ndarray,
+    out_a: np.ndarray,
+    out_len: np.ndarray,
+    out_i: np.ndarray,
+    out_flag: np.ndarray,
+) -> tuple[int, int, bool]:
+    """Enumerate the candidates that end while scanning positions ``[t_begin, t_end)``
+    (``t_end == n``: also the virtual position ``n``, where every run ends).
+
+    The candidate ranges are the nodes of a stack of open runs: entry ``i`` holds
+    the levels ``(st_level[i-1], st_level[i]]``, all started at ``st_start[i]``.
+    When the count drops, the entries above the new count end at ``t - 1``; the
+    range of such an entry is one candidate, and its level (the minimum count
+    over it) is ``st_level``. Only candidates starting in ``[own_s, own_e)`` are
+    counted.
+
+    Per selected cell the kernel keeps the start of its current on-run
+    (``run_start``, -1 when off) and the end of its last finished on-run
+    (``last_end``). They give ``I`` of a candidate ``[a, b]`` when it ends: cell
+    ``j`` counts iff it is on throughout (its run started at or before ``a``), off
+    on ``[a - zl, a - 1]`` (its run started exactly at ``a`` and the one before
+    ended before ``a - zl``) and off on ``[b + 1, b + zr]`` (read ahead in
+    ``mask``, which must cover ``zr`` positions past ``t_end``).
+
+    Each candidate is counted into the length histograms (``strict``, ``fuzzy``;
+    lengths beyond their size are emitted with ``out_flag`` bits 1 and 2
+    instead); an eligible one (length filter, range restriction) into
+    ``counts[I]``, and emitted (flag bit 4) when ``I`` is at least the running
+    ``I_K`` (``state[2]``, with ``state[3]`` = eligible count above it).
+    ``state`` is ``[stack size, previous count, I_K, above]``. Returns
+    ``(emitted, next t, done)``: the kernel returns early when the output is
+    nearly full, and is done once no run owned by this shard is open past
+    ``own_e`` (or the corpus ended).
+    """
+    size = state[0]
+    prev = state[1]
+    floor = state[2]
+    above = state[3]
+    words = prev_mask.shape[0]
+    half = (m + 1) // 2
+    hcap = strict.shape[0]
+    cap = out_a.shape[0]
+    k = 0
+    t = t_begin
+    stop = t_end + 1 if t_end == n else t_end
+    while t < stop:
+        if t >= own_e:
+            owned = False
+            for i in range(size):
+                if own_s <= st_start[i] < own_e:
+                    owned = True
+                    break
+            if not owned:
+                state[0] = size
+                state[1] = prev
+                state[2] = floor
+                state[3] = above
+                return k, t, True
+        if k + m + 2 > cap:
+            break
+        if t < n:
+            row = t - base
+            if words == 1:
+                # Skip positions where nothing changes (most of them).
+                pm = prev_mask[0]
+                lim = min(t_end, n)
+                if t < own_e:
+                    lim = min(lim, own_e)
+                while t < lim and mask[0, t - base] == pm:
+                    t += 1
+                if t == lim:
+                    continue
+                row = t - base
+            c = 0
+            changed = False
+            for w in range(words):
+                cur = mask[w, row]
+                c += _popcount(cur)
+                if cur != prev_mask[w]:
+                    changed = True
+            if not changed:
+                t += 1
+                continue
+        else:
+            c = 0
+        if c < prev:
+            last = -1
+            while size > 0 and st_level[size - 1] > c:
+                size -= 1
+                a = st_start[size]
+                last = a
+                if not own_s <= a < own_e:
+                    continue
+                b = t - 1
+                inter = 0
+                for j in range(m):
+                    rs = run_start[j]
+                    if rs < 0 or rs > a:
+                        continue
+                    if zl > 0 and (rs != a or last_end[j] >= a - zl):
+                        continue
+                    if zr > 0:
+                        ok = True
+                        hi = min(n, t + zr)
+                        w = j >> 6
+                        shift = np.uint64(j & 63)
+                        for p in range(t, hi):
+                            if (mask[w, p - base] >> shift) & _ONE:
+                                ok = False
+                                break
+                        if not ok:
+                            continue
+                    inter += 1
+                length = b - a + 1
+                level = st_level[size]
+                flag = 0
+                if level >= half:
+                    if length < hcap:
+                        fuzzy[length] += 1
+                    else:
+                        flag |= 1
+                if level == m and inter == m:
+                    if length < hcap:
+                        strict[length] += 1
+                    else:
+                        flag |= 2
+                if len_lo <= length <= len_hi and r_lo <= a and b <= r_hi:
+                    counts[inter] += 1
+                    if inter > floor:
+                        above += 1
+                        while above >= limit:
+                            floor += 1
+                            above -= counts[floor]
+                    if inter >= floor:
+                        flag |= 4
+                if flag:
+                    out_a[k] = a
+                    out_len[k] = length
+                    out_i[k] = inter
+                    out_flag[k] = flag
+                    k += 1
+            if c > 0 and (size == 0 or st_level[size - 1] < c):
+                st_start[size] = last
+                st_level[size] = c
+                size += 1
+        elif c > prev:
+            st_start[size] = t
+            st_level[size] = c
+            size += 1
+        prev = c
+        if t < n:
+            row = t - base
+            for w in range(words):
+                cur = mask[w, row]
+                ch = cur ^ prev_mask[w]
+                if ch != _ZERO:
+                    top = min(64, m - 64 * w)
+                    for bit in range(top):
+                        sh = np.uint64(bit)
+                        if (ch >> sh) & _ONE:
+                            j = 64 * w + bit
+                            if (cur >> sh) & _ONE:
+                                run_start[j] = t
+                            else:
+                                last_end[j] = t - 1
+                                run_start[j] = -1
+                    prev_mask[w] = cur
+        t += 1
+    state[0] = size
+    state[1] = prev
+    state[2] = floor
+    state[3] = above
+    return k, t, t > n
+
+
+@_jit
+def _code(bits: np.uint32) -> int:
+    """The index code of a float32 given as its bits (see ``match_index.encode``)."""
+    hi = np.int64(bits) >> 16
+    return int(hi ^ (0x8000 | ((hi >> 15) * 0x7FFF)))
+
+
+@_jit
+def _value_class(
+    bits: np.uint32, on_lo: int, on_hi: int, ck_lo: int, ck_hi: int, sp1: int, sp2: int
+) -> int:
+    """0 off, 1 on, 2 check: the class of the index code of a float32 given as bits."""
+    return _code_class(_code(bits), on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+
+
+@_jit
+def _code_class(c: int, on_lo: int, on_hi: int, ck_lo: int, ck_hi: int, sp1: int, sp2: int) -> int:
+    """0 off, 1 on, 2 check: the class of an index code."""
+    if on_lo <= c <= on_hi:
+        return 1
+    if (ck_lo <= c <= ck_hi) | (c == sp1) | (c == sp2):
+        return 2
+    return 0
+
+
+@_jit
+def _edge_pass(
+    row: np.ndarray,
+    want_on: bool,
+    maybe: np.ndarray,
+    on_lo: int,
+    on_hi: int,
+    ck_lo: int,
+    ck_hi: int,
+    sp1: int,
+    sp2: int,
+) -> None:
+    """Clear ``maybe[c]`` where the value ``row[c]`` (float32 bits) is surely not as wanted."""
+    for c in range(row.shape[0]):
+        hi = np.int64(row[c]) >> 16
+        code = hi ^ (0x8000 | ((hi >> 15) * 0x7FFF))
+        on = (code >= on_lo) & (code <= on_hi)
+        if want_on:
+            ok = on | ((code >= ck_lo) & (code <= ck_hi)) | (code == sp1) | (code == sp2)
+        else:
+            ok = ~on
+        maybe[c] &= np.uint8(ok)
+
+
+@_jit
+def score_index(
+    codes: np.ndarray,
+    mins: np.ndarray,
+    block: int,
+    src_bits: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    zl: int,
+    zr: int,
+    is_c: np.ndarray,
+    on_lo: int,
+    on_hi: int,
+    ck_lo: int,
+    ck_hi: int,
+    sp1: int,
+    sp2: int,
+    size: np.ndarray,
+    inter: np.ndarray,
+    pend_i: np.ndarray,
+    pend_c: np.ndarray,
+    pend_p: np.ndarray,
+    pend_want: np.ndarray,
+) -> int:
+    """``|C'(R)|`` and ``I`` of the candidates ``[a, b]``, cell by cell.
+
+    ``src_bits`` is the float32 source viewed as uint32 (N, D), read at the edge
+    rows ``a - zl .. a`` and ``b .. b + zr`` (contiguous in a row-major source);
+    the positions strictly inside come from the index: ``mins`` (D, N / block)
+    for whole summary blocks, ``codes`` (D, N) for the rest. Every
+    value is classified by its code; a cell is rejected at the first value that
+    is surely wrong (on where it must be off or the reverse), and each value that
+    needs the exact check is listed in ``pend_*`` as (candidate, cell, position,
+    wanted on) with the cell left out of ``size``/``inter`` for the caller to
+    settle. Returns the number of pending checks; when it exceeds the arrays'
+    length the caller must retry with longer arrays.
+    """
+    n = src_bits.shape[0]
+    d = src_bits.shape[1]
+    cap = pend_i.shape[0]
+    npend = 0
+    maybe = np.empty(d, dtype=np.uint8)
+    for i in range(a.shape[0]):
+        ai = a[i]
+        bi = b[i]
+        s_count = 0
+        s_inter = 0
+        # Which cells may fit the edge rows: branch-free passes over whole rows
+        # (most cells fail here), the exact walk below only for the rest.
+        maybe[:] = 1
+        _edge_pass(src_bits[ai], True, maybe, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+        for p in range(max(0, ai - zl), ai):
+            _edge_pass(src_bits[p], False, maybe, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+        if bi > ai:
+            _edge_pass(src_bits[bi], True, maybe, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+        for p in range(bi + 1, min(n, bi + zr + 1)):
+            _edge_pass(src_bits[p], False, maybe, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+        for c in range(d):
+            if not maybe[c]:
+                continue
+            first = npend
+            # on at a, then off before a, on at b, off after b, on inside
+            v = _value_class(src_bits[ai, c], on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+            if v == 2:
+                if npend < cap:
+                    pend_i[npend] = i
+                    pend_c[npend] = c
+                    pend_p[npend] = ai
+                    pend_want[npend] = 1
+                npend += 1
+            bad = False
+            for p in range(max(0, ai - zl), ai):
+                v = _value_class(src_bits[p, c], on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+                if v == 1:
+                    bad = True
+                    break
+                if v == 2:
+                    if npend < cap:
+                        pend_i[npend] = i
+                        pend_c[npend] = c
+                        pend_p[npend] = p
+                        pend_want[npend] = 0
+                    npend += 1
+            if not bad and bi > ai:
+                v = _value_class(src_bits[bi, c], on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+                if v == 0:
+                    bad = True
+                elif v == 2:
+                    if npend < cap:
+                        pend_i[npend] = i
+                        pend_c[npend] = c
+                        pend_p[npend] = bi
+                        pend_want[npend] = 1
+                    npend += 1
+            if not bad:
+                for p in range(bi + 1, min(n, bi + zr + 1)):
+                    v = _value_class(src_bits[p, c], on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+                    if v == 1:
+                        bad = True
+                        break
+                    if v == 2:
+                        if npend < cap:
+                            pend_i[npend] = i
+                            pend_c[npend] = c
+                            pend_p[npend] = p
+                            pend_want[npend] = 0
+                        npend += 1
+            if not bad:
+                # Inside: whole summary blocks by their smallest code, the rest code by code.
+                row = codes[c]
+                mrow = mins[c]
+                p = ai + 1
+                while p < bi and not bad:
+                    end = min(bi, (p | (block - 1)) + 1)
+                    if (p & (block - 1)) == 0 and p + block <= bi:
+                        v = _code_class(
+                            int(mrow[p // block]), on_lo, on_hi, ck_lo, ck_hi, sp1, sp2
+                        )
+                        if v == 1:
+                            p += block
+                            continue
+                        if v == 0:
+                            bad = True
+                            break
+                    for q in range(p, end):
+                        v = _code_class(int(row[q]), on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+                        if v == 1:
+                            continue
+                        if v == 2:
+                            if npend < cap:
+                                pend_i[npend] = i
+                                pend_c[npend] = c
+                                pend_p[npend] = q
+                                pend_want[npend] = 1
+                            npend += 1
+                            continue
+                        bad = True
+                        break
+                    p = end
+            if bad:
+                npend = first
+                continue
+            if npend == first:
+                s_count += 1
+                if is_c[c]:
+                    s_inter += 1
+        size[i] = s_count
+        inter[i] = s_inter
+    return npend
+
+
+@_jit
+def score_windows(
+    on: np.ndarray,
+    u0: int,
+    u1: int,
+    c_lo: np.ndarray,
+    c_a: np.ndarray,
+    c_b: np.ndarray,
+    c_hi: np.ndarray,
+    acc_on: np.ndarray,
+    acc_bad: np.ndarray,
+) -> None:
+    """Fold rows ``[u0, u1)`` of a row stream into the candidates' cell flags.
+
+    ``on`` is bool (u1 - u0, D), row ``u - u0`` of the stream. Candidate ``i``
+    covers stream rows ``[c_lo, c_hi]`` with its on-part ``[c_a, c_b]``:
+    ``acc_on[i]`` stays True for cells on in every on-row, ``acc_bad[i]`` becomes
+    True for cells on in an off-row.
+    """
+    d = on.shape[1]
+    for i in range(c_lo.shape[0]):
+        lo = max(c_lo[i], u0)
+        hi = min(c_hi[i], u1 - 1)
+        if lo > hi:
+            continue
+        for u in range(lo, hi + 1):
+            r = u - u0
+            if c_a[i] <= u <= c_b[i]:
+                for c in range(d):
+                    acc_on[i, c] &= on[r, c]
+            else:
+                for c in range(d):
+                    acc_bad[i, c] |= on[r, c]
