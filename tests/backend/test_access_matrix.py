@@ -183,7 +183,7 @@ ROLE_CODES = {
 
 
 def test_model_routes_answer_each_role(objects, owner, collaborator, outsider):
-    routes = dict((name, route) for route, name in _api_routes())
+    routes = {name: route for route, name in _api_routes()}
     for (name, method), codes in ROLE_CODES.items():
         url = _url(routes[name], objects)
         for who, user in (("outsider", outsider), ("collaborator", collaborator), ("owner", owner)):
