@@ -10,6 +10,7 @@ class MembershipInline(admin.TabularInline[Membership, Project]):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin[Project]):
-    list_display = ["slug", "name", "created_at"]
+    list_display = ["slug", "name", "public", "created_at"]
+    list_filter = ["public"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline]
