@@ -267,3 +267,19 @@ def test_a_killed_attempt_leaves_its_work_for_the_next(
     store = stateset_store(ss)
     want = reference_states(lm, ids, ss.manifest["stream_starts"])
     np.testing.assert_allclose(np.asarray(store.values("l2_c")), want[(1, "c")], atol=1e-4)
+
+
+def test_worker_start_sweeps_working_folders_of_finished_jobs(owner, project, _isolated_store):
+    from backend.artifacts.storage import store_sweep, work_dir
+
+    running = Job.objects.create(
+        kind="extract", project=project, created_by=owner, status="running"
+    )
+    failed = Job.objects.create(kind="extract", project=project, created_by=owner, status="failed")
+    keep, drop = work_dir("extract", running.id), work_dir("extract", failed.id)
+    (keep / "checkpoint.npz").write_bytes(b"x")
+    (drop / "checkpoint.npz").write_bytes(b"x")
+    gone = _isolated_store / "work" / "extract-0123456789abcdef0123456789abcdef"
+    gone.mkdir()  # a job that no longer exists
+    store_sweep()
+    assert keep.is_dir() and not drop.exists() and not gone.exists()
