@@ -194,3 +194,37 @@ def test_matches_are_deleted_with_their_stateset(owner_api, imported):
     assert owner_api.delete(f"/api/statesets/{imported.stateset}/").status_code == 204
     assert not Match.objects.filter(id=match_id).exists()
     assert owner_api.get(f"/api/matches/{match_id}/").status_code == 404
+
+
+def _schema_check(spec, path, method, status, body):
+    from openapi_schema_validator import OAS30Validator
+
+    def resolve(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                target = spec
+                for part in node["$ref"].lstrip("#/").split("/"):
+                    target = target[part]
+                return resolve(target)
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    op = spec["paths"][path][method]
+    schema = op["responses"][str(status)]["content"]["application/json"]["schema"]
+    OAS30Validator(resolve(schema)).validate(body)
+
+
+def test_answers_match_the_openapi_schema(owner_api, imported):
+    spec = owner_api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    answer = _post(owner_api, imported, cells=[0, 1, 2], min_length=1).json()
+    _schema_check(spec, "/api/statesets/{stateset_id}/matches/", "post", 200, answer)
+    page = owner_api.get(f"/api/matches/{answer['id']}/", {"limit": 5}).json()
+    assert page["hits"]
+    _schema_check(spec, "/api/matches/{match_id}/", "get", 200, page)
+    desc = owner_api.get(f"/api/statesets/{imported.stateset}/").json()
+    _schema_check(spec, "/api/statesets/{stateset_id}/", "get", 200, desc)
+    job = owner_api.post(f"/api/statesets/{imported.stateset}/index/")
+    assert job.status_code == 202
+    _schema_check(spec, "/api/statesets/{stateset_id}/index/", "post", 202, job.json())
