@@ -188,6 +188,11 @@ function syncValueChoices() {
     box.disabled = !ok;
     if (!ok) box.checked = false;
   }
+  // Predictions are tokens of the model's vocabulary: at most that many.
+  const topk = ex.elements.topk;
+  const most = Math.min(100, m ? m.vocab_size : 100);
+  topk.max = String(most);
+  if (Number(topk.value) > most) topk.value = String(most);
 }
 
 async function loadProject() {
