@@ -395,38 +395,56 @@ def test_merge_of_nothing_is_an_empty_exact_answer() -> None:
 # --------------------------------------------------------------------------- #
 
 
+FLOATS = st.floats(width=32, allow_nan=True, allow_infinity=True)
+THRESHOLDS_ANY = st.one_of(
+    st.sampled_from([0.0, 0.3, -0.3, 0.9, 1.0, -1.0, 0.99999994, 5.0, 20.0, -20.0]),
+    st.floats(-25.0, 25.0),
+)
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True), min_size=2, max_size=50))
+@given(st.lists(FLOATS, min_size=2, max_size=50))
 def test_codes_sort_like_values(values: list[float]) -> None:
     arr = np.array(values, dtype=np.float32)
-    codes = match_index.encode(arr).astype(np.int64)
     fin = ~np.isnan(arr)
-    order = np.lexsort((codes[fin], arr[fin]))  # by value; -0.0 == 0.0 ties by code
-    assert np.all(np.diff(codes[fin][order]) >= 0)
-    nan_codes = codes[~fin]
-    assert np.all((nan_codes <= 0x007F) | (nan_codes >= 0xFF80))
+    index_codes = match_index.encode(arr).astype(np.int64)
+    key_codes = match_engine.key_encode(arr).astype(np.int64)
+    for codes in (index_codes, key_codes):
+        order = np.lexsort((codes[fin], arr[fin]))  # by value; -0.0 == 0.0 ties by code
+        assert np.all(np.diff(codes[fin][order]) >= 0)
+    assert np.all(index_codes[~fin] == 0) and np.all(index_codes[fin] >= 1)
+    assert np.all((key_codes[~fin] <= 0x7F) | (key_codes[~fin] >= 0xFF80))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
-    value=st.floats(width=32, allow_nan=True, allow_infinity=True),
-    threshold=st.one_of(
-        st.sampled_from([0.0, 0.3, -0.3, 0.9, 1.0, -1.0, 0.99999994, 5.0]),
-        st.floats(-2.0, 2.0),
-    ),
+    value=st.one_of(FLOATS, st.sampled_from(EDGES)),
+    threshold=THRESHOLDS_ANY,
     transform=st.sampled_from(["tanh", "none"]),
 )
 def test_code_classes_never_contradict_the_exact_comparison(
     value: float, threshold: float, transform: str
 ) -> None:
     arr = np.array([value], dtype=np.float32)
-    on_lo, on_hi, ck_lo, ck_hi, sp1, sp2 = match_engine.code_classes(transform, threshold)
-    code = int(match_index.encode(arr)[0])
     exact = bool(match_engine.apply_transform(arr, transform)[0] >= threshold)
+    on_lo, on_hi, ck_lo, ck_hi = match_engine.index_classes(transform, threshold)
+    code = int(match_index.encode(arr)[0])
     if on_lo <= code <= on_hi:
         assert exact
-    elif not (ck_lo <= code <= ck_hi or code in (sp1, sp2)):
+    elif not ck_lo <= code <= ck_hi:
         assert not exact
+    on_lo, on_hi, ck_lo, ck_hi, sp1, sp2 = match_engine.key_classes(transform, threshold)
+    key = int(match_engine.key_encode(arr)[0])
+    if on_lo <= key <= on_hi:
+        assert exact
+    elif not (ck_lo <= key <= ck_hi or key in (sp1, sp2)):
+        assert not exact
+
+
+def test_a_threshold_leaves_few_codes_to_check() -> None:
+    for transform in ("tanh", "none"):
+        on_lo, _on_hi, ck_lo, ck_hi = match_engine.index_classes(transform, 0.3)
+        assert on_lo == ck_hi + 1 and ck_hi - ck_lo <= 1
 
 
 def test_index_is_built_once_atomically_and_reports_progress(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ One pass over the corpus (or a shard of it) in chunks of positions:
 1. **Bits.** The on/off bits of the ``m`` selected cells for a chunk, packed per
    position into ``m``-bit masks plus ``count``. With the match index the codes
    of the selected cells are read (``m x chunk x 2`` bytes) and classified by
-   :func:`code_classes`; codes that straddle the threshold are checked against
+   :func:`index_classes`; codes that straddle the threshold are checked against
    the float32 source with the very expression the viewer uses,
    ``apply_transform(values, transform) >= threshold``. Without an index the
    rows of the chunk are read from the row-major source and thresholded the same
@@ -39,10 +39,26 @@ import numpy as np
 
 from workers.core.context import apply_transform
 from workers.core.match import MatchHit, MatchQuery, MatchResult, _trim
-from workers.core.match_index import SUMMARY_BLOCK, MatchIndex, npy_data_offset, open_index
+from workers.core.match_index import (
+    CODE_STEPS,
+    SUMMARY_BLOCK,
+    MatchIndex,
+    npy_data_offset,
+    open_index,
+)
 from workers.core.store import StateSet
 
-__all__ = ["Collector", "Plan", "code_classes", "finish", "floor_of", "run", "run_cpu"]
+__all__ = [
+    "Collector",
+    "Plan",
+    "finish",
+    "floor_of",
+    "index_classes",
+    "key_classes",
+    "key_encode",
+    "run",
+    "run_cpu",
+]
 
 # Positions per chunk when reading the index: m x 2^17 x 2 bytes of codes.
 CHUNK = 1 << 17
@@ -116,9 +132,24 @@ def _data_offset(path: str) -> int:
 # --------------------------------------------------------------------------- #
 
 
+def key_encode(values: np.ndarray) -> np.ndarray:
+    """uint16 *key* codes of float32 ``values``: the high half of the order-preserving
+    32-bit key (sign bit set for positives, all bits flipped for negatives).
+
+    Key codes classify raw float32 values read from the row-major source (the
+    edge rows of a candidate) with a few bit operations, where computing
+    ``tanh`` for every value would cost more. They sort like the values; NaN
+    has codes of its own at both ends (``0x0000-0x007F`` and ``0xFF80-0xFFFF``,
+    the two boundary codes shared with ``-inf`` and ``+inf``).
+    """
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    flip = (np.uint32(0) - (bits >> np.uint32(31))) | np.uint32(0x80000000)
+    return ((bits ^ flip) >> np.uint32(16)).astype(np.uint16)
+
+
 @lru_cache(maxsize=1)
-def _code_bounds() -> tuple[np.ndarray, np.ndarray]:
-    """float32 (65536,) lowest and highest value of each code (NaN codes: garbage)."""
+def _key_bounds() -> tuple[np.ndarray, np.ndarray]:
+    """float32 (65536,) lowest and highest value of each key code (NaN codes: garbage)."""
     codes = np.arange(1 << 16, dtype=np.uint32)
     out = []
     for low in (0, 0xFFFF):
@@ -129,47 +160,91 @@ def _code_bounds() -> tuple[np.ndarray, np.ndarray]:
     return out[0], out[1]
 
 
+def _tanh_margin(threshold: float) -> tuple[float, float]:
+    """``(thr32, eps)``: numpy compares float32 values with ``float32(threshold)``;
+    ``eps`` (64 float32 steps) is far more than numpy's float32 ``tanh`` error."""
+    thr32 = float(np.float32(threshold))
+    return thr32, 64.0 * float(np.spacing(np.abs(np.float32(thr32)))) + abs(threshold - thr32)
+
+
+def _ranges(on: np.ndarray, maybe: np.ndarray, first: int) -> tuple[int, int, int, int]:
+    """``(on_lo, on_hi, ck_lo, ck_hi)`` from per-code flags of consecutive codes.
+
+    ``on`` and ``maybe`` are monotone (a suffix), so the codes split into off,
+    check and on ranges; empty ranges are ``(1, 0)``.
+    """
+    n_off = int(np.argmax(maybe)) if maybe.any() else len(maybe)
+    n_on = int(np.argmax(on)) if on.any() else len(on)
+    check = maybe & ~on
+    if not (on[n_on:].all() and not maybe[:n_off].any() and check[n_off:n_on].all()):
+        raise RuntimeError("the code classes of the match index are not monotone")
+    on_lo, on_hi = (first + n_on, first + len(on) - 1) if n_on < len(on) else (1, 0)
+    ck_lo, ck_hi = (first + n_off, first + n_on - 1) if n_off < n_on else (1, 0)
+    return on_lo, on_hi, ck_lo, ck_hi
+
+
 @lru_cache(maxsize=512)
-def code_classes(transform: str, threshold: float) -> tuple[int, int, int, int, int, int]:
-    """``(on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)`` for index codes (see ``match_index``).
+def key_classes(transform: str, threshold: float) -> tuple[int, int, int, int, int, int]:
+    """``(on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)`` for key codes (:func:`key_encode`).
 
     Codes in ``[on_lo, on_hi]`` hold only values that are on; codes in
-    ``[ck_lo, ck_hi]`` and the codes ``sp1``/``sp2`` hold values of both kinds
-    (or ``+-inf`` together with NaN) and are checked value by value; all other
-    codes hold only values that are off (NaN among them).
-
-    ``none`` is decided exactly: the comparison is monotone in the value, so a
-    code is on iff its lowest value is on. For ``tanh`` numpy's float32 ``tanh``
-    is not known to be monotone to the last bit, so a code counts as on (off)
+    ``[ck_lo, ck_hi]`` and the codes ``sp1``/``sp2`` (``+-inf`` together with NaN)
+    hold values of both kinds and are checked value by value; all other codes
+    hold only off values (NaN among them). ``none`` is decided exactly (the
+    comparison is monotone in the value); for ``tanh`` a code counts as on (off)
     only when the true ``tanh`` of its lowest (highest) value clears the
-    threshold by 64 float32 steps, far more than the few-ulp error of numpy's
-    ``tanh``; everything closer is checked exactly.
+    threshold by the margin of :func:`_tanh_margin`.
     """
-    lo, hi = _code_bounds()
+    lo, hi = _key_bounds()
     fin = slice(_FINITE_LO, _FINITE_HI + 1)
     flo, fhi = lo[fin], hi[fin]
     if transform == "none":
         on = flo >= threshold
         maybe = fhi >= threshold
     else:
-        thr32 = float(np.float32(threshold))
-        eps = 64.0 * float(np.spacing(np.abs(np.float32(thr32)))) + abs(threshold - thr32)
+        thr32, eps = _tanh_margin(threshold)
         on = np.tanh(flo.astype(np.float64)) >= thr32 + eps
         maybe = ~(np.tanh(fhi.astype(np.float64)) < thr32 - eps)
-    check = maybe & ~on
-    # off prefix, check middle, on suffix (both predicates are monotone in the code)
-    n_off = int(np.argmax(maybe)) if maybe.any() else len(maybe)
-    n_on = int(np.argmax(on)) if on.any() else len(on)
-    if not (on[n_on:].all() and not maybe[:n_off].any() and check[n_off:n_on].all()):
-        raise RuntimeError("the code classes of the match index are not monotone")
-    on_lo, on_hi = (_FINITE_LO + n_on, _FINITE_HI) if n_on < len(on) else (1, 0)
-    ck_lo, ck_hi = (_FINITE_LO + n_off, _FINITE_LO + n_on - 1) if n_off < n_on else (1, 0)
+    on_lo, on_hi, ck_lo, ck_hi = _ranges(on, maybe, _FINITE_LO)
     specials = np.array([-np.inf, np.inf], dtype=np.float32)
     inf_on = apply_transform(specials, transform) >= threshold
     # An unused special is set to code 0, which holds only NaN: checked, found off.
     sp1 = 0x007F if bool(inf_on[0]) else 0
     sp2 = 0xFF80 if bool(inf_on[1]) else 0
     return on_lo, on_hi, ck_lo, ck_hi, sp1, sp2
+
+
+# Slack for the float64 arithmetic of the index codes (tanh, the scaling, floor).
+_CODE_SLACK = 1e-12
+
+
+@lru_cache(maxsize=512)
+def index_classes(transform: str, threshold: float) -> tuple[int, int, int, int]:
+    """``(on_lo, on_hi, ck_lo, ck_hi)`` for the index codes of ``match_index.encode``.
+
+    Code ``c >= 1`` holds values with ``tanh(v)`` in
+    ``[(c - 1) / 32767 - 1, c / 32767 - 1]`` (give or take ``_CODE_SLACK``). For
+    ``tanh`` a code is surely on when the lower end clears the threshold by the
+    margin of :func:`_tanh_margin`, surely off when the upper end stays below
+    it by the margin; for ``none`` the ends map back through ``atanh`` and are
+    compared with ``float32(threshold)``, with a relative slack for ``atanh``'s
+    rounding. Code 0 (NaN) is in no range: off.
+    """
+    c = np.arange(1, 1 << 16, dtype=np.float64)
+    t_lo = np.maximum((c - 1.0) / CODE_STEPS - 1.0 - _CODE_SLACK, -1.0)
+    t_hi = np.minimum(c / CODE_STEPS - 1.0 + _CODE_SLACK, 1.0)
+    if transform == "none":
+        thr32 = float(np.float32(threshold))
+        with np.errstate(divide="ignore"):
+            raw_lo = np.arctanh(t_lo)
+            raw_hi = np.arctanh(t_hi)
+        on = raw_lo - 1e-9 * (1.0 + np.abs(raw_lo)) >= thr32
+        maybe = ~(raw_hi + 1e-9 * (1.0 + np.abs(raw_hi)) < thr32)
+    else:
+        thr32, eps = _tanh_margin(threshold)
+        on = t_lo >= thr32 + eps
+        maybe = ~(t_hi < thr32 - eps)
+    return _ranges(on, maybe, 1)
 
 
 # --------------------------------------------------------------------------- #
@@ -247,7 +322,8 @@ class _Files:
             self.mins = _mapped(
                 str(idx.mins_path), idx.mins_offset, np.uint16, (idx.cells, idx.blocks)
             )
-            self.classes = code_classes(plan.transform, plan.threshold)
+            self.classes = index_classes(plan.transform, plan.threshold)
+            self.keys = key_classes(plan.transform, plan.threshold)
 
     def close(self) -> None:
         if self.release:
@@ -271,13 +347,21 @@ class _Files:
                 self.src.release_all()
             return
         codes = self.codes.array
-        on_lo, on_hi, ck_lo, ck_hi, sp1, sp2 = self.classes
+        on_lo, on_hi, ck_lo, ck_hi = self.classes
         flags = np.zeros((plan.m, -(-length // K.CHECK_BLOCK)), dtype=np.bool_)
         flagged = K.classify_cells(
-            codes, plan.cells, t0, length, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2, mask, flags
+            codes, plan.cells, t0, length, on_lo, on_hi, ck_lo, ck_hi, mask, flags
         )
         if flagged:
-            js, ts = K.list_checks(codes, plan.cells, flags, t0, length, ck_lo, ck_hi, sp1, sp2)
+            cap = 4096
+            while True:
+                js = np.empty(cap, dtype=np.int64)
+                ts = np.empty(cap, dtype=np.int64)
+                k = K.list_checks(codes, plan.cells, flags, t0, length, ck_lo, ck_hi, js, ts)
+                if k <= cap:
+                    break
+                cap = k
+            js, ts = js[:k], ts[:k]
             values = np.ascontiguousarray(self.src.array[ts + t0, plan.cells[js]])
             K.set_bits(js, ts, plan.is_on(values), mask)
             self.checks += int(js.size)
@@ -419,7 +503,7 @@ def _score_index(
     codes = files.codes.array
     src = files.src.array
     src_bits = src.view(np.uint32)
-    on_lo, on_hi, ck_lo, ck_hi, sp1, sp2 = files.classes
+    i_on, _i_hi, i_ck_lo, i_ck_hi = files.classes
     is_c = np.zeros(plan.d, dtype=np.bool_)
     is_c[plan.cells] = True
     size = np.zeros(a.size, dtype=np.int64)
@@ -433,7 +517,7 @@ def _score_index(
             pend = np.empty((4, cap), dtype=np.int64)
             npend = K.score_index(
                 codes, files.mins.array, SUMMARY_BLOCK, src_bits, ga, gb, plan.zl, plan.zr, is_c,
-                on_lo, on_hi, ck_lo, ck_hi, sp1, sp2,
+                *files.keys, i_on, i_ck_lo, i_ck_hi,
                 gsize, ginter, pend[0], pend[1], pend[2], pend[3],
             )  # fmt: skip
             if npend <= cap:
@@ -594,12 +678,12 @@ def run_cpu(plan: Plan, files: _Files, s: int, e: int) -> MatchResult:
     n, m = plan.n, plan.m
     words = (m + 63) // 64
     chunk = files.chunk
-    mask = np.zeros((words, chunk + plan.zr), dtype=np.uint64)
+    mask = np.zeros((words, plan.zl + chunk + plan.zr), dtype=np.uint64)
     st_start = np.zeros(m + 2, dtype=np.int64)
     st_level = np.zeros(m + 2, dtype=np.int64)
+    st_and = np.zeros((m + 2, words), dtype=np.uint64)
+    st_okl = np.zeros((m + 2, words), dtype=np.uint64)
     state = np.zeros(4, dtype=np.int64)
-    run_start = np.full(m, -1, dtype=np.int64)
-    last_end = np.full(m, -(1 << 62), dtype=np.int64)
     prev_mask = np.zeros(words, dtype=np.uint64)
     hcap = min(n + 1, _HIST_CAP)
     strict = np.zeros(hcap, dtype=np.int64)
@@ -610,22 +694,32 @@ def run_cpu(plan: Plan, files: _Files, s: int, e: int) -> MatchResult:
     long_strict: list[np.ndarray] = []
     long_fuzzy: list[np.ndarray] = []
     # Start early enough to know count[s - 1] and the zero_left positions before s.
-    t = max(0, s - max(plan.zl, 1))
+    p0 = max(0, s - max(plan.zl, 1))
+    t = p0
     done = False
     while not done:
         t1 = min(n, t + chunk)
+        base = max(p0, t - plan.zl)  # the zero_left positions before the chunk, again
         buf_end = min(n, t1 + plan.zr)
         c0 = time.perf_counter()
-        files.fill(t, buf_end, mask)
+        files.fill(base, buf_end, mask)
         c1 = time.perf_counter()
         tb = t
         while True:
-            k, tb, done = K.stream(
-                mask, t, tb, t1, n, s, e, plan.zl, plan.zr, m,
-                plan.len_lo, plan.len_hi, plan.range_start, plan.range_end, plan.limit,
-                st_start, st_level, state, run_start, last_end, prev_mask,
-                strict, fuzzy, counts, out[0], out[1], out[2], out[3],
-            )  # fmt: skip
+            if words == 1:
+                k, tb, done = K.stream1(
+                    mask[0], base, tb, t1, n, s, e, plan.zl, plan.zr, m,
+                    plan.len_lo, plan.len_hi, plan.range_start, plan.range_end, plan.limit,
+                    st_start, st_level, st_and[:, 0], st_okl[:, 0], state, prev_mask,
+                    strict, fuzzy, counts, out[0], out[1], out[2], out[3],
+                )  # fmt: skip
+            else:
+                k, tb, done = K.stream(
+                    mask, base, tb, t1, n, s, e, plan.zl, plan.zr, m,
+                    plan.len_lo, plan.len_hi, plan.range_start, plan.range_end, plan.limit,
+                    st_start, st_level, st_and, st_okl, state, prev_mask,
+                    strict, fuzzy, counts, out[0], out[1], out[2], out[3],
+                )  # fmt: skip
             if k:
                 fa, fl, fi, ff = out[0, :k], out[1, :k], out[2, :k], out[3, :k]
                 if (ff & 3).any():
@@ -643,6 +737,7 @@ def run_cpu(plan: Plan, files: _Files, s: int, e: int) -> MatchResult:
             raise RuntimeError("the candidate scan did not finish at the end of the corpus")
     col.set_counts(counts)
     none = np.zeros(0, dtype=np.int64)
+    strict[0] = fuzzy[0] = 0  # the kernel's bin for "neither"
     col.add_hist(
         strict, fuzzy, np.concatenate([none, *long_strict]), np.concatenate([none, *long_fuzzy])
     )

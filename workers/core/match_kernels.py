@@ -29,6 +29,7 @@ __all__ = [
     "score_windows",
     "set_bits",
     "stream",
+    "stream1",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,10 +47,10 @@ def _popcount(x: np.uint64) -> int:
     x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
     x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
     x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return int((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    return int(np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56)))
 
 
-CHECK_BLOCK = 4096
+CHECK_BLOCK = 1024
 
 
 @_jit
@@ -62,16 +63,14 @@ def classify_cells(
     on_hi: int,
     ck_lo: int,
     ck_hi: int,
-    sp1: int,
-    sp2: int,
     mask: np.ndarray,
     flags: np.ndarray,
 ) -> int:
     """Bits of the codes ``codes[cells[j], t0 : t0 + t_len]`` that are surely on.
 
     A code ``c`` is on when ``on_lo <= c <= on_hi`` and needs the exact check
-    when ``ck_lo <= c <= ck_hi`` or ``c`` is ``sp1`` or ``sp2`` (all in
-    ``[0, 65535]``; an empty range has ``lo > hi``). ``flags[j, k]`` says whether
+    when ``ck_lo <= c <= ck_hi`` (an empty range has ``lo > hi``); every other
+    code is off. ``flags[j, k]`` says whether
     block ``k`` (``CHECK_BLOCK`` positions) of cell ``j`` has such a code; the
     number of flagged blocks is returned. ``mask`` must be zero on entry. The
     loops use 16-bit wrap-around compares so that they vectorise.
@@ -82,8 +81,6 @@ def classify_cells(
     clo = np.uint16(ck_lo)
     cspan = np.uint16((ck_hi - ck_lo) & 0xFFFF)
     ck_en = np.uint16(ck_hi >= ck_lo)
-    s1 = np.uint16(sp1)
-    s2 = np.uint16(sp2)
     flagged = 0
     for j in range(cells.shape[0]):
         row = codes[cells[j], t0 : t0 + t_len]
@@ -97,11 +94,7 @@ def classify_cells(
                 c = blk[t]
                 on = np.uint16(np.uint16(c - lo) <= span) & on_en
                 dst[t] |= np.uint64(on) << shift
-                chk |= (
-                    (np.uint16(np.uint16(c - clo) <= cspan) & ck_en)
-                    | np.uint16(c == s1)
-                    | np.uint16(c == s2)
-                )
+                chk |= np.uint16(np.uint16(c - clo) <= cspan) & ck_en
             flags[j, k0 // CHECK_BLOCK] = chk != 0
             flagged += chk != 0
     return flagged
@@ -116,8 +109,6 @@ def _scan_checks(
     t_len: int,
     ck_lo: int,
     ck_hi: int,
-    sp1: int,
-    sp2: int,
     js: np.ndarray,
     ts: np.ndarray,
 ) -> int:
@@ -130,7 +121,7 @@ def _scan_checks(
                 continue
             for t in range(blk * CHECK_BLOCK, min(t_len, (blk + 1) * CHECK_BLOCK)):
                 c = int(row[t])
-                if _code_class(c, 1, 0, ck_lo, ck_hi, sp1, sp2) == 2:
+                if ck_lo <= c <= ck_hi:
                     if k < cap:
                         js[k] = j
                         ts[k] = t
@@ -147,17 +138,14 @@ def list_checks(
     t_len: int,
     ck_lo: int,
     ck_hi: int,
-    sp1: int,
-    sp2: int,
-) -> tuple[np.ndarray, np.ndarray]:
+    out_j: np.ndarray,
+    out_t: np.ndarray,
+) -> int:
     """(cell row j, position offset t) of every code that needs the exact check,
-    looking only into the blocks that ``classify_cells`` flagged."""
-    none = np.empty(0, dtype=np.int64)
-    total = _scan_checks(codes, cells, flags, t0, t_len, ck_lo, ck_hi, sp1, sp2, none, none)
-    js = np.empty(total, dtype=np.int64)
-    ts = np.empty(total, dtype=np.int64)
-    _scan_checks(codes, cells, flags, t0, t_len, ck_lo, ck_hi, sp1, sp2, js, ts)
-    return js, ts
+    looking only into the blocks that ``classify_cells`` flagged. Returns how
+    many there are; only as many as fit are written (call again with longer
+    arrays when the count is larger)."""
+    return _scan_checks(codes, cells, flags, t0, t_len, ck_lo, ck_hi, out_j, out_t)
 
 
 @_jit
@@ -199,9 +187,9 @@ def stream(
     limit: int,
     st_start: np.ndarray,
     st_level: np.ndarray,
+    st_and: np.ndarray,
+    st_okl: np.ndarray,
     state: np.ndarray,
-    run_start: np.ndarray,
-    last_end: np.ndarray,
     prev_mask: np.ndarray,
     strict: np.ndarray,
     fuzzy: np.ndarray,
@@ -221,23 +209,26 @@ def stream(
     over it) is ``st_level``. Only candidates starting in ``[own_s, own_e)`` are
     counted.
 
-    Per selected cell the kernel keeps the start of its current on-run
-    (``run_start``, -1 when off) and the end of its last finished on-run
-    (``last_end``). They give ``I`` of a candidate ``[a, b]`` when it ends: cell
-    ``j`` counts iff it is on throughout (its run started at or before ``a``), off
-    on ``[a - zl, a - 1]`` (its run started exactly at ``a`` and the one before
-    ended before ``a - zl``) and off on ``[b + 1, b + zr]`` (read ahead in
-    ``mask``, which must cover ``zr`` positions past ``t_end``).
+    ``I`` needs no per-cell state: entry ``i`` keeps ``st_and[i]``, the AND of the
+    masks from its start up to the next entry's start (the top entry: up to now),
+    so a closing range's AND (the selected cells on throughout) is the AND of
+    the segments popped so far; ``st_okl[i]`` holds the cells off on
+    ``[start - zl, start - 1]`` (read back in ``mask`` when the entry is
+    pushed) and the cells off on ``[b + 1, b + zr]`` are read ahead when it
+    closes. ``mask`` covers positions ``[base, ...)``: ``zl`` positions before
+    ``t_begin`` (where there are any) and ``zr`` past ``t_end``.
 
     Each candidate is counted into the length histograms (``strict``, ``fuzzy``;
-    lengths beyond their size are emitted with ``out_flag`` bits 1 and 2
-    instead); an eligible one (length filter, range restriction) into
-    ``counts[I]``, and emitted (flag bit 4) when ``I`` is at least the running
-    ``I_K`` (``state[2]``, with ``state[3]`` = eligible count above it).
-    ``state`` is ``[stack size, previous count, I_K, above]``. Returns
-    ``(emitted, next t, done)``: the kernel returns early when the output is
-    nearly full, and is done once no run owned by this shard is open past
-    ``own_e`` (or the corpus ended).
+    index 0 collects the candidates that belong to neither; lengths beyond
+    their size are emitted with ``out_flag`` bits 1 and 2 instead); an eligible
+    one (length filter, range restriction) into ``counts[I]``, and emitted (flag
+    bit 4) when ``I`` is at least the running ``I_K`` (``state[2]``, with
+    ``state[3]`` = eligible count above it). ``state`` is ``[stack size, previous
+    count, I_K, above]``. The per-candidate work is written without branches
+    where it can be: the stack's ups and downs are as unpredictable as the data.
+    Returns ``(emitted, next t, done)``: the kernel returns early when the
+    output is nearly full, and is done once no run owned by this shard is open
+    past ``own_e`` (or the corpus ended).
     """
     size = state[0]
     prev = state[1]
@@ -247,9 +238,14 @@ def stream(
     half = (m + 1) // 2
     hcap = strict.shape[0]
     cap = out_a.shape[0]
+    ones = ~_ZERO
+    acc = np.empty(words, dtype=np.uint64)
+    okl = np.empty(words, dtype=np.uint64)
     k = 0
     t = t_begin
     stop = t_end + 1 if t_end == n else t_end
+    lim_all = min(t_end, n)
+    done = False
     while t < stop:
         if t >= own_e:
             owned = False
@@ -258,88 +254,251 @@ def stream(
                     owned = True
                     break
             if not owned:
-                state[0] = size
-                state[1] = prev
-                state[2] = floor
-                state[3] = above
-                return k, t, True
+                done = True
+                break
         if k + m + 2 > cap:
             break
+        c = 0
         if t < n:
             row = t - base
             if words == 1:
-                # Skip positions where nothing changes (most of them).
+                # Skip the positions where nothing changes.
                 pm = prev_mask[0]
-                lim = min(t_end, n)
-                if t < own_e:
-                    lim = min(lim, own_e)
-                while t < lim and mask[0, t - base] == pm:
+                row0 = mask[0]
+                lim = lim_all if t >= own_e else min(lim_all, own_e)
+                while t < lim and row0[t - base] == pm:
                     t += 1
                 if t == lim:
                     continue
                 row = t - base
-            c = 0
-            changed = False
-            for w in range(words):
-                cur = mask[w, row]
-                c += _popcount(cur)
-                if cur != prev_mask[w]:
-                    changed = True
-            if not changed:
-                t += 1
-                continue
-        else:
-            c = 0
+                c = _popcount(row0[row])
+            else:
+                changed = False
+                for w in range(words):
+                    cur = mask[w, row]
+                    c += _popcount(cur)
+                    changed |= cur != prev_mask[w]
+                if not changed:
+                    t += 1
+                    continue
         if c < prev:
             last = -1
+            for w in range(words):
+                acc[w] = ones
             while size > 0 and st_level[size - 1] > c:
                 size -= 1
                 a = st_start[size]
                 last = a
-                if not own_s <= a < own_e:
+                for w in range(words):
+                    acc[w] &= st_and[size, w]
+                    okl[w] = st_okl[size, w]
+                if a < own_s or a >= own_e:
                     continue
-                b = t - 1
-                inter = 0
-                for j in range(m):
-                    rs = run_start[j]
-                    if rs < 0 or rs > a:
-                        continue
-                    if zl > 0 and (rs != a or last_end[j] >= a - zl):
-                        continue
-                    if zr > 0:
-                        ok = True
-                        hi = min(n, t + zr)
-                        w = j >> 6
-                        shift = np.uint64(j & 63)
-                        for p in range(t, hi):
-                            if (mask[w, p - base] >> shift) & _ONE:
-                                ok = False
-                                break
-                        if not ok:
-                            continue
-                    inter += 1
-                length = b - a + 1
+                length = t - a
                 level = st_level[size]
-                flag = 0
-                if level >= half:
-                    if length < hcap:
-                        fuzzy[length] += 1
-                    else:
-                        flag |= 1
-                if level == m and inter == m:
-                    if length < hcap:
-                        strict[length] += 1
-                    else:
-                        flag |= 2
-                if len_lo <= length <= len_hi and r_lo <= a and b <= r_hi:
-                    counts[inter] += 1
-                    if inter > floor:
-                        above += 1
-                        while above >= limit:
-                            floor += 1
-                            above -= counts[floor]
-                    if inter >= floor:
-                        flag |= 4
+                eligible = np.int64(
+                    (length >= len_lo) & (length <= len_hi) & (a >= r_lo) & (t - 1 <= r_hi)
+                )
+                inter = 0
+                for w in range(words):
+                    okr = ones
+                    for p in range(t, min(n, t + zr)):
+                        okr &= ~mask[w, p - base]
+                    inter += _popcount(acc[w] & okl[w] & okr)
+                fz = np.int64(level >= half)
+                st = np.int64((level == m) & (inter == m))
+                flag = np.int64(0)
+                if length < hcap:
+                    fuzzy[length * fz] += 1
+                    strict[length * st] += 1
+                else:
+                    flag = fz | (st << 1)
+                counts[inter] += eligible
+                above += eligible & np.int64(inter > floor)
+                while above >= limit:
+                    floor += 1
+                    above -= counts[floor]
+                flag |= (eligible & np.int64(inter >= floor)) << 2
+                if flag:
+                    out_a[k] = a
+                    out_len[k] = length
+                    out_i[k] = inter
+                    out_flag[k] = flag
+                    k += 1
+            if c > 0 and (size == 0 or st_level[size - 1] < c):
+                # The runs of the levels down to c go on, from the last start popped.
+                st_start[size] = last
+                st_level[size] = c
+                for w in range(words):
+                    st_and[size, w] = acc[w]
+                    st_okl[size, w] = okl[w]
+                size += 1
+            elif size > 0:
+                for w in range(words):
+                    st_and[size - 1, w] &= acc[w]
+        elif c > prev:
+            st_start[size] = t
+            st_level[size] = c
+            for w in range(words):
+                st_and[size, w] = ones
+                off = ones
+                for p in range(max(base, t - zl), t):
+                    off &= ~mask[w, p - base]
+                st_okl[size, w] = off
+            size += 1
+        prev = c
+        if t < n:
+            for w in range(words):
+                cur = mask[w, t - base]
+                if size > 0:
+                    st_and[size - 1, w] &= cur
+                prev_mask[w] = cur
+        t += 1
+    state[0] = size
+    state[1] = prev
+    state[2] = floor
+    state[3] = above
+    return k, t, done or t > n
+
+
+@_jit
+def stream1(
+    mask: np.ndarray,
+    base: int,
+    t_begin: int,
+    t_end: int,
+    n: int,
+    own_s: int,
+    own_e: int,
+    zl: int,
+    zr: int,
+    m: int,
+    len_lo: int,
+    len_hi: int,
+    r_lo: int,
+    r_hi: int,
+    limit: int,
+    st_start: np.ndarray,
+    st_level: np.ndarray,
+    st_and: np.ndarray,
+    st_okl: np.ndarray,
+    state: np.ndarray,
+    prev_mask: np.ndarray,
+    strict: np.ndarray,
+    fuzzy: np.ndarray,
+    counts: np.ndarray,
+    out_a: np.ndarray,
+    out_len: np.ndarray,
+    out_i: np.ndarray,
+    out_flag: np.ndarray,
+) -> tuple[int, int, bool]:
+    """:func:`stream` for at most 64 selected cells: ``mask`` is uint64 (T,) and the
+    stack's words ``st_and``/``st_okl``/``prev_mask`` are 1-D. The same steps
+    with one word as plain scalars run about a quarter faster.
+
+    Enumerate the candidates that end while scanning positions ``[t_begin, t_end)``
+    (``t_end == n``: also the virtual position ``n``, where every run ends).
+
+    The candidate ranges are the nodes of a stack of open runs: entry ``i`` holds
+    the levels ``(st_level[i-1], st_level[i]]``, all started at ``st_start[i]``.
+    When the count drops, the entries above the new count end at ``t - 1``; the
+    range of such an entry is one candidate, and its level (the minimum count
+    over it) is ``st_level``. Only candidates starting in ``[own_s, own_e)`` are
+    counted.
+
+    ``I`` needs no per-cell state: entry ``i`` keeps ``st_and[i]``, the AND of the
+    masks from its start up to the next entry's start (the top entry: up to now),
+    so a closing range's AND (the selected cells on throughout) is the AND of
+    the segments popped so far; ``st_okl[i]`` holds the cells off on
+    ``[start - zl, start - 1]`` (read back in ``mask`` when the entry is
+    pushed) and the cells off on ``[b + 1, b + zr]`` are read ahead when it
+    closes. ``mask`` covers positions ``[base, ...)``: ``zl`` positions before
+    ``t_begin`` (where there are any) and ``zr`` past ``t_end``.
+
+    Each candidate is counted into the length histograms (``strict``, ``fuzzy``;
+    index 0 collects the candidates that belong to neither; lengths beyond
+    their size are emitted with ``out_flag`` bits 1 and 2 instead); an eligible
+    one (length filter, range restriction) into ``counts[I]``, and emitted (flag
+    bit 4) when ``I`` is at least the running ``I_K`` (``state[2]``, with
+    ``state[3]`` = eligible count above it). ``state`` is ``[stack size, previous
+    count, I_K, above]``. The per-candidate work is written without branches
+    where it can be: the stack's ups and downs are as unpredictable as the data.
+    Returns ``(emitted, next t, done)``: the kernel returns early when the
+    output is nearly full, and is done once no run owned by this shard is open
+    past ``own_e`` (or the corpus ended).
+    """
+    size = state[0]
+    prev = state[1]
+    floor = state[2]
+    above = state[3]
+    half = (m + 1) // 2
+    hcap = strict.shape[0]
+    cap = out_a.shape[0]
+    ones = ~_ZERO
+    pm = prev_mask[0]
+    k = 0
+    t = t_begin
+    stop = t_end + 1 if t_end == n else t_end
+    lim_all = min(t_end, n)
+    done = False
+    while t < stop:
+        if t >= own_e:
+            owned = False
+            for i in range(size):
+                if own_s <= st_start[i] < own_e:
+                    owned = True
+                    break
+            if not owned:
+                done = True
+                break
+        if k + m + 2 > cap:
+            break
+        c = 0
+        cur = _ZERO
+        if t < n:
+            # Skip the positions where nothing changes.
+            lim = lim_all if t >= own_e else min(lim_all, own_e)
+            while t < lim and mask[t - base] == pm:
+                t += 1
+            if t == lim:
+                continue
+            cur = mask[t - base]
+            c = _popcount(cur)
+        if c < prev:
+            last = -1
+            acc = ones
+            okl = ones
+            while size > 0 and st_level[size - 1] > c:
+                size -= 1
+                a = st_start[size]
+                last = a
+                acc &= st_and[size]
+                okl = st_okl[size]
+                if a < own_s or a >= own_e:
+                    continue
+                length = t - a
+                level = st_level[size]
+                eligible = np.int64(
+                    (length >= len_lo) & (length <= len_hi) & (a >= r_lo) & (t - 1 <= r_hi)
+                )
+                okr = ones
+                for p in range(t, min(n, t + zr)):
+                    okr &= ~mask[p - base]
+                inter = _popcount(acc & okl & okr)
+                fz = np.int64(level >= half)
+                st = np.int64((level == m) & (inter == m))
+                flag = np.int64(0)
+                if length < hcap:
+                    fuzzy[length * fz] += 1
+                    strict[length * st] += 1
+                else:
+                    flag = fz | (st << 1)
+                counts[inter] += eligible
+                above += eligible & np.int64(inter > floor)
+                while above >= limit:
+                    floor += 1
+                    above -= counts[floor]
+                flag |= (eligible & np.int64(inter >= floor)) << 2
                 if flag:
                     out_a[k] = a
                     out_len[k] = length
@@ -349,35 +508,32 @@ def stream(
             if c > 0 and (size == 0 or st_level[size - 1] < c):
                 st_start[size] = last
                 st_level[size] = c
+                st_and[size] = acc
+                st_okl[size] = okl
                 size += 1
+            elif size > 0:
+                st_and[size - 1] &= acc
         elif c > prev:
             st_start[size] = t
             st_level[size] = c
+            st_and[size] = ones
+            off = ones
+            for p in range(max(base, t - zl), t):
+                off &= ~mask[p - base]
+            st_okl[size] = off
             size += 1
         prev = c
         if t < n:
-            row = t - base
-            for w in range(words):
-                cur = mask[w, row]
-                ch = cur ^ prev_mask[w]
-                if ch != _ZERO:
-                    top = min(64, m - 64 * w)
-                    for bit in range(top):
-                        sh = np.uint64(bit)
-                        if (ch >> sh) & _ONE:
-                            j = 64 * w + bit
-                            if (cur >> sh) & _ONE:
-                                run_start[j] = t
-                            else:
-                                last_end[j] = t - 1
-                                run_start[j] = -1
-                    prev_mask[w] = cur
+            if size > 0:
+                st_and[size - 1] &= cur
+            pm = cur
         t += 1
     state[0] = size
     state[1] = prev
     state[2] = floor
     state[3] = above
-    return k, t, t > n
+    prev_mask[0] = pm
+    return k, t, done or t > n
 
 
 @_jit
@@ -393,6 +549,16 @@ def _value_class(
 ) -> int:
     """0 off, 1 on, 2 check: the class of the index code of a float32 given as bits."""
     return _code_class(_code(bits), on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+
+
+@_jit
+def _index_class(c: int, on_lo: int, ck_lo: int, ck_hi: int) -> int:
+    """0 off, 1 on, 2 check: the class of an index code (on: ``c >= on_lo``)."""
+    if c >= on_lo:
+        return 1
+    if ck_lo <= c <= ck_hi:
+        return 2
+    return 0
 
 
 @_jit
@@ -446,6 +612,9 @@ def score_index(
     ck_hi: int,
     sp1: int,
     sp2: int,
+    i_on: int,
+    i_ck_lo: int,
+    i_ck_hi: int,
     size: np.ndarray,
     inter: np.ndarray,
     pend_i: np.ndarray,
@@ -544,9 +713,7 @@ def score_index(
                 while p < bi and not bad:
                     end = min(bi, (p | (block - 1)) + 1)
                     if (p & (block - 1)) == 0 and p + block <= bi:
-                        v = _code_class(
-                            int(mrow[p // block]), on_lo, on_hi, ck_lo, ck_hi, sp1, sp2
-                        )
+                        v = _index_class(int(mrow[p // block]), i_on, i_ck_lo, i_ck_hi)
                         if v == 1:
                             p += block
                             continue
@@ -554,7 +721,7 @@ def score_index(
                             bad = True
                             break
                     for q in range(p, end):
-                        v = _code_class(int(row[q]), on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+                        v = _index_class(int(row[q]), i_on, i_ck_lo, i_ck_hi)
                         if v == 1:
                             continue
                         if v == 2:

@@ -110,9 +110,9 @@ def _bits(plan: Plan, files: _Files, p0: int, q: int, dev: torch.device) -> torc
         return torch.from_numpy(out).to(dev)
     host = np.ascontiguousarray(files.codes.array[plan.cells, p0:q])
     codes = torch.from_numpy(host.view(np.int16)).to(dev).to(torch.int32) & 0xFFFF
-    on_lo, on_hi, ck_lo, ck_hi, sp1, sp2 = files.classes
+    on_lo, on_hi, ck_lo, ck_hi = files.classes
     on = (codes >= on_lo) & (codes <= on_hi)
-    check = ((codes >= ck_lo) & (codes <= ck_hi)) | (codes == sp1) | (codes == sp2)
+    check = (codes >= ck_lo) & (codes <= ck_hi)
     del codes
     where = torch.nonzero(check).cpu().numpy()
     if where.size:
