@@ -375,6 +375,7 @@ def match(
     budget: int = DEFAULT_BUDGET,
     device: str = "cpu",
     use_index: bool = True,
+    threads: int | None = None,
 ) -> MatchResult:
     """Run ``q`` on ``source_id`` of ``ss`` (the whole corpus, or one shard of it).
 
@@ -385,6 +386,7 @@ def match(
     ``device`` is ``"cpu"`` or ``"cuda"`` (identical answers). The match index
     (:func:`build_match_index`) is used when present and ``use_index`` is true;
     without it the row-major source is scanned, with the same answers.
+    ``threads`` (default: up to 2) splits a CPU scan into parts run at once.
     """
     info = ss.source(source_id)
     n, d = ss.length, info.cells
@@ -397,7 +399,15 @@ def match(
     from workers.core import match_engine
 
     return match_engine.run(
-        ss, source_id, q, s, e, budget=int(budget), device=device, use_index=use_index
+        ss,
+        source_id,
+        q,
+        s,
+        e,
+        budget=int(budget),
+        device=device,
+        use_index=use_index,
+        threads=threads,
     )
 
 

@@ -31,6 +31,7 @@ import mmap
 import os
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -649,6 +650,7 @@ def run(
     budget: int,
     device: str,
     use_index: bool,
+    threads: int | None = None,
 ) -> MatchResult:
     plan = Plan.make(ss, source_id, q, budget)
     idx = open_index(ss, source_id) if use_index else None
@@ -658,23 +660,61 @@ def run(
             from workers.core import match_torch
 
             return match_torch.run(plan, files, s, e, torch_device="cuda")
-        return run_cpu(plan, files, s, e)
+        return run_cpu(plan, files, s, e, threads)
     finally:
         files.close()
 
 
+# Threads per CPU match (parts of at least _MIN_PART positions each).
+THREADS = min(2, os.cpu_count() or 1)
+_MIN_PART = 1 << 18
 # Candidates emitted by the kernel between two hand-overs to the collector.
 _OUT_CAP = 1 << 15
 # Lengths counted in the kernel's histograms; longer runs are handed over one by one.
 _HIST_CAP = 1 << 16
 
 
-def run_cpu(plan: Plan, files: _Files, s: int, e: int) -> MatchResult:
-    """The CPU pass over shard ``[s, e)`` (the whole corpus: ``[0, N)``)."""
+def run_cpu(plan: Plan, files: _Files, s: int, e: int, threads: int | None = None) -> MatchResult:
+    """The CPU pass over shard ``[s, e)`` (the whole corpus: ``[0, N)``).
+
+    A long range is split into ``threads`` parts scanned at the same time (the
+    kernels release the GIL); each part is a shard of its own, so merging their
+    collectors is exact (see :func:`workers.core.match.merge_results`).
+    """
+    t_start = time.perf_counter()
+    threads = THREADS if threads is None else max(1, threads)
+    parts = threads if e - s >= threads * _MIN_PART else 1
+    timings: dict[str, float] = {"bits_ms": 0.0, "stream_ms": 0.0}
+    if parts == 1:
+        col = _scan(plan, files, s, e, timings)
+    else:
+        step = -(-(e - s) // parts)
+        bounds = [(a, min(e, a + step)) for a in range(s, e, step)]
+        part_timings: list[dict[str, float]] = [{"bits_ms": 0.0, "stream_ms": 0.0} for _ in bounds]
+        with ThreadPoolExecutor(max_workers=len(bounds)) as pool:
+            cols = list(
+                pool.map(
+                    lambda i: _scan(plan, files, *bounds[i], part_timings[i]), range(len(bounds))
+                )
+            )
+        col = Collector(m=plan.m, limit=plan.limit, budget=plan.budget)
+        for part, pt in zip(cols, part_timings, strict=True):
+            col.add_hist(part.strict, part.fuzzy)
+            col.strict_long += part.strict_long
+            col.fuzzy_long += part.fuzzy_long
+            col.add_counts(part.counts)
+            col.add_candidates(part.a, part.length, part.inter)
+            for key, value in pt.items():
+                timings[key] = timings.get(key, 0.0) + value
+    result = finish(plan, files, col, timings)
+    result.timings_ms["total_ms"] = round((time.perf_counter() - t_start) * 1000, 3)
+    return result
+
+
+def _scan(plan: Plan, files: _Files, s: int, e: int, timings: dict[str, float]) -> Collector:
+    """Scan shard ``[s, e)``: histograms, counts and the candidates that may reach the top."""
     from workers.core import match_kernels as K
 
-    t_start = time.perf_counter()
-    timings = {"bits_ms": 0.0, "stream_ms": 0.0}
     n, m = plan.n, plan.m
     words = (m + 63) // 64
     chunk = files.chunk
@@ -741,6 +781,4 @@ def run_cpu(plan: Plan, files: _Files, s: int, e: int) -> MatchResult:
     col.add_hist(
         strict, fuzzy, np.concatenate([none, *long_strict]), np.concatenate([none, *long_fuzzy])
     )
-    result = finish(plan, files, col, timings)
-    result.timings_ms["total_ms"] = round((time.perf_counter() - t_start) * 1000, 3)
-    return result
+    return col
