@@ -73,6 +73,7 @@ from workers.core.rnnlm import RNNLanguageModel, RNNSpec
 from workers.core.store import (
     AnnotationInfo,
     ArrayFile,
+    CorpusData,
     Manifest,
     SourceInfo,
     StateSet,
@@ -1038,7 +1039,7 @@ def extract(
         )
         with _exact_math(dev):
             engine = Engine(model, kinds, len(starts), chunk, dev)
-            run = _Run(engine, plan, reader, table, model_vocab, corpus.doc_starts, progress)
+            run = _Run(engine, plan, reader, table, model_vocab, corpus, progress)
             return run.execute(final_dir, work_dir, checkpoint_every_s)
     finally:
         reader.close()
@@ -1054,11 +1055,12 @@ class _Run:
         reader: _TokenReader,
         table: np.ndarray,
         vocab: list[str],
-        doc_starts: list[int],
+        corpus: CorpusData,
         progress: ProgressFn,
     ) -> None:
         self.engine, self.plan, self.reader, self.table = engine, plan, reader, table
-        self.vocab, self.doc_starts, self.progress = vocab, doc_starts, progress
+        self.vocab, self.corpus, self.progress = vocab, corpus, progress
+        self.doc_starts = corpus.doc_starts
         self.files: list[ArrayFile] = []
         self.completed: _Checkpoint | None = None
         self.surprisal_max = 0.0
@@ -1169,8 +1171,19 @@ class _Run:
         emb = self.engine.embedding
         if emb.numel() <= _MAX_EMBEDDING_ELEMENTS:
             writer.set_embedding(emb.to("cpu").numpy())
+        self._copy_corpus_annotations(writer)
         writer.set_extra(plan.extra)
         return writer.commit()
+
+    def _copy_corpus_annotations(self, writer: StateSetWriter) -> None:
+        """The corpus' own tracks (a nesting depth, part of speech) travel with its states."""
+        taken = {"top_predictions", "surprisal"}
+        for info in self.corpus.annotations:
+            values, _ = self.corpus.annotation(info)
+            name = info.name if info.name not in taken else f"corpus_{info.name}"
+            taken.add(name)
+            copied = dataclasses.replace(info, name=name)
+            writer.add_annotation(copied, np.asarray(values))
 
     def _chunk(self, k: int, state: list[State]) -> None:
         """Compute chunk ``k`` of every stream from ``state`` (advanced in place) and write it."""

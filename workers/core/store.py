@@ -42,7 +42,9 @@ unless the annotation carries its own ``labels``.
 
 A *corpus* directory is the tokenised text an extraction starts from:
 ``manifest.json`` (``{"format": "statelab-corpus", "version": 1, "length",
-"vocab_size", "doc_starts", "extra"}``), ``tokens.npy`` and ``vocab.json`` as above.
+"vocab_size", "doc_starts", "extra", "annotations"}``), ``tokens.npy`` and
+``vocab.json`` as above, and ``annotations/<name>.npy`` for per-token tracks
+(scalar or discrete) that every state set extracted from it carries along.
 
 Both are written through a temporary sibling directory
 (``.tmp-<name>-<random>``) that is fsynced and renamed onto the final path, which
@@ -477,6 +479,54 @@ class ArrayFile:
             self._fd = None
 
 
+def _save_annotation(
+    folder: Path, info: AnnotationInfo, values: np.ndarray, weights: np.ndarray | None
+) -> int:
+    """Write one annotation track into ``folder``; returns its number of rows."""
+    base = folder / info.name
+    arr = np.asarray(values)
+    if weights is not None and info.kind != "wordvec":
+        raise ValueError("only wordvec annotations have weights")
+    if info.kind == "scalar":
+        if arr.ndim != 1:
+            raise ValueError("a scalar annotation is 1-D")
+        _save_npy(base.with_suffix(".npy"), np.ascontiguousarray(arr, dtype=np.float32))
+    elif info.kind == "discrete":
+        if arr.ndim != 1:
+            raise ValueError("a discrete annotation is 1-D")
+        _save_npy(base.with_suffix(".npy"), _as_int32_ids(arr, "discrete annotation values"))
+    elif info.kind == "wordvec":
+        if arr.ndim != 2:
+            raise ValueError("a wordvec annotation is 2-D (N x k)")
+        info.k = int(arr.shape[1])
+        _save_npy(base.with_suffix(".npy"), _as_int32_ids(arr, "wordvec annotation ids"))
+        if weights is not None:
+            w = np.asarray(weights)
+            if w.shape != arr.shape:
+                raise ValueError(f"wordvec weights have shape {w.shape}, ids have {arr.shape}")
+            _save_npy(
+                folder / f"{info.name}.weights.npy", np.ascontiguousarray(w, dtype=np.float32)
+            )
+    else:
+        raise ValueError(f"annotation kind must be one of {ANNOTATION_KINDS}, not {info.kind!r}")
+    return int(arr.shape[0])
+
+
+def _load_annotation(
+    folder: Path, info: AnnotationInfo, length: int, where: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    shape: tuple[int, ...] = (length,) if info.kind != "wordvec" else (length, int(info.k or 0))
+    values = _mmap(folder / f"{info.name}.npy")
+    wpath = folder / f"{info.name}.weights.npy"
+    weights = _mmap(wpath) if info.kind == "wordvec" and wpath.exists() else None
+    for arr in (values, weights):
+        if arr is not None and arr.shape != shape:
+            raise InputError(
+                f"annotation {info.name!r} in {where} has shape {arr.shape}, expected {shape}"
+            )
+    return values, weights
+
+
 # --------------------------------------------------------------------------- #
 # Writer
 # --------------------------------------------------------------------------- #
@@ -691,36 +741,8 @@ class StateSetWriter:
         _check_name(info.name, "annotation name")
         if any(a.name == info.name for a, _ in self._annotations):
             raise ValueError(f"annotation {info.name!r} is added twice")
-        base = self.tmp_dir / "annotations" / info.name
-        arr = np.asarray(values)
-        if info.kind == "scalar":
-            if arr.ndim != 1:
-                raise ValueError("a scalar annotation is 1-D")
-            _save_npy(base.with_suffix(".npy"), np.ascontiguousarray(arr, dtype=np.float32))
-        elif info.kind == "discrete":
-            if arr.ndim != 1:
-                raise ValueError("a discrete annotation is 1-D")
-            _save_npy(base.with_suffix(".npy"), _as_int32_ids(arr, "discrete annotation values"))
-        elif info.kind == "wordvec":
-            if arr.ndim != 2:
-                raise ValueError("a wordvec annotation is 2-D (N x k)")
-            info.k = int(arr.shape[1])
-            _save_npy(base.with_suffix(".npy"), _as_int32_ids(arr, "wordvec annotation ids"))
-            if weights is not None:
-                w = np.asarray(weights)
-                if w.shape != arr.shape:
-                    raise ValueError(f"wordvec weights have shape {w.shape}, ids have {arr.shape}")
-                _save_npy(
-                    self.tmp_dir / "annotations" / f"{info.name}.weights.npy",
-                    np.ascontiguousarray(w, dtype=np.float32),
-                )
-        else:
-            raise ValueError(
-                f"annotation kind must be one of {ANNOTATION_KINDS}, not {info.kind!r}"
-            )
-        if weights is not None and info.kind != "wordvec":
-            raise ValueError("only wordvec annotations have weights")
-        self._annotations.append((info, int(arr.shape[0])))
+        rows = _save_annotation(self.tmp_dir / "annotations", info, values, weights)
+        self._annotations.append((info, rows))
 
     def set_embedding(self, arr: np.ndarray) -> None:
         """Store the word embedding, one row per token id (float32, 2-D)."""
@@ -933,12 +955,30 @@ class CorpusData:
     doc_starts: list[int]
     extra: dict[str, Any]
     length: int
+    path: Path | None = None
+    annotations: list[AnnotationInfo] = field(default_factory=list)
+
+    def annotation(self, info: AnnotationInfo) -> tuple[np.ndarray, np.ndarray | None]:
+        """(values, weights) of one of :attr:`annotations`, memory-mapped."""
+        if self.path is None:
+            raise ValueError("this corpus was not opened from a folder")
+        return _load_annotation(self.path / "annotations", info, self.length, self.path.name)
 
 
 def write_corpus(
-    final_dir: Path, ids: np.ndarray, vocab: list[str], doc_starts: list[int], extra: dict[str, Any]
+    final_dir: Path,
+    ids: np.ndarray,
+    vocab: list[str],
+    doc_starts: list[int],
+    extra: dict[str, Any],
+    *,
+    annotations: list[tuple[AnnotationInfo, np.ndarray]] | None = None,
 ) -> None:
-    """Write a corpus directory atomically (temp sibling + rename); see module doc."""
+    """Write a corpus directory atomically (temp sibling + rename); see module doc.
+
+    ``annotations`` are per-token tracks (scalar or discrete, one value per token)
+    that every state set extracted from this corpus carries along.
+    """
     final_dir = Path(final_dir)
     if final_dir.exists() or final_dir.is_symlink():
         raise FileExistsError(f"{final_dir} already exists")
@@ -949,9 +989,21 @@ def write_corpus(
         raise ValueError(f"token ids must lie in [0, {len(vocab)})")
     starts = _check_positions(doc_starts, int(arr.shape[0]), "document starts")
     json.dumps(extra, allow_nan=False)
+    tracks = list(annotations or [])
+    names = [info.name for info, _ in tracks]
+    if len(set(names)) != len(names):
+        raise ValueError("corpus annotation names must be unique")
     with _atomic_dir(final_dir) as tmp:
         _save_npy(tmp / "tokens.npy", arr)
         _write_json(tmp / "vocab.json", list(vocab))
+        if tracks:
+            (tmp / "annotations").mkdir()
+        for info, values in tracks:
+            _check_name(info.name, "annotation name")
+            if info.kind == "wordvec":
+                raise ValueError("a corpus annotation is scalar or discrete")
+            if _save_annotation(tmp / "annotations", info, values, None) != arr.shape[0]:
+                raise ValueError(f"annotation {info.name!r} needs one value per token")
         _write_json(
             tmp / "manifest.json",
             {
@@ -961,6 +1013,7 @@ def write_corpus(
                 "vocab_size": len(vocab),
                 "doc_starts": starts,
                 "extra": extra,
+                "annotations": [info.to_json() for info, _ in tracks],
             },
         )
 
@@ -975,6 +1028,7 @@ def open_corpus(path: Path) -> CorpusData:
         length = int(data["length"])
         doc_starts = [int(x) for x in data["doc_starts"]]
         extra = dict(data.get("extra") or {})
+        annotations = [AnnotationInfo.from_json(a) for a in data.get("annotations") or []]
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"the corpus manifest of {path.name} is damaged ({exc})") from exc
     ids = _mmap(path / "tokens.npy")
@@ -983,5 +1037,11 @@ def open_corpus(path: Path) -> CorpusData:
             f"the corpus {path.name} has {ids.shape} token ids, the manifest says {length}"
         )
     return CorpusData(
-        ids=ids, vocab=_load_vocab(path), doc_starts=doc_starts, extra=extra, length=length
+        ids=ids,
+        vocab=_load_vocab(path),
+        doc_starts=doc_starts,
+        extra=extra,
+        length=length,
+        path=path,
+        annotations=annotations,
     )
