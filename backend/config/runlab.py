@@ -49,10 +49,10 @@ def first_start() -> str:
         admin = user_create(username="admin", password=password, admin=True)
         login_file.write_text(f"admin {password}\n")
         login_file.chmod(0o600)
-        if os.environ.get("STATELAB_SAMPLE", "1") == "1":
-            from backend.states.sample import sample_create
+        if os.environ.get("STATELAB_DEMO", "1") == "1":
+            from backend.states.demo import demo_create
 
-            sample_create(owner=admin)
+            demo_create(owner=admin)
     if login_file.exists():
         username, password = login_file.read_text().split()
         return f"Log in as '{username}' with password '{password}' (kept in {login_file})."
