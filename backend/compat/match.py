@@ -35,6 +35,7 @@ from rest_framework.views import APIView
 from backend.config.api import ApplicationError
 from backend.config.params import float_param, int_list, int_param, str_list, transform_param
 from backend.jobs.models import JobStatus
+from backend.matching.codec import dense
 from backend.matching.models import Match, MatchStatus
 from backend.matching.selectors import match_wait
 from backend.matching.services import match_key, match_start, match_store, match_touch
@@ -157,8 +158,6 @@ class MatchView(APIView):
         responses=OpenApiTypes.OBJECT,
     )
     def get(self, request: Request) -> Response:
-        from workers.core.match import MatchResult
-
         q = request.query_params
         ss = _resolve_project(request.user, q.get("project"))
         source = _resolve_source(ss, q.get("source"))
@@ -170,23 +169,23 @@ class MatchView(APIView):
             raise ApplicationError("left + right may be at most 2000.")
         dims = str_list(q.get("dims")) or ["states", "words"]
         match = _answer(ss, request.user, source, query)
-        result = MatchResult.from_json(match.result)
+        result = match.result
         ranking = [
             {
-                "pos": h.position,
+                "pos": h["position"],
                 "factors": [
-                    h.position,
+                    h["position"],
                     0,
-                    h.length,
-                    h.jaccard,
-                    h.missing,
-                    h.union,
-                    h.intersection,
+                    h["length"],
+                    h["jaccard"],
+                    h["missing"],
+                    h["union"],
+                    h["intersection"],
                 ],
             }
-            for h in result.hits
+            for h in result["hits"]
         ]
-        positions = [h.position for h in result.hits]
+        positions = [h["position"] for h in result["hits"]]
         cells = int_list(q.get("cells"), "cells")
         if positions:
             detail = context_results(
@@ -208,11 +207,12 @@ class MatchView(APIView):
                 "results": {
                     "rankingDetail": ranking,
                     "positionDetail": detail,
-                    "fuzzyLengthHistogram": result.fuzzy_histogram,
-                    "strictLengthHistogram": result.strict_histogram,
+                    # LSTMVis' shape: dense lists indexed by length.
+                    "fuzzyLengthHistogram": dense(result["fuzzy"]),
+                    "strictLengthHistogram": dense(result["strict"]),
                     # StateLab's own: false (with a count) only if the engine's budget cut it.
-                    "exact": result.exact,
-                    "unscored": result.unscored,
+                    "exact": result["exact"],
+                    "unscored": result["unscored"],
                 },
             }
         )

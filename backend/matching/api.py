@@ -138,10 +138,14 @@ class MatchSummarySerializer(serializers.Serializer[Any]):
     shards = serializers.IntegerField()
     seconds = serializers.FloatField(allow_null=True)
     strict_histogram = serializers.ListField(
-        child=serializers.IntegerField(), help_text="index = match length"
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
+        help_text="[length, count] pairs, ascending by length, for the lengths that occur: "
+        "candidates with every selected cell on and obeying the off-constraints",
     )
     fuzzy_histogram = serializers.ListField(
-        child=serializers.IntegerField(), help_text="index = match length"
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
+        help_text="[length, count] pairs, ascending by length, for the lengths that occur: "
+        "candidates with at least half of the selected cells on",
     )
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)

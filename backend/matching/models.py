@@ -34,7 +34,8 @@ class Match(models.Model):
     job = models.ForeignKey(
         "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # The merged engine answer (`MatchResult.to_json()`) and a few of its facts as columns.
+    # The merged engine answer (`codec.result_row`: hits, sparse histograms, counts) and
+    # a few of its facts as columns.
     result = models.JSONField(default=dict)
     exact = models.BooleanField(default=True)
     unscored = models.BigIntegerField(default=0)

@@ -38,6 +38,7 @@ from backend.states.models import StateSet
 from backend.states.selectors import stateset_store
 from workers.core.errors import Cancelled, InputError, ProgressFn
 
+from .codec import result_from_row, result_row
 from .models import Match, MatchStatus
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ def match_store(
 def _result_fields(result: MatchResult, seconds: float) -> dict[str, Any]:
     return {
         "status": MatchStatus.DONE,
-        "result": result.to_json(),
+        "result": result_row(result),
         "exact": bool(result.exact),
         "unscored": int(result.unscored),
         "candidates": int(result.candidates),
@@ -266,7 +267,7 @@ def match_shard_run(
 ) -> dict[str, Any]:
     """Match one token range `[start, end)` of a sharded match job.
 
-    Returns `{"result": <partial MatchResult JSON>, "seconds"}`, or `{"skipped": true}`
+    Returns `{"result": <the partial answer, codec.result_row>, "seconds"}`, or `{"skipped": true}`
     when the job is no longer running, or `{"error": message}`: it never raises, so
     the chord callback always runs and finishes the job.
     """
@@ -296,12 +297,12 @@ def match_shard_run(
             "error": f"Shard {index + 1} of the match failed unexpectedly "
             f"({type(exc).__name__}); the error was logged."
         }
-    return {"result": part.to_json(), "seconds": seconds}
+    return {"result": result_row(part), "seconds": seconds}
 
 
 def match_merge_run(*, job_id: str, parts: list[dict[str, Any]]) -> None:
     """The chord callback: merge the shards' partial answers exactly and finish the job."""
-    from workers.core.match import MatchQuery, MatchResult, merge_results
+    from workers.core.match import MatchQuery, merge_results
 
     job = Job.objects.filter(id=job_id).first()
     if job is None or job.status != JobStatus.RUNNING:
@@ -318,7 +319,7 @@ def match_merge_run(*, job_id: str, parts: list[dict[str, Any]]) -> None:
             return
         match = _job_match(job)
         query = MatchQuery.from_json(match.query)
-        merged = merge_results([MatchResult.from_json(p["result"]) for p in parts], query.limit)
+        merged = merge_results([result_from_row(p["result"]) for p in parts], query.limit)
         seconds = sum(float(p.get("seconds") or 0.0) for p in parts)
         match_record(match_id=match.id, job=job, result=merged, seconds=seconds)
     except Cancelled:

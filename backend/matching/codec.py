@@ -1,0 +1,69 @@
+"""How a match answer is kept (in the Match row, between shard tasks) and shown.
+
+The engine's histograms are dense lists indexed by length, up to the longest
+candidate. A low-level candidate can span most of the corpus, so at 10^6 tokens a
+list of 10^6 entries with a few hundred non-zero ones is common: as JSON that is
+megabytes, and writing, reading and sending it cost several times the match
+itself. Everything here therefore keeps histograms sparse, as `[length, count]`
+pairs ascending by length (non-zero counts only), and makes a dense list again
+only where a format asks for one (LSTMVis' `/api/v2/match`, the engine's merge).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from workers.core.match import MatchResult
+
+
+def sparse(hist: Sequence[int]) -> list[list[int]]:
+    """`[[length, count], ...]` of the non-zero entries of a dense histogram."""
+    if not hist:
+        return []
+    arr = np.fromiter(hist, dtype=np.int64, count=len(hist))
+    idx = np.flatnonzero(arr)
+    pairs: list[list[int]] = np.stack([idx, arr[idx]], axis=1).tolist()
+    return pairs
+
+
+def dense(pairs: Sequence[Sequence[int]]) -> list[int]:
+    """The dense histogram (index = length, ending at the longest length) of `pairs`."""
+    if not pairs:
+        return []
+    arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    out = np.zeros(int(arr[:, 0].max()) + 1, dtype=np.int64)
+    out[arr[:, 0]] = arr[:, 1]
+    values: list[int] = out.tolist()
+    return values
+
+
+def result_row(result: MatchResult) -> dict[str, Any]:
+    """The JSON kept for an answer (whole or one shard's): hits, sparse histograms, counts."""
+    return {
+        "hits": [h.to_json() for h in result.hits],
+        "strict": sparse(result.strict_histogram),
+        "fuzzy": sparse(result.fuzzy_histogram),
+        "exact": bool(result.exact),
+        "unscored": int(result.unscored),
+        "candidates": int(result.candidates),
+        "scored": int(result.scored),
+    }
+
+
+def result_from_row(row: dict[str, Any]) -> MatchResult:
+    """The engine's result again, dense histograms included (for merging shards)."""
+    from workers.core.match import MatchHit, MatchResult
+
+    return MatchResult(
+        hits=[MatchHit.from_json(h) for h in row["hits"]],
+        strict_histogram=dense(row["strict"]),
+        fuzzy_histogram=dense(row["fuzzy"]),
+        exact=bool(row["exact"]),
+        unscored=int(row["unscored"]),
+        candidates=int(row["candidates"]),
+        scored=int(row.get("scored", 0)),
+    )

@@ -1,0 +1,35 @@
+"""Sparse histograms: what a Match row and a shard's answer keep, and back."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from backend.matching.codec import dense, result_from_row, result_row, sparse
+from workers.core.match import MatchHit, MatchResult
+
+trimmed = st.lists(st.integers(0, 5), max_size=60).map(
+    lambda h: h[: max((i + 1 for i, c in enumerate(h) if c), default=0)]
+)
+
+
+@given(trimmed)
+def test_sparse_keeps_exactly_the_lengths_that_occur(hist):
+    pairs = sparse(hist)
+    assert pairs == [[i, c] for i, c in enumerate(hist) if c]
+    assert dense(pairs) == hist
+
+
+def test_a_result_survives_its_row():
+    result = MatchResult(
+        hits=[MatchHit(7, 3, 2, 5, 0.4, 1), MatchHit(100, 2, 2, 6, 1 / 3, 1)],
+        strict_histogram=[0, 0, 4],
+        fuzzy_histogram=[0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 1] + [0] * 999_988 + [2],
+        exact=False,
+        unscored=12,
+        candidates=42,
+        scored=30,
+    )
+    row = result_row(result)
+    assert row["fuzzy"] == [[2, 9], [11, 1], [1_000_000, 2]]
+    assert result_from_row(row) == result
