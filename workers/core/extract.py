@@ -59,7 +59,9 @@ import os
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -362,11 +364,11 @@ class _Layer:
     """One recurrent layer over one chunk: ``run(x (B,T,in), state) -> (outputs, y, state)``.
 
     ``y`` is the layer's output as the next layer's input; ``outputs`` holds the
-    kinds asked for (``h``, ``c``, ``gate_*``). Both may be views of buffers
-    that the next call overwrites.
+    kinds asked for (``h``, ``c``, ``gate_*``). Both may be views of buffers of
+    ``slot`` (0 or 1) that the next call with the same slot overwrites.
     """
 
-    def run(self, x: torch.Tensor, state: State) -> tuple[Outputs, torch.Tensor, State]:
+    def run(self, x: torch.Tensor, state: State, slot: int) -> tuple[Outputs, torch.Tensor, State]:
         raise NotImplementedError
 
 
@@ -393,7 +395,7 @@ class _NativeLayer(_Layer):
             self.b_ih = b_ih
             self.b_hh = b_hh
 
-    def run(self, x: torch.Tensor, state: State) -> tuple[Outputs, torch.Tensor, State]:
+    def run(self, x: torch.Tensor, state: State, slot: int) -> tuple[Outputs, torch.Tensor, State]:
         xt = x.transpose(0, 1)  # (T, B, in): the library's time-major layout
         h0 = state[0].unsqueeze(0)
         new_state: State
@@ -448,21 +450,42 @@ class _NativeLayer(_Layer):
 
 
 class _Buffers:
-    """Batch-major work buffers shared by the step-loop layers of one engine."""
+    """Batch-major work buffers of one step-loop layer.
 
-    def __init__(self, b: int, chunk: int, hdim: int, gates: int, device: torch.device) -> None:
-        self.b, self.chunk, self.hdim = b, chunk, hdim
-        self.gates = torch.empty(b * chunk * gates * hdim, device=device)
-        self.c = torch.empty(b * chunk * hdim, device=device)
-        self.n_gates = gates
+    Two slots, so that one chunk's values can be written to disk while the next
+    chunk is computed into the other. When the gates are not stored, their
+    buffer is scratch space that every layer and slot shares (``shared_gates``).
+    """
 
-    def gate_view(self, t_len: int) -> torch.Tensor:
-        return self.gates[: self.b * t_len * self.n_gates * self.hdim].view(
+    def __init__(
+        self,
+        b: int,
+        chunk: int,
+        hdim: int,
+        gates: int,
+        device: torch.device,
+        shared_gates: torch.Tensor | None = None,
+    ) -> None:
+        self.b, self.chunk, self.hdim, self.n_gates = b, chunk, hdim, gates
+        size = b * chunk * hdim
+        self.gates = (
+            [shared_gates, shared_gates]
+            if shared_gates is not None
+            else [torch.empty(size * gates, device=device) for _ in range(2)]
+        )
+        self.c = [torch.empty(size, device=device) for _ in range(2)] if gates == 4 else []
+        self.h = [torch.empty(size, device=device) for _ in range(2)]
+
+    def gate_view(self, slot: int, t_len: int) -> torch.Tensor:
+        return self.gates[slot][: self.b * t_len * self.n_gates * self.hdim].view(
             self.b, t_len, self.n_gates * self.hdim
         )
 
-    def c_view(self, t_len: int) -> torch.Tensor:
-        return self.c[: self.b * t_len * self.hdim].view(self.b, t_len, self.hdim)
+    def c_view(self, slot: int, t_len: int) -> torch.Tensor:
+        return self.c[slot][: self.b * t_len * self.hdim].view(self.b, t_len, self.hdim)
+
+    def h_view(self, slot: int, t_len: int) -> torch.Tensor:
+        return self.h[slot][: self.b * t_len * self.hdim].view(self.b, t_len, self.hdim)
 
 
 class _StepLayer(_Layer):
@@ -508,22 +531,18 @@ class _StepLayer(_Layer):
             self.b_h = b_hh.contiguous()
             self.gate_cols = {"r": 0, "z": 1, "n": 2}
             self.hp = torch.empty(buffers.b, 3 * hdim, device=device)
-        self.h = torch.empty(buffers.b * buffers.chunk * hdim, device=device)
-        self._views: dict[int, list[tuple[torch.Tensor, ...]]] = {}
+        self._views: dict[tuple[int, int], list[tuple[torch.Tensor, ...]]] = {}
 
-    def _h_view(self, t_len: int) -> torch.Tensor:
-        return self.h[: self.buf.b * t_len * self.hdim].view(self.buf.b, t_len, self.hdim)
-
-    def _step_views(self, t_len: int) -> list[tuple[torch.Tensor, ...]]:
-        views = self._views.get(t_len)
+    def _step_views(self, slot: int, t_len: int) -> list[tuple[torch.Tensor, ...]]:
+        views = self._views.get((slot, t_len))
         if views is None:
             hd = self.hdim
-            g, h = self.buf.gate_view(t_len), self._h_view(t_len)
+            g, h = self.buf.gate_view(slot, t_len), self.buf.h_view(slot, t_len)
             views = []
             for t in range(t_len):
                 gt = g[:, t]
                 if self.lstm:
-                    ct = self.buf.c_view(t_len)[:, t]
+                    ct = self.buf.c_view(slot, t_len)[:, t]
                     views.append(
                         (gt, gt[:, : 3 * hd], gt[:, 3 * hd :], gt[:, :hd], gt[:, hd : 2 * hd],
                          gt[:, 2 * hd : 3 * hd], ct, h[:, t])
@@ -534,14 +553,14 @@ class _StepLayer(_Layer):
                         (gt[:, : 2 * hd], gt[:, :hd], gt[:, hd : 2 * hd], gt[:, 2 * hd :],
                          hp[:, : 2 * hd], hp[:, 2 * hd :], h[:, t])
                     )  # fmt: skip
-            self._views[t_len] = views
+            self._views[(slot, t_len)] = views
         return views
 
-    def run(self, x: torch.Tensor, state: State) -> tuple[Outputs, torch.Tensor, State]:
+    def run(self, x: torch.Tensor, state: State, slot: int) -> tuple[Outputs, torch.Tensor, State]:
         b, t_len, _ = x.shape
-        g = self.buf.gate_view(t_len)
+        g = self.buf.gate_view(slot, t_len)
         torch.addmm(self.b_x, x.reshape(b * t_len, -1), self.w_ih_t, out=g.view(b * t_len, -1))
-        views = self._step_views(t_len)
+        views = self._step_views(slot, t_len)
         h_prev = state[0]
         if self.lstm:
             c_prev = state[1]
@@ -564,12 +583,12 @@ class _StepLayer(_Layer):
                 ht.mul_(z).add_(n)
                 h_prev = ht
             new_state = (h_prev.clone(),)
-        h = self._h_view(t_len)
+        h = self.buf.h_view(slot, t_len)
         outputs: Outputs = {}
         if "h" in self.kinds:
             outputs["h"] = h
         if "c" in self.kinds:
-            outputs["c"] = self.buf.c_view(t_len)
+            outputs["c"] = self.buf.c_view(slot, t_len)
         if "gates" in self.kinds:
             hd = self.hdim
             for name, col in self.gate_cols.items():
@@ -607,10 +626,19 @@ class Engine:
         rnn = model.rnn
         self.layers: list[_Layer] = []
         if needs_steps:
-            buffers = _Buffers(streams, chunk, spec.hidden_size, len(spec.gates), device)
+            n_gates, hdim = len(spec.gates), spec.hidden_size
+            scratch = (
+                None
+                if "gates" in kinds
+                else torch.empty(streams * chunk * n_gates * hdim, device=device)
+            )
             self.layers = [
-                _StepLayer(spec, rnn, i, device, kinds, buffers) for i in range(spec.layers)
-            ]
+                _StepLayer(
+                    spec, rnn, i, device, kinds,
+                    _Buffers(streams, chunk, hdim, n_gates, device, shared_gates=scratch),
+                )
+                for i in range(spec.layers)
+            ]  # fmt: skip
         else:
             self.layers = [_NativeLayer(spec, rnn, i, device, kinds) for i in range(spec.layers)]
         self.embedding = model.encoder.weight.detach().to(device=device, dtype=torch.float32)
@@ -626,16 +654,17 @@ class Engine:
         ]
 
     def layer_outputs(
-        self, ids: torch.Tensor, state: list[State]
+        self, ids: torch.Tensor, state: list[State], slot: int = 0
     ) -> Iterator[tuple[int, Outputs, torch.Tensor]]:
         """For ids ``(B, T)``, yield ``(layer, outputs, y)`` layer by layer.
 
-        ``state`` is replaced in place by the state after the chunk. Write each
-        layer's outputs before advancing: the next layer may reuse the buffers.
+        ``state`` is replaced in place by the state after the chunk. The values
+        may be views of the buffers of ``slot`` (0 or 1): they stay valid until
+        the next chunk computed into the same slot.
         """
         x = torch.nn.functional.embedding(ids, self.embedding)
         for i, layer in enumerate(self.layers):
-            outputs, x, state[i] = layer.run(x, state[i])
+            outputs, x, state[i] = layer.run(x, state[i], slot)
             yield i, outputs, x
 
     def predict(
@@ -1045,6 +1074,17 @@ def extract(
         reader.close()
 
 
+@dataclass
+class _Write:
+    """Rows ``values[b, :counts[b]]`` go to ``file`` at row ``row0[b]``, for each stream b."""
+
+    file: ArrayFile
+    values: torch.Tensor | np.ndarray  # (B, T, ...)
+    row0: np.ndarray
+    counts: np.ndarray
+    surprisal: bool = False
+
+
 class _Run:
     """One attempt at an extraction: open the files, run the chunks, publish."""
 
@@ -1142,26 +1182,37 @@ class _Run:
             )
         else:
             report(0, force=True)
-        last_ck = time.monotonic()
-        syncer = _Syncer(self.files, plan.starts, ck_path)
+        self.checkpoint_every_s = checkpoint_every_s
+        self.last_checkpoint = time.monotonic()
+        self.syncer = _Syncer(self.files, plan.starts, ck_path)
+        # One thread writes chunk k while chunk k + 1 is computed into the other slot.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="extract-write")
+        pending: deque[Future[None]] = deque()
         try:
             for k in range(first, plan.n_chunks):
-                self._chunk(k, state)
-                syncer.rows_done(np.minimum(plan.lengths, (k + 1) * plan.chunk))
-                self.completed = _Checkpoint(
-                    plan.fingerprint, k + 1, list(state), self.surprisal_max
-                )
-                now = time.monotonic()
-                if k + 1 < plan.n_chunks and now - last_ck >= checkpoint_every_s and syncer.idle():
-                    on_cpu = [tuple(t.to("cpu") for t in layer) for layer in state]
-                    syncer.checkpoint(dataclasses.replace(self.completed, state=on_cpu))
-                    last_ck = now
+                if len(pending) == 2:
+                    pending.popleft().result()  # slot k % 2 is free again
+                writes = self._chunk(k, state, k % 2)
+                pending.append(pool.submit(self._write, k, writes, list(state)))
                 report(plan.tokens_done(k + 1))
-        except BaseException:
+            while pending:
+                pending.popleft().result()
+        except Cancelled:
+            pool.shutdown(wait=True, cancel_futures=True)
             with contextlib.suppress(Exception):
-                syncer.close()
+                self.syncer.close()
             raise
-        syncer.close()
+        except BaseException:
+            # Let the chunks already computed reach the files, so the checkpoint covers them.
+            for fut in pending:
+                with contextlib.suppress(BaseException):
+                    fut.result()
+            pool.shutdown(wait=True)
+            with contextlib.suppress(Exception):
+                self.syncer.close()
+            raise
+        pool.shutdown(wait=True)
+        self.syncer.close()
         report(plan.n, force=True)
 
         self.progress(0.98, "Layer states: publishing the state set")
@@ -1185,8 +1236,11 @@ class _Run:
             copied = dataclasses.replace(info, name=name)
             writer.add_annotation(copied, np.asarray(values))
 
-    def _chunk(self, k: int, state: list[State]) -> None:
-        """Compute chunk ``k`` of every stream from ``state`` (advanced in place) and write it."""
+    def _chunk(self, k: int, state: list[State], slot: int) -> list[_Write]:
+        """Compute chunk ``k`` of every stream from ``state`` (advanced in place).
+
+        Returns what to write; the values may live in the buffers of ``slot``.
+        """
         plan, engine = self.plan, self.engine
         dev = engine.device
         t0 = k * plan.chunk
@@ -1200,28 +1254,48 @@ class _Run:
             ext[b, :m] = self.table[self.reader.read(a, a + m)]
         ids = np.where(ext[:, :t_len] >= 0, ext[:, :t_len], 0)
         row0 = plan.starts + t0
-        _write_streams(self.tokens, ids.astype(np.int32), row0, counts)
+        writes = [_Write(self.tokens, ids.astype(np.int32), row0, counts)]
 
         top_h: torch.Tensor | None = None
-        for layer, outputs, y in engine.layer_outputs(torch.from_numpy(ids).to(dev), state):
+        ids_t = torch.from_numpy(ids).to(dev)
+        for layer, outputs, y in engine.layer_outputs(ids_t, state, slot):
             for kind, t in outputs.items():
-                _write_streams(self.sources[(layer, kind)], _as_numpy(t), row0, counts)
+                writes.append(_Write(self.sources[(layer, kind)], t, row0, counts))
             top_h = y
         if top_h is None or not (plan.topk or plan.surprisal):
-            return
+            return writes
         targets = torch.from_numpy(np.ascontiguousarray(ext[:, 1:])).to(dev)
         top_ids, top_p, surp = engine.predict(top_h, targets, plan.topk, plan.surprisal)
         if self.top is not None and top_ids is not None and top_p is not None:
-            _write_streams(self.top[0], _as_numpy(top_ids), row0, counts)
-            _write_streams(self.top[1], _as_numpy(top_p), row0, counts)
+            writes.append(_Write(self.top[0], top_ids, row0, counts))
+            writes.append(_Write(self.top[1], top_p, row0, counts))
         if self.surprisal is not None and surp is not None:
-            s = _as_numpy(surp)
             # Position t predicts t + 1; a stream's last position predicts nothing stored.
             s_counts = np.clip(np.minimum(counts, plan.lengths - t0 - 1), 0, None)
-            _write_streams(self.surprisal, s, row0 + 1, s_counts)
-            finite = s[np.isfinite(s)]
-            if finite.size:
-                self.surprisal_max = max(self.surprisal_max, float(finite.max()))
+            writes.append(_Write(self.surprisal, surp, row0 + 1, s_counts, surprisal=True))
+        return writes
+
+    def _write(self, k: int, writes: list[_Write], state: list[State]) -> None:
+        """Write chunk ``k`` (in the writer thread), then let it count as complete."""
+        plan = self.plan
+        for w in writes:
+            arr = w.values if isinstance(w.values, np.ndarray) else _as_numpy(w.values)
+            _write_streams(w.file, arr, w.row0, w.counts)
+            if w.surprisal:
+                finite = arr[np.isfinite(arr)]
+                if finite.size:
+                    self.surprisal_max = max(self.surprisal_max, float(finite.max()))
+        self.completed = _Checkpoint(plan.fingerprint, k + 1, state, self.surprisal_max)
+        self.syncer.rows_done(np.minimum(plan.lengths, (k + 1) * plan.chunk))
+        now = time.monotonic()
+        if (
+            k + 1 < plan.n_chunks
+            and now - self.last_checkpoint >= self.checkpoint_every_s
+            and self.syncer.idle()
+        ):
+            on_cpu = [tuple(t.to("cpu") for t in layer) for layer in state]
+            self.syncer.checkpoint(dataclasses.replace(self.completed, state=on_cpu))
+            self.last_checkpoint = now
 
 
 def params_to_json(params: ExtractParams) -> dict[str, Any]:
