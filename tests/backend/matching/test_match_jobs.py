@@ -164,3 +164,43 @@ def test_imported_and_sample_statesets_have_their_indexes(owner_api, imported, o
     sample = StateSet.objects.get(project__slug=SAMPLE_SLUG)
     indexes = owner_api.get(f"/api/statesets/{sample.id}/").json()["indexes"]
     assert indexes["match"] is True and indexes["search"] is True
+
+
+def test_concurrent_identical_requests_share_one_row_and_one_job(owner, imported, settings):
+    """Twelve identical POSTs at the same moment, each on its own connection."""
+    import threading
+
+    from django.db import connection
+    from rest_framework.test import APIClient
+
+    settings.STATELAB_MATCH_WAIT_S = 0.3
+    barrier = threading.Barrier(12)
+    answers: list[tuple[int, str]] = []
+
+    def ask(i):
+        client = APIClient()
+        client.force_authenticate(owner)
+        cells = [5, 3, 1] if i % 2 else [1, 3, 5]
+        try:
+            barrier.wait()
+            r = client.post(
+                f"/api/statesets/{imported.stateset}/matches/",
+                {"source": imported.source, "cells": cells},
+                format="json",
+            )
+            answers.append((r.status_code, r.json()["job"]["id"]))
+        finally:
+            connection.close()
+
+    with no_worker():
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert len(answers) == 12
+    assert {status for status, _ in answers} == {202}
+    assert len({job for _, job in answers}) == 1
+    assert Match.objects.count() == 1
+    assert Job.objects.filter(kind="match").count() == 1
+    assert str(Match.objects.get().job_id) == answers[0][1]
