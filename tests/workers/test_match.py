@@ -250,6 +250,46 @@ def test_long_runs_use_the_summaries_and_stay_exact(tmp_path: Path) -> None:
         assert_same(_shard_merge(ss, q, 777, True), want, len(cells), "shards")
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), case=matrices(), threads=st.integers(2, 5))
+def test_parallel_parts_equal_the_oracle(
+    data: st.DataObject, case: tuple[np.ndarray, str], threads: int
+) -> None:
+    raw, transform = case
+    n, d = raw.shape
+    saved = match_engine._MIN_PART
+    match_engine._MIN_PART = 1  # split even tiny corpora
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            ss = write_stateset(Path(tmp) / "ss", raw, transform)
+            build_match_index(ss.path)
+            q = data.draw(queries(n, d))
+            want = oracle_for(raw, q, transform)
+            m = len(q.cells)
+            assert_same(match(ss, "s0", q, threads=threads), want, m, "parts, index")
+            assert_same(
+                match(ss, "s0", q, threads=threads, use_index=False), want, m, "parts, rows"
+            )
+    finally:
+        match_engine._MIN_PART = saved
+
+
+def test_more_than_64_selected_cells(tmp_path: Path) -> None:
+    """Masks of several 64-bit words (the general kernel)."""
+    rng = np.random.default_rng(9)
+    n, d = 120, 150
+    raw = np.where(rng.random((n, d)) < 0.85, 1.0, -1.0).astype(np.float32)
+    raw[rng.random((n, d)) < 0.02] = math.nan
+    ss = write_stateset(tmp_path / "ss", raw, "none")
+    build_match_index(ss.path)
+    for cells, zl, zr in ((tuple(range(0, 140, 2)), 1, 0), (tuple(range(d)), 0, 2)):
+        q = MatchQuery(cells=cells, threshold=0.5, zero_left=zl, zero_right=zr, min_length=1)
+        want = oracle_for(raw, q, "none")
+        assert_same(match(ss, "s0", q), want, len(cells), "index")
+        assert_same(match(ss, "s0", q, use_index=False), want, len(cells), "rows")
+        assert_same(_shard_merge(ss, q, 17, True), want, len(cells), "shards")
+
+
 def test_budget_makes_the_answer_inexact_and_says_how_much_is_missing(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     raw = np.where(rng.random((400, 4)) < 0.5, 1.0, -1.0).astype(np.float32)
@@ -524,9 +564,11 @@ def test_cuda_gives_the_cpu_answers(tmp_path: Path) -> None:
     for i in range(6):
         cells = tuple(int(c) for c in rng.choice(d, size=1 + i * 2, replace=False))
         q = MatchQuery(cells=cells, threshold=0.3, zero_left=i % 3, zero_right=i % 2)
-        want = match(ss, "s0", q)
+        want = match(ss, "s0", q).to_json()
         for use_index in (True, False):
             got = match(ss, "s0", q, device="cuda", use_index=use_index)
-            assert got.to_json() == want.to_json()
+            assert got.to_json() == want
         parts = [match(ss, "s0", q, shard=b, device="cuda") for b in shard_bounds(n, 3001)]
-        assert merge_results(parts, q.limit).to_json() == want.to_json()
+        merged = merge_results(parts, q.limit).to_json()
+        # "scored" counts work, which sharding changes; the answer is the rest
+        assert {**merged, "scored": 0} == {**want, "scored": 0}
