@@ -22,9 +22,12 @@ if TYPE_CHECKING:
 
 def sparse(hist: Sequence[int]) -> list[list[int]]:
     """`[[length, count], ...]` of the non-zero entries of a dense histogram."""
-    if not hist:
+    if len(hist) == 0:
         return []
-    arr = np.fromiter(hist, dtype=np.int64, count=len(hist))
+    if isinstance(hist, np.ndarray):
+        arr = hist.astype(np.int64, copy=False)
+    else:
+        arr = np.fromiter(hist, dtype=np.int64, count=len(hist))
     idx = np.flatnonzero(arr)
     pairs: list[list[int]] = np.stack([idx, arr[idx]], axis=1).tolist()
     return pairs

@@ -20,6 +20,18 @@ def test_sparse_keeps_exactly_the_lengths_that_occur(hist):
     assert dense(pairs) == hist
 
 
+@given(
+    st.dictionaries(st.integers(1, 20_000), st.integers(1, 100_000), max_size=30),
+)
+def test_sparse_of_long_histograms_with_any_counts(entries):
+    size = max(entries, default=-1) + 1
+    hist = [0] * size
+    for length, count in entries.items():
+        hist[length] = count
+    assert sparse(hist) == sorted([length, count] for length, count in entries.items())
+    assert dense(sparse(hist)) == hist
+
+
 def test_a_result_survives_its_row():
     result = MatchResult(
         hits=[MatchHit(7, 3, 2, 5, 0.4, 1), MatchHit(100, 2, 2, 6, 1 / 3, 1)],
