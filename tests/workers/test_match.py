@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import replace
@@ -541,6 +542,19 @@ def test_stale_or_foreign_index_is_ignored_and_rebuilt(tmp_path: Path) -> None:
     build_match_index(ss.path)
     assert has_match_index(ss, "s0")
     assert not stale.exists()
+
+
+def test_a_deleted_state_set_is_not_held_open(tmp_path: Path) -> None:
+    raw = np.random.default_rng(4).normal(size=(60, 3)).astype(np.float32)
+    first = write_stateset(tmp_path / "a", raw)
+    second = write_stateset(tmp_path / "b", raw)
+    build_match_index(first.path)
+    q = _q(cells=(0, 1), threshold=0.2)
+    match(first, "s0", q)
+    assert any(k[0].startswith(str(tmp_path / "a")) for k in match_engine._MAPS)
+    shutil.rmtree(tmp_path / "a")
+    match(second, "s0", q)
+    assert not any(k[0].startswith(str(tmp_path / "a")) for k in match_engine._MAPS)
 
 
 # --------------------------------------------------------------------------- #

@@ -21,7 +21,10 @@ that has been answering queries), and a few queries are run first to load the
 compiled kernels. Both the default (both cores) and a single thread are timed.
 
 The 10M run happens in child processes (``python -m workers.benchmarks.match
-child ...``) so that their peak resident memory (``ru_maxrss``) is their own: the
+child ...``) so that their resident memory is their own. Peak memory is the
+kernel's high-water mark ``VmHWM``, reset (``/proc/self/clear_refs``) after the
+set-up so that it covers the matches alone; ``ru_maxrss`` would not do, as Linux
+carries the parent's peak across ``fork``/``exec`` into it. The runs are the
 same queries at 1M and 10M tokens on a source of ``--match-large-cells`` cells
 (128 by default: the scan reads only the 8 selected cells, so the growth with N
 does not depend on D, while 10M x 650 float32 would need 26 GB of disk; the
@@ -32,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -248,7 +250,6 @@ def child(argv: list[str]) -> None:
     out["rss_before_queries_mib"] = round(rss_before / 1024, 1)
     out["peak_rss_mib"] = round(peak / 1024, 1)
     out["peak_rss_increase_mib"] = round((peak - rss_before) / 1024, 1)
-    out["process_max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(out))
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -291,21 +292,41 @@ class _Mapped:
 
 _MAPS: OrderedDict[tuple[str, int, int], _Mapped] = OrderedDict()
 _MAPS_KEPT = 8
+_MAPS_LOCK = threading.Lock()
 # Corpora longer than this release the pages they read after each chunk.
 RELEASE_ABOVE = 4_000_000
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
 def _mapped(path: str, offset: int, dtype: type, shape: tuple[int, int]) -> _Mapped:
-    st = os.stat(path)
-    key = (path, st.st_ino, st.st_mtime_ns)
-    found = _MAPS.get(key)
-    if found is None:
-        found = _Mapped(path, offset, dtype, shape)
-        _MAPS[key] = found
-        while len(_MAPS) > _MAPS_KEPT:
-            _MAPS.popitem(last=False)  # the map closes when its last view goes
-    _MAPS.move_to_end(key)
-    return found
+    """The process's map of ``path``, made on first use.
+
+    Maps of files that were replaced or deleted since are dropped first, so a
+    deleted state set's disk space is not held by a worker that matched it.
+    """
+    with _MAPS_LOCK:
+        for key in list(_MAPS):
+            if _identity(key[0]) != key[1:]:
+                del _MAPS[key]  # the map closes when its last view goes
+        ident = _identity(path)
+        if ident is None:
+            raise FileNotFoundError(path)
+        key = (path, *ident)
+        found = _MAPS.get(key)
+        if found is None:
+            found = _Mapped(path, offset, dtype, shape)
+            _MAPS[key] = found
+            while len(_MAPS) > _MAPS_KEPT:
+                _MAPS.popitem(last=False)
+        _MAPS.move_to_end(key)
+        return found
 
 
 class _Files:
@@ -328,7 +349,11 @@ class _Files:
 
     def close(self) -> None:
         if self.release:
+            # Scattered reads (checks, edge rows, the insides of candidates) too.
             self.src.release_all()
+            if self.codes is not None:
+                self.codes.release_all()
+                self.mins.release_all()
 
     @property
     def chunk(self) -> int:
@@ -665,8 +690,9 @@ def run(
         files.close()
 
 
-# Threads per CPU match (parts of at least _MIN_PART positions each).
-THREADS = min(2, os.cpu_count() or 1)
+# Threads per CPU match (parts of at least _MIN_PART positions each). A worker
+# host that runs several matches at once may set STATELAB_MATCH_THREADS=1.
+THREADS = max(1, int(os.environ.get("STATELAB_MATCH_THREADS", "0")) or min(2, os.cpu_count() or 1))
 _MIN_PART = 1 << 18
 # Candidates emitted by the kernel between two hand-overs to the collector.
 _OUT_CAP = 1 << 15
