@@ -275,6 +275,28 @@ def test_parallel_parts_equal_the_oracle(
         match_engine._MIN_PART = saved
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), case=matrices())
+def test_reads_of_large_corpora_equal_the_oracle(
+    data: st.DataObject, case: tuple[np.ndarray, str]
+) -> None:
+    """Above RELEASE_ABOVE tokens, scattered reads go through pread and pages are handed back."""
+    raw, transform = case
+    n, d = raw.shape
+    saved = match_engine.RELEASE_ABOVE
+    match_engine.RELEASE_ABOVE = 0
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            ss = write_stateset(Path(tmp) / "ss", raw, transform)
+            build_match_index(ss.path)
+            q = data.draw(queries(n, d))
+            want = oracle_for(raw, q, transform)
+            assert_same(match(ss, "s0", q), want, len(q.cells), "released, index")
+            assert_same(match(ss, "s0", q, use_index=False), want, len(q.cells), "released")
+    finally:
+        match_engine.RELEASE_ABOVE = saved
+
+
 def test_more_than_64_selected_cells(tmp_path: Path) -> None:
     """Masks of several 64-bit words (the general kernel)."""
     rng = np.random.default_rng(9)

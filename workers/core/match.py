@@ -277,7 +277,9 @@ class MatchResult:
     when there is none). ``candidates`` counts the candidates that passed the
     length filter and range restriction, ``scored`` those whose union was
     computed, ``unscored`` those that would have needed it but fell beyond the
-    budget (then ``exact`` is False).
+    budget (then ``exact`` is False). ``scored`` is work done, not part of the
+    answer: shards prune on their own, so a merge of shards usually scored
+    more than one pass. ``timings_ms`` (not serialised) says where the time went.
     """
 
     hits: list[MatchHit]

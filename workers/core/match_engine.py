@@ -3,26 +3,30 @@
 One pass over the corpus (or a shard of it) in chunks of positions:
 
 1. **Bits.** The on/off bits of the ``m`` selected cells for a chunk, packed per
-   position into ``m``-bit masks plus ``count``. With the match index the codes
-   of the selected cells are read (``m x chunk x 2`` bytes) and classified by
+   position into ``m``-bit masks. With the match index the codes of the selected
+   cells are read (``m x chunk x 2`` bytes) and classified by
    :func:`index_classes`; codes that straddle the threshold are checked against
    the float32 source with the very expression the viewer uses,
    ``apply_transform(values, transform) >= threshold``. Without an index the
    rows of the chunk are read from the row-major source and thresholded the same
    way.
-2. **Candidates.** ``match_kernels.stream`` keeps the stack of open runs (every
-   level at once) and each selected cell's run state, so when a candidate ends it
-   knows its level (the minimum count) and ``I`` at once.
-3. **Reduce.** Histograms are counted, the length filter and range restriction
-   applied, and only candidates that can still reach the top ``K`` by ``I`` are
-   kept (:class:`Collector`): ``I_K`` is known from the counts per ``I``.
-4. **Union.** ``U`` needs all ``D`` cells, so it is computed only for the kept
-   candidates, from their rows of the row-major source (contiguous reads), by
-   :func:`score`; the final order is ``(I desc, U asc, L desc, a asc)``.
+2. **Candidates.** ``match_kernels.stream1``/``stream`` keep the stack of open
+   runs (every level at once) with the AND of the masks over each run, so when a
+   candidate ends its level (the minimum count) and ``I`` are known at once; the
+   kernel counts the histograms and ``counts[I]`` of the eligible candidates
+   (length filter, range restriction) and hands over those whose ``I`` can still
+   reach the top ``K`` (:class:`Collector`).
+3. **Union.** ``U`` needs all ``D`` cells, so it is computed only for the kept
+   candidates: edge rows from the row-major source, the inside from the index
+   (:func:`_score_index`), or all their rows without an index
+   (:func:`_score_rows`); the final order is ``(I desc, U asc, L desc, a asc)``.
 
-Memory is bounded by the chunk size and the budget, not by ``N``: chunks are
-read with ``pread`` into buffers that are reused, and the collector holds at most
-about twice the budget of candidates.
+A long range is split into parts scanned by two threads (the kernels release
+the GIL); parts are shards, merged exactly. Files are memory-mapped once per
+process; for corpora above ``RELEASE_ABOVE`` tokens the pages a match read are
+handed back (they stay in the page cache), so resident memory is bounded by the
+chunk size and the budget, not by ``N``. ``docs/matching.md`` has the details
+and the exactness argument.
 """
 
 from __future__ import annotations
@@ -66,8 +70,10 @@ __all__ = [
 CHUNK = 1 << 17
 # float32 values per read of the row-major source (16 MiB).
 ROW_VALUES = 4 << 20
-# Candidates whose union is computed together.
+# Candidates whose union is computed together (fewer where pages are handed back
+# after each group).
 SCORE_GROUP = 2048
+SCORE_GROUP_RELEASED = 256
 
 _FINITE_LO = 0x0080  # codes 0x0000-0x007E: negative NaN only; 0x007F: -inf and NaN
 _FINITE_HI = 0xFF7F  # 0xFF80: +inf and NaN; 0xFF81-0xFFFF: positive NaN only
@@ -339,6 +345,9 @@ class _Files:
         self.checks = 0
         self.release = plan.n > RELEASE_ABOVE
         self.src = _mapped(plan.src_path, plan.src_offset, np.float32, (plan.n, plan.d))
+        # Scattered reads of a large source go through pread: a page fault in a
+        # map brings in a whole folio of the page cache (up to megabytes here).
+        self.fd = os.open(plan.src_path, os.O_RDONLY) if self.release else -1
         if idx is not None:
             self.codes = _mapped(str(idx.codes_path), idx.offset, np.uint16, (idx.cells, idx.rows))
             self.mins = _mapped(
@@ -347,7 +356,47 @@ class _Files:
             self.classes = index_classes(plan.transform, plan.threshold)
             self.keys = key_classes(plan.transform, plan.threshold)
 
+    def rows(self, first: np.ndarray, count: int) -> np.ndarray:
+        """float32 (k, count, D): rows ``first[i] .. first[i] + count - 1`` of the
+        source, NaN where a row lies outside the corpus (NaN is off)."""
+        plan = self.plan
+        rows = first[:, None] + np.arange(count, dtype=np.int64)[None, :]
+        valid = (rows >= 0) & (rows < plan.n)
+        if not self.release:
+            out = np.ascontiguousarray(self.src.array[np.clip(rows, 0, plan.n - 1)])
+        else:
+            out = np.empty((first.size, count, plan.d), dtype=np.float32)
+            row_bytes = 4 * plan.d
+            for i, f in enumerate(first.tolist()):
+                lo, hi = max(0, f), min(plan.n, f + count)
+                if hi > lo:
+                    view = out[i, lo - f : hi - f]
+                    got = os.preadv(
+                        self.fd, [view.data.cast("B")], plan.src_offset + row_bytes * lo
+                    )
+                    if got != view.nbytes:
+                        raise OSError("the source is shorter than its header says")
+        out[~valid] = np.nan
+        return out
+
+    def values(self, ts: np.ndarray, cs: np.ndarray) -> np.ndarray:
+        """float32 values ``source[ts[i], cs[i]]`` (contiguous, for ``Plan.is_on``)."""
+        plan = self.plan
+        if not self.release or ts.size > 65536:
+            out = np.ascontiguousarray(self.src.array[ts, cs])
+            if self.release:
+                self.src.release_all()
+            return out
+        out = np.empty(ts.size, dtype=np.float32)
+        base = plan.src_offset + 4 * (ts * plan.d + cs)
+        for i, off in enumerate(base.tolist()):
+            out[i] = np.frombuffer(os.pread(self.fd, 4, off), dtype=np.float32)[0]
+        return out
+
     def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
         if self.release:
             # Scattered reads (checks, edge rows, the insides of candidates) too.
             self.src.release_all()
@@ -388,7 +437,7 @@ class _Files:
                     break
                 cap = k
             js, ts = js[:k], ts[:k]
-            values = np.ascontiguousarray(self.src.array[ts + t0, plan.cells[js]])
+            values = self.values(ts + t0, plan.cells[js])
             K.set_bits(js, ts, plan.is_on(values), mask)
             self.checks += int(js.size)
         if self.release:
@@ -527,40 +576,45 @@ def _score_index(
 
     assert files.codes is not None
     codes = files.codes.array
-    src = files.src.array
-    src_bits = src.view(np.uint32)
     i_on, _i_hi, i_ck_lo, i_ck_hi = files.classes
     is_c = np.zeros(plan.d, dtype=np.bool_)
     is_c[plan.cells] = True
     size = np.zeros(a.size, dtype=np.int64)
-    for g0 in range(0, a.size, SCORE_GROUP):
-        ga = np.ascontiguousarray(a[g0 : g0 + SCORE_GROUP])
-        gb = ga + length[g0 : g0 + SCORE_GROUP] - 1
+    group = SCORE_GROUP_RELEASED if files.release else SCORE_GROUP
+    for g0 in range(0, a.size, group):
+        ga = np.ascontiguousarray(a[g0 : g0 + group])
+        gb = ga + length[g0 : g0 + group] - 1
+        edges = np.concatenate(
+            [files.rows(ga - plan.zl, plan.zl + 1), files.rows(gb, plan.zr + 1)], axis=1
+        ).view(np.uint32)
         gsize = np.zeros(ga.size, dtype=np.int64)
         ginter = np.zeros(ga.size, dtype=np.int64)
         cap = 4096
         while True:
             pend = np.empty((4, cap), dtype=np.int64)
             npend = K.score_index(
-                codes, files.mins.array, SUMMARY_BLOCK, src_bits, ga, gb, plan.zl, plan.zr, is_c,
+                codes, files.mins.array, SUMMARY_BLOCK, edges, ga, gb, plan.zl, is_c,
                 *files.keys, i_on, i_ck_lo, i_ck_hi,
                 gsize, ginter, pend[0], pend[1], pend[2], pend[3],
             )  # fmt: skip
             if npend <= cap:
                 break
             cap = npend
+        if files.release:
+            files.codes.release_all()
+            files.mins.release_all()
         if npend:
             pi, pc, pp, pw = pend[0, :npend], pend[1, :npend], pend[2, :npend], pend[3, :npend]
-            on = plan.is_on(np.ascontiguousarray(src[pp, pc]))
+            on = plan.is_on(files.values(pp, pc))
             key = pi * plan.d + pc
             good = np.setdiff1d(np.unique(key), key[on != (pw == 1)])
             gi, gc = good // plan.d, good % plan.d
             np.add.at(gsize, gi, 1)
             np.add.at(ginter, gi, is_c[gc].astype(np.int64))
             files.checks += int(npend)
-        if not np.array_equal(ginter, inter[g0 : g0 + SCORE_GROUP]):
+        if not np.array_equal(ginter, inter[g0 : g0 + group]):
             raise RuntimeError("the match index disagrees with the source; rebuild the index")
-        size[g0 : g0 + SCORE_GROUP] = gsize
+        size[g0 : g0 + group] = gsize
     return size
 
 

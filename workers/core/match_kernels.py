@@ -609,11 +609,10 @@ def score_index(
     codes: np.ndarray,
     mins: np.ndarray,
     block: int,
-    src_bits: np.ndarray,
+    edges: np.ndarray,
     a: np.ndarray,
     b: np.ndarray,
     zl: int,
-    zr: int,
     is_c: np.ndarray,
     on_lo: int,
     on_hi: int,
@@ -633,87 +632,63 @@ def score_index(
 ) -> int:
     """``|C'(R)|`` and ``I`` of the candidates ``[a, b]``, cell by cell.
 
-    ``src_bits`` is the float32 source viewed as uint32 (N, D), read at the edge
-    rows ``a - zl .. a`` and ``b .. b + zr`` (contiguous in a row-major source);
-    the positions strictly inside come from the index: ``mins`` (D, N / block)
-    for whole summary blocks, ``codes`` (D, N) for the rest. Every
-    value is classified by its code; a cell is rejected at the first value that
-    is surely wrong (on where it must be off or the reverse), and each value that
-    needs the exact check is listed in ``pend_*`` as (candidate, cell, position,
-    wanted on) with the cell left out of ``size``/``inter`` for the caller to
-    settle. Returns the number of pending checks; when it exceeds the arrays'
-    length the caller must retry with longer arrays.
+    ``edges`` is uint32 (k, zl + 1 + zr + 1, D): the float32 bits of rows
+    ``a - zl .. a`` and then ``b .. b + zr`` of each candidate, NaN for rows
+    outside the corpus (NaN is off). The positions strictly inside come from the
+    index: ``mins`` (D, N / block) for whole summary blocks, ``codes`` (D, N) for
+    the rest. Edge values are classified by their key codes (``on_lo`` ..
+    ``sp2``), index codes by ``i_on`` .. ``i_ck_hi``; a cell is rejected at the
+    first value that is surely wrong (on where it must be off or the reverse),
+    and each value that needs the exact check is listed in ``pend_*`` as
+    (candidate, cell, position, wanted on) with the cell left out of
+    ``size``/``inter`` for the caller to settle. Returns the number of pending
+    checks; when it exceeds the arrays' length the caller must retry with
+    longer arrays.
     """
-    n = src_bits.shape[0]
-    d = src_bits.shape[1]
+    d = edges.shape[2]
+    zr = edges.shape[1] - zl - 2
     cap = pend_i.shape[0]
     npend = 0
     maybe = np.empty(d, dtype=np.uint8)
     for i in range(a.shape[0]):
         ai = a[i]
         bi = b[i]
+        rows = edges[i]
         s_count = 0
         s_inter = 0
         # Which cells may fit the edge rows: branch-free passes over whole rows
         # (most cells fail here), the exact walk below only for the rest.
         maybe[:] = 1
-        _edge_pass(src_bits[ai], True, maybe, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
-        for p in range(max(0, ai - zl), ai):
-            _edge_pass(src_bits[p], False, maybe, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+        _edge_pass(rows[zl], True, maybe, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+        for r in range(zl):
+            _edge_pass(rows[r], False, maybe, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
         if bi > ai:
-            _edge_pass(src_bits[bi], True, maybe, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
-        for p in range(bi + 1, min(n, bi + zr + 1)):
-            _edge_pass(src_bits[p], False, maybe, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+            _edge_pass(rows[zl + 1], True, maybe, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+        for r in range(zl + 2, zl + 2 + zr):
+            _edge_pass(rows[r], False, maybe, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
         for c in range(d):
             if not maybe[c]:
                 continue
             first = npend
-            # on at a, then off before a, on at b, off after b, on inside
-            v = _value_class(src_bits[ai, c], on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
-            if v == 2:
-                if npend < cap:
-                    pend_i[npend] = i
-                    pend_c[npend] = c
-                    pend_p[npend] = ai
-                    pend_want[npend] = 1
-                npend += 1
             bad = False
-            for p in range(max(0, ai - zl), ai):
-                v = _value_class(src_bits[p, c], on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
-                if v == 1:
-                    bad = True
-                    break
+            # Edge rows (row r is position a - zl + r, then b + r - zl - 1):
+            # on at a and b, off elsewhere.
+            for r in range(zl + 2 + zr):
+                if r == zl + 1 and bi == ai:
+                    continue
+                want = r == zl or r == zl + 1
+                pos = ai - zl + r if r <= zl else bi + r - zl - 1
+                v = _value_class(rows[r, c], on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
                 if v == 2:
                     if npend < cap:
                         pend_i[npend] = i
                         pend_c[npend] = c
-                        pend_p[npend] = p
-                        pend_want[npend] = 0
+                        pend_p[npend] = pos
+                        pend_want[npend] = 1 if want else 0
                     npend += 1
-            if not bad and bi > ai:
-                v = _value_class(src_bits[bi, c], on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
-                if v == 0:
+                elif (v == 1) != want:
                     bad = True
-                elif v == 2:
-                    if npend < cap:
-                        pend_i[npend] = i
-                        pend_c[npend] = c
-                        pend_p[npend] = bi
-                        pend_want[npend] = 1
-                    npend += 1
-            if not bad:
-                for p in range(bi + 1, min(n, bi + zr + 1)):
-                    v = _value_class(src_bits[p, c], on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
-                    if v == 1:
-                        bad = True
-                        break
-                    if v == 2:
-                        if npend < cap:
-                            pend_i[npend] = i
-                            pend_c[npend] = c
-                            pend_p[npend] = p
-                            pend_want[npend] = 0
-                        npend += 1
+                    break
             if not bad:
                 # Inside: whole summary blocks by their smallest code, the rest code by code.
                 row = codes[c]
