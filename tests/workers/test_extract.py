@@ -237,25 +237,28 @@ def test_library_kernels_with_recomputed_gates_agree_with_the_step_loop(rnn_type
     """The CUDA strategy (library h, recomputed gates, scanned c) run on the CPU."""
     model = make_model(rnn_type, 2)
     kinds = ["h", "c", "gates"] if rnn_type == "LSTM" else ["h", "gates"]
-    step = Engine(model, kinds, 5, 9, torch.device("cpu"), strategy="step")
+    step = Engine(model, kinds, 5, 9, torch.device("cpu"), strategy="step", lanes=2)
     native = Engine(model, kinds, 5, 9, torch.device("cpu"), strategy="native")
     ids = torch.randint(0, V, (5, 9 * 3 + 4), generator=torch.Generator().manual_seed(3))
     s1, s2 = step.zero_state(), native.zero_state()
     with torch.inference_mode():
         for a in range(0, ids.shape[1], 9):
             chunk = ids[:, a : a + 9]
-            got = {
-                (layer, k): v.clone() for layer, out, _ in native.layer_outputs(chunk, s2)
-                for k, v in out.items()
-            }  # fmt: skip
+            got = {k: v.clone() for r in native.run_chunk(chunk, s2) for k, v in r.values.items()}
+            lanes = step.run_chunk(chunk, s1)
+            assert [(r.b0, r.b1) for r in lanes] == [(0, 2), (2, 5)]
             want = {
-                (layer, k): v.clone() for layer, out, _ in step.layer_outputs(chunk, s1)
-                for k, v in out.items()
-            }  # fmt: skip
+                (layer, kind): torch.cat([r.values[(layer, kind)] for r in lanes])
+                for layer in range(2)
+                for kind in [*kinds[:-1], *(f"gate_{g}" for g in model.spec.gates)]
+            }
             assert got.keys() == want.keys()
-            assert len(want) == 2 * (len(kinds) - 1 + len(model.spec.gates))
             for key, v in want.items():
                 assert (got[key] - v).abs().max() < 1e-5, key
+            for a_state, b_state in zip(s1, s2, strict=True):
+                for x, y in zip(a_state, b_state, strict=True):
+                    assert (x - y).abs().max() < 1e-5
+    step.close()
 
 
 # --------------------------------------------------------------------------- #
