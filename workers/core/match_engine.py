@@ -345,16 +345,23 @@ class _Files:
         self.checks = 0
         self.release = plan.n > RELEASE_ABOVE
         self.src = _mapped(plan.src_path, plan.src_offset, np.float32, (plan.n, plan.d))
-        # Scattered reads of a large source go through pread: a page fault in a
-        # map brings in a whole folio of the page cache (up to megabytes here).
-        self.fd = os.open(plan.src_path, os.O_RDONLY) if self.release else -1
-        if idx is not None:
-            self.codes = _mapped(str(idx.codes_path), idx.offset, np.uint16, (idx.cells, idx.rows))
-            self.mins = _mapped(
-                str(idx.mins_path), idx.mins_offset, np.uint16, (idx.cells, idx.blocks)
-            )
-            self.classes = index_classes(plan.transform, plan.threshold)
-            self.keys = key_classes(plan.transform, plan.threshold)
+        # Scattered reads of the source go through pread: the first fault in a
+        # map brings in a whole folio of the page cache (up to megabytes here),
+        # which costs far more than a system call and stays resident.
+        self.fd = os.open(plan.src_path, os.O_RDONLY)
+        try:
+            if idx is not None:
+                self.codes = _mapped(
+                    str(idx.codes_path), idx.offset, np.uint16, (idx.cells, idx.rows)
+                )
+                self.mins = _mapped(
+                    str(idx.mins_path), idx.mins_offset, np.uint16, (idx.cells, idx.blocks)
+                )
+                self.classes = index_classes(plan.transform, plan.threshold)
+                self.keys = key_classes(plan.transform, plan.threshold)
+        except BaseException:
+            self.close()
+            raise
 
     def rows(self, first: np.ndarray, count: int) -> np.ndarray:
         """float32 (k, count, D): rows ``first[i] .. first[i] + count - 1`` of the
@@ -362,27 +369,22 @@ class _Files:
         plan = self.plan
         rows = first[:, None] + np.arange(count, dtype=np.int64)[None, :]
         valid = (rows >= 0) & (rows < plan.n)
-        if not self.release:
-            out = np.ascontiguousarray(self.src.array[np.clip(rows, 0, plan.n - 1)])
-        else:
-            out = np.empty((first.size, count, plan.d), dtype=np.float32)
-            row_bytes = 4 * plan.d
-            for i, f in enumerate(first.tolist()):
-                lo, hi = max(0, f), min(plan.n, f + count)
-                if hi > lo:
-                    view = out[i, lo - f : hi - f]
-                    got = os.preadv(
-                        self.fd, [view.data.cast("B")], plan.src_offset + row_bytes * lo
-                    )
-                    if got != view.nbytes:
-                        raise OSError("the source is shorter than its header says")
+        out = np.empty((first.size, count, plan.d), dtype=np.float32)
+        row_bytes = 4 * plan.d
+        for i, f in enumerate(first.tolist()):
+            lo, hi = max(0, f), min(plan.n, f + count)
+            if hi > lo:
+                view = out[i, lo - f : hi - f]
+                got = os.preadv(self.fd, [view.data.cast("B")], plan.src_offset + row_bytes * lo)
+                if got != view.nbytes:
+                    raise OSError("the source is shorter than its header says")
         out[~valid] = np.nan
         return out
 
     def values(self, ts: np.ndarray, cs: np.ndarray) -> np.ndarray:
         """float32 values ``source[ts[i], cs[i]]`` (contiguous, for ``Plan.is_on``)."""
         plan = self.plan
-        if not self.release or ts.size > 65536:
+        if ts.size > 65536:  # a threshold where values crowd: read through the map
             out = np.ascontiguousarray(self.src.array[ts, cs])
             if self.release:
                 self.src.release_all()
@@ -402,6 +404,7 @@ class _Files:
             self.src.release_all()
             if self.codes is not None:
                 self.codes.release_all()
+            if hasattr(self, "mins"):
                 self.mins.release_all()
 
     @property
@@ -419,7 +422,7 @@ class _Files:
             rows = np.ascontiguousarray(self.src.array[t0:t1])
             K.pack_bits(plan.is_on(rows[:, plan.cells]), mask)
             if self.release:
-                self.src.release_all()
+                self.src.release(t0, 0, (t1 - t0) * plan.d)  # rows t0 .. t1 - 1
             return
         codes = self.codes.array
         on_lo, on_hi, ck_lo, ck_hi = self.classes
