@@ -110,21 +110,33 @@ def reference(model: RNNLanguageModel, ids: np.ndarray) -> dict[str, np.ndarray]
 # --------------------------------------------------------------------------- #
 
 
+# (tokens, streams, chunk, stream starts): rows of 26 with a last one of 25; rows
+# of 7 with a last one of 5, which ends before the last chunk starts.
+SHAPES = [(103, 4, 7, [0, 26, 52, 78]), (40, 6, 3, [0, 7, 14, 21, 28, 35])]
+
+
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("rnn_type", ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"])
+@pytest.mark.parametrize(("n", "streams", "chunk", "starts"), SHAPES)
 def test_every_value_equals_a_plain_forward_from_each_stream_start(
-    tmp_path: Path, rnn_type: str, layers: int
+    tmp_path: Path,
+    rnn_type: str,
+    layers: int,
+    n: int,
+    streams: int,
+    chunk: int,
+    starts: list[int],
 ) -> None:
-    ids = make_corpus(tmp_path / "corpus", n=103)
+    ids = make_corpus(tmp_path / "corpus", n=n)
     model = make_model(rnn_type, layers)
-    params = ExtractParams(values=ALL, topk=3, surprisal=True, streams=4, chunk=7)
+    params = ExtractParams(values=ALL, topk=3, surprisal=True, streams=streams, chunk=chunk)
     manifest = extract(
         model, VOCAB, tmp_path / "corpus", tmp_path / "ss", params,
         work_dir=tmp_path / "work", progress=quiet,
     )  # fmt: skip
     ss = StateSet.open(tmp_path / "ss")
-    assert manifest.stream_starts == [0, 26, 52, 78]  # 103 tokens, rows of 26, the last 25
-    assert manifest.doc_starts == [0, 34]
+    assert manifest.stream_starts == starts
+    assert manifest.doc_starts == [0, n // 3]
     assert ss.vocab == VOCAB
     np.testing.assert_array_equal(ss.tokens, ids)
     kinds = {"LSTM": ["h", "c", "gate_i", "gate_f", "gate_g", "gate_o"],
@@ -132,7 +144,7 @@ def test_every_value_equals_a_plain_forward_from_each_stream_start(
     assert ss.source_ids == [f"l{layer}_{k}" for layer in range(1, layers + 1) for k in kinds]
 
     log_probs = []
-    for start, stop in zip(manifest.stream_starts, [*manifest.stream_starts[1:], 103], strict=True):
+    for start, stop in zip(manifest.stream_starts, [*manifest.stream_starts[1:], n], strict=True):
         want = reference(model, ids[start:stop])
         assert set(want) == set(ss.source_ids)
         for sid, values in want.items():
@@ -159,7 +171,7 @@ def test_every_value_equals_a_plain_forward_from_each_stream_start(
     assert none is None
     top_ids, top_p = ss.annotation("top_predictions")
     assert top_p is not None
-    assert top_ids.shape == (103, 3)
+    assert top_ids.shape == (n, 3)
     for start, stop, lp in log_probs:
         assert math.isnan(surprisal[start])  # nothing predicts a stream's first token
         want = -lp[np.arange(stop - start - 1), ids[start + 1 : stop]] / math.log(2)
@@ -169,7 +181,7 @@ def test_every_value_equals_a_plain_forward_from_each_stream_start(
         np.testing.assert_allclose(
             top_p[start:stop], np.exp(np.take_along_axis(lp, order, 1)), atol=1e-5
         )
-    assert np.isfinite(surprisal).sum() == 103 - 4
+    assert np.isfinite(surprisal).sum() == n - len(starts)
     info = {a.name: a for a in manifest.annotations}
     assert info["top_predictions"].kind == "wordvec"
     assert info["surprisal"].range is not None

@@ -43,6 +43,28 @@ def test_array_file_refuses_blocks_that_do_not_fit(tmp_path: Path) -> None:
         f.write_rows(0, np.zeros((1, 2)))
 
 
+def test_array_file_spans_write_the_first_rows_of_each_block(tmp_path: Path) -> None:
+    path = tmp_path / "a.npy"
+    f = ArrayFile(path, (10, 2), np.float32)
+    blocks = np.arange(3 * 4 * 2, dtype=np.float32).reshape(3, 4, 2)
+    f.write_spans(np.array([0, 4, 8]), blocks, np.array([4, 3, 2]))
+    with pytest.raises(ValueError, match="outside"):
+        f.write_spans(np.array([8]), blocks[:1], np.array([3]))
+    with pytest.raises(ValueError, match="outside"):
+        f.write_spans(np.array([0]), blocks[:1], np.array([5]))
+    f.write_spans(np.array([7, 12]), blocks[:2], np.array([0, 0]))  # empty spans: anywhere
+    with pytest.raises(ValueError, match="do not fit"):
+        f.write_spans(np.array([0]), np.zeros((1, 4, 3)), np.array([1]))
+    with pytest.raises(ValueError, match="one start and one count"):
+        f.write_spans(np.array([0, 1]), blocks[:1], np.array([1]))
+    f.close()
+    got = np.load(path)
+    np.testing.assert_array_equal(got[:4], blocks[0])
+    np.testing.assert_array_equal(got[4:7], blocks[1, :3])
+    np.testing.assert_array_equal(got[7], [0, 0])  # never written
+    np.testing.assert_array_equal(got[8:], blocks[2, :2])
+
+
 def test_array_file_reuse_keeps_a_matching_file_only(tmp_path: Path) -> None:
     path = tmp_path / "a.npy"
     f = ArrayFile(path, (5,), np.int32)

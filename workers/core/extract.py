@@ -1025,12 +1025,9 @@ def _as_numpy(t: torch.Tensor) -> np.ndarray:
     return t.numpy()
 
 
-def _write_streams(
-    f: ArrayFile, arr: np.ndarray, row0: np.ndarray, counts: np.ndarray, first: int = 0
-) -> None:
-    """Write ``arr[b, first:first + counts[b]]`` at row ``row0[b]`` for each stream."""
-    for b in np.flatnonzero(counts > 0):
-        f.write_rows(int(row0[b]), arr[b, first : first + int(counts[b])])
+def _write_streams(f: ArrayFile, arr: np.ndarray, row0: np.ndarray, counts: np.ndarray) -> None:
+    """Write ``arr[b, :counts[b]]`` at row ``row0[b]`` for each stream ``b``."""
+    f.write_spans(row0, arr, counts)
 
 
 def _existing_result(final_dir: Path, fingerprint: str) -> Manifest | None:

@@ -451,6 +451,44 @@ class ArrayFile:
         while done < len(view):
             done += os.pwrite(fd, view[done:], pos + done)
 
+    def write_spans(self, starts: np.ndarray, blocks: np.ndarray, counts: np.ndarray) -> None:
+        """Write ``blocks[i, :counts[i]]`` as rows ``[starts[i], starts[i] + counts[i])``.
+
+        ``blocks`` has shape ``(n, T, *shape[1:])``: one block of up to ``T`` rows
+        for each of ``n`` spans (an extraction's streams). One call checks
+        everything and then only issues the writes, so a thread writing many
+        small spans holds the interpreter lock as little as possible.
+        """
+        fd = self._require_fd()
+        arr = np.ascontiguousarray(blocks, dtype=self.dtype)
+        starts = np.asarray(starts, dtype=np.int64)
+        counts = np.asarray(counts, dtype=np.int64)
+        if arr.ndim != len(self.shape) + 1 or arr.shape[2:] != self.shape[1:]:
+            raise ValueError(
+                f"blocks of shape {arr.shape} do not fit rows of shape {self.shape[1:]}"
+            )
+        if starts.shape != (arr.shape[0],) or counts.shape != starts.shape:
+            raise ValueError("one start and one count per block are needed")
+        used = counts > 0
+        if counts.size and (
+            counts.min() < 0
+            or counts.max() > arr.shape[1]
+            or (
+                used.any() and (starts[used].min() < 0 or (starts + counts)[used].max() > self.rows)
+            )
+        ):
+            raise ValueError(f"spans lie outside the blocks or outside [0, {self.rows})")
+        view = arr.data.cast("B")
+        block_bytes = arr.shape[1] * self._row_bytes
+        positions = (self._offset + starts * self._row_bytes).tolist()
+        sizes = (counts * self._row_bytes).tolist()
+        for i, (pos, size) in enumerate(zip(positions, sizes, strict=True)):
+            if size:
+                a = i * block_bytes
+                done = os.pwrite(fd, view[a : a + size], pos)
+                while done < size:
+                    done += os.pwrite(fd, view[a + done : a + size], pos + done)
+
     def start_writeback(self, start: int = 0, stop: int | None = None) -> None:
         """Let the kernel start writing rows ``[start, stop)`` to disk (does not wait).
 
