@@ -74,6 +74,8 @@ ROW_VALUES = 4 << 20
 # after each group).
 SCORE_GROUP = 2048
 SCORE_GROUP_RELEASED = 256
+# Rows apart that are still read by one pread, with the rows between them.
+_ROW_GAP = 8
 
 _FINITE_LO = 0x0080  # codes 0x0000-0x007E: negative NaN only; 0x007F: -inf and NaN
 _FINITE_HI = 0xFF7F  # 0xFF80: +inf and NaN; 0xFF81-0xFFFF: positive NaN only
@@ -345,9 +347,10 @@ class _Files:
         self.checks = 0
         self.release = plan.n > RELEASE_ABOVE
         self.src = _mapped(plan.src_path, plan.src_offset, np.float32, (plan.n, plan.d))
-        # Scattered reads of the source go through pread: the first fault in a
-        # map brings in a whole folio of the page cache (up to megabytes here),
-        # which costs far more than a system call and stays resident.
+        # Scattered reads of a large source go through pread: the first fault in
+        # a map brings in a whole folio of the page cache (up to megabytes here),
+        # which costs more than a system call and stays resident. A smaller
+        # source is read through its map, which a warm worker has mostly mapped.
         self.fd = os.open(plan.src_path, os.O_RDONLY)
         try:
             if idx is not None:
@@ -365,26 +368,42 @@ class _Files:
 
     def rows(self, first: np.ndarray, count: int) -> np.ndarray:
         """float32 (k, count, D): rows ``first[i] .. first[i] + count - 1`` of the
-        source, NaN where a row lies outside the corpus (NaN is off)."""
+        source, NaN where a row lies outside the corpus (NaN is off).
+
+        From the map, or (large sources) in runs: rows closer than ``_ROW_GAP``
+        are read by one ``pread`` together with the rows between them.
+        """
         plan = self.plan
         rows = first[:, None] + np.arange(count, dtype=np.int64)[None, :]
         valid = (rows >= 0) & (rows < plan.n)
-        out = np.empty((first.size, count, plan.d), dtype=np.float32)
+        if not self.release:
+            out = np.ascontiguousarray(self.src.array[np.clip(rows, 0, plan.n - 1)])
+            out[~valid] = np.nan
+            return out
+        want = np.unique(rows[valid])
+        out = np.full((first.size, count, plan.d), np.nan, dtype=np.float32)
+        if want.size == 0:
+            return out
+        breaks = np.flatnonzero(np.diff(want) > _ROW_GAP) + 1
+        run_lo = want[np.concatenate([[0], breaks])]
+        run_hi = want[np.concatenate([breaks - 1, [want.size - 1]])] + 1
+        run_at = np.concatenate([[0], np.cumsum(run_hi - run_lo)])
+        buf = np.empty((int(run_at[-1]), plan.d), dtype=np.float32)
         row_bytes = 4 * plan.d
-        for i, f in enumerate(first.tolist()):
-            lo, hi = max(0, f), min(plan.n, f + count)
-            if hi > lo:
-                view = out[i, lo - f : hi - f]
-                got = os.preadv(self.fd, [view.data.cast("B")], plan.src_offset + row_bytes * lo)
-                if got != view.nbytes:
-                    raise OSError("the source is shorter than its header says")
-        out[~valid] = np.nan
+        for lo, hi, at in zip(run_lo.tolist(), run_hi.tolist(), run_at.tolist(), strict=False):
+            view = buf[at : at + hi - lo]
+            got = os.preadv(self.fd, [view.data.cast("B")], plan.src_offset + row_bytes * lo)
+            if got != view.nbytes:
+                raise OSError("the source is shorter than its header says")
+        r = rows[valid]
+        k = np.searchsorted(run_lo, r, side="right") - 1
+        out[valid] = buf[run_at[k] + (r - run_lo[k])]
         return out
 
     def values(self, ts: np.ndarray, cs: np.ndarray) -> np.ndarray:
         """float32 values ``source[ts[i], cs[i]]`` (contiguous, for ``Plan.is_on``)."""
         plan = self.plan
-        if ts.size > 65536:  # a threshold where values crowd: read through the map
+        if not self.release or ts.size > 65536:
             out = np.ascontiguousarray(self.src.array[ts, cs])
             if self.release:
                 self.src.release_all()
