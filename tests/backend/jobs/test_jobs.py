@@ -190,7 +190,7 @@ def test_broker_down_leaves_a_queued_job_that_says_so(project, owner, monkeypatc
     # A Celery app of its own, pointed at a port where nothing listens (Celery lets
     # the environment variable win over the constructor argument, so set both).
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
-    down = Celery("down", broker="redis://127.0.0.1:1/0")
+    down = Celery("down", broker="redis://127.0.0.1:1/0", set_as_current=False)
     down.conf.broker_connection_timeout = 0.5
     monkeypatch.setattr(workers.app, "app", down)
     job, created = job_create(kind="corpus_upload", project=project, user=owner, params={})
