@@ -63,9 +63,14 @@ PRIVATE_REDIS_DB = 12
 
 
 def _drop_broker_connections(app) -> None:
-    """Forget the pooled broker connections, so the next send uses the broker now set."""
-    if app._pool is not None:
-        app._pool.force_close_all()
+    """Forget the pooled broker connections, so the next send uses the broker now set.
+
+    The app's pools live in kombu's process-wide registry, keyed by broker URL; closing
+    one pool without clearing the registry would leave a closed pool there for the next
+    test that sends to the same broker, so the registry is reset as a whole."""
+    from kombu import pools
+
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 
