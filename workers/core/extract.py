@@ -30,8 +30,9 @@ by string, unknown words to the model's ``<unk>``.
 How it is fast: on the CPU, layers whose ``c`` or gates are wanted run as a step
 loop that does the input projection of a whole chunk in one matrix product and
 then one ``addmm`` plus a few in-place elementwise calls per step, writing
-straight into preallocated batch-major buffers (measured at 0.9-1.0x of
-``nn.LSTM``'s oneDNN kernel, which keeps only ``h``). Layers that only need
+straight into preallocated batch-major buffers, in one single-threaded lane per
+core (0.95-1.07x of ``nn.LSTM``'s oneDNN kernel, which keeps only ``h``; see
+``docs/extraction.md`` for the figures with the disk output). Layers that only need
 ``h`` run through ``nn.LSTM``/``nn.GRU``/``nn.RNN`` one layer at a time. On CUDA,
 cuDNN computes ``h``; gates are recomputed from it with two large matrix
 products and ``c`` follows from an elementwise scan, with TF32 switched off so
