@@ -366,24 +366,23 @@ class _Files:
             self.close()
             raise
 
-    def rows(self, first: np.ndarray, count: int) -> np.ndarray:
-        """float32 (k, count, D): rows ``first[i] .. first[i] + count - 1`` of the
-        source, NaN where a row lies outside the corpus (NaN is off).
+    def rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(src, pos)``: uint32 ``src`` (R, D) holds the float32 bits of source rows
+        and ``pos`` (shaped like ``rows``) the row of ``src`` that holds position
+        ``rows[...]``, ``-1`` where the position lies outside the corpus.
 
-        From the map, or (large sources) in runs: rows closer than ``_ROW_GAP``
-        are read by one ``pread`` together with the rows between them.
+        A smaller source is read in place through its map (nothing is copied);
+        a large one in runs: positions closer than ``_ROW_GAP`` are read by one
+        ``pread`` together with the rows between them.
         """
         plan = self.plan
-        rows = first[:, None] + np.arange(count, dtype=np.int64)[None, :]
         valid = (rows >= 0) & (rows < plan.n)
         if not self.release:
-            out = np.ascontiguousarray(self.src.array[np.clip(rows, 0, plan.n - 1)])
-            out[~valid] = np.nan
-            return out
+            return self.src.array.view(np.uint32), np.where(valid, rows, -1)
+        pos = np.full(rows.shape, -1, dtype=np.int64)
         want = np.unique(rows[valid])
-        out = np.full((first.size, count, plan.d), np.nan, dtype=np.float32)
         if want.size == 0:
-            return out
+            return np.zeros((0, plan.d), dtype=np.uint32), pos
         breaks = np.flatnonzero(np.diff(want) > _ROW_GAP) + 1
         run_lo = want[np.concatenate([[0], breaks])]
         run_hi = want[np.concatenate([breaks - 1, [want.size - 1]])] + 1
@@ -397,8 +396,8 @@ class _Files:
                 raise OSError("the source is shorter than its header says")
         r = rows[valid]
         k = np.searchsorted(run_lo, r, side="right") - 1
-        out[valid] = buf[run_at[k] + (r - run_lo[k])]
-        return out
+        pos[valid] = run_at[k] + (r - run_lo[k])
+        return buf.view(np.uint32), pos
 
     def values(self, ts: np.ndarray, cs: np.ndarray) -> np.ndarray:
         """float32 values ``source[ts[i], cs[i]]`` (contiguous, for ``Plan.is_on``)."""
@@ -606,16 +605,23 @@ def _score_index(
     for g0 in range(0, a.size, group):
         ga = np.ascontiguousarray(a[g0 : g0 + group])
         gb = ga + length[g0 : g0 + group] - 1
-        edges = np.concatenate(
-            [files.rows(ga - plan.zl, plan.zl + 1), files.rows(gb, plan.zr + 1)], axis=1
-        ).view(np.uint32)
+        # Edge rows: positions a - zl .. a, then b .. b + zr.
+        src, pos = files.rows(
+            np.concatenate(
+                [
+                    ga[:, None] + np.arange(-plan.zl, 1, dtype=np.int64),
+                    gb[:, None] + np.arange(0, plan.zr + 1, dtype=np.int64),
+                ],
+                axis=1,
+            )
+        )
         gsize = np.zeros(ga.size, dtype=np.int64)
         ginter = np.zeros(ga.size, dtype=np.int64)
         cap = 4096
         while True:
             pend = np.empty((4, cap), dtype=np.int64)
             npend = K.score_index(
-                codes, files.mins.array, SUMMARY_BLOCK, edges, ga, gb, plan.zl, is_c,
+                codes, files.mins.array, SUMMARY_BLOCK, src, pos, ga, gb, plan.zl, is_c,
                 *files.keys, i_on, i_ck_lo, i_ck_hi,
                 gsize, ginter, pend[0], pend[1], pend[2], pend[3],
             )  # fmt: skip

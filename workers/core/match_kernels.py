@@ -609,7 +609,8 @@ def score_index(
     codes: np.ndarray,
     mins: np.ndarray,
     block: int,
-    edges: np.ndarray,
+    src: np.ndarray,
+    at: np.ndarray,
     a: np.ndarray,
     b: np.ndarray,
     zl: int,
@@ -632,9 +633,10 @@ def score_index(
 ) -> int:
     """``|C'(R)|`` and ``I`` of the candidates ``[a, b]``, cell by cell.
 
-    ``edges`` is uint32 (k, zl + 1 + zr + 1, D): the float32 bits of rows
-    ``a - zl .. a`` and then ``b .. b + zr`` of each candidate, NaN for rows
-    outside the corpus (NaN is off). The positions strictly inside come from the
+    ``src`` is uint32 (R, D), float32 bits of source rows, and ``at`` int64
+    (k, zl + 1 + zr + 1) the rows of ``src`` that hold positions ``a - zl .. a``
+    and then ``b .. b + zr`` of each candidate, ``-1`` for positions outside the
+    corpus (off, as NaN would be). The positions strictly inside come from the
     index: ``mins`` (D, N / block) for whole summary blocks, ``codes`` (D, N) for
     the rest. Edge values are classified by their key codes (``on_lo`` ..
     ``sp2``), index codes by ``i_on`` .. ``i_ck_hi``; a cell is rejected at the
@@ -645,27 +647,28 @@ def score_index(
     checks; when it exceeds the arrays' length the caller must retry with
     longer arrays.
     """
-    d = edges.shape[2]
-    zr = edges.shape[1] - zl - 2
+    d = src.shape[1]
+    zr = at.shape[1] - zl - 2
     cap = pend_i.shape[0]
     npend = 0
     maybe = np.empty(d, dtype=np.uint8)
     for i in range(a.shape[0]):
         ai = a[i]
         bi = b[i]
-        rows = edges[i]
+        rows = at[i]
         s_count = 0
         s_inter = 0
         # Which cells may fit the edge rows: branch-free passes over whole rows
         # (most cells fail here), the exact walk below only for the rest.
         maybe[:] = 1
-        _edge_pass(rows[zl], True, maybe, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
-        for r in range(zl):
-            _edge_pass(rows[r], False, maybe, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
-        if bi > ai:
-            _edge_pass(rows[zl + 1], True, maybe, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
-        for r in range(zl + 2, zl + 2 + zr):
-            _edge_pass(rows[r], False, maybe, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+        for r in range(zl + 2 + zr):
+            if r == zl + 1 and bi == ai:
+                continue
+            want_on = r == zl or r == zl + 1
+            if rows[r] >= 0:
+                _edge_pass(src[rows[r]], want_on, maybe, on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+            elif want_on:
+                maybe[:] = 0
         for c in range(d):
             if not maybe[c]:
                 continue
@@ -678,7 +681,9 @@ def score_index(
                     continue
                 want = r == zl or r == zl + 1
                 pos = ai - zl + r if r <= zl else bi + r - zl - 1
-                v = _value_class(rows[r, c], on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
+                v = 0
+                if rows[r] >= 0:
+                    v = _value_class(src[rows[r], c], on_lo, on_hi, ck_lo, ck_hi, sp1, sp2)
                 if v == 2:
                     if npend < cap:
                         pend_i[npend] = i
