@@ -81,31 +81,45 @@ def classify_cells(
     when ``ck_lo <= c <= ck_hi`` (an empty range has ``lo > hi``); every other
     code is off. ``flags[j, k]`` says whether
     block ``k`` (``CHECK_BLOCK`` positions) of cell ``j`` has such a code; the
-    number of flagged blocks is returned. ``mask`` must be zero on entry. The
-    loops use 16-bit wrap-around compares so that they vectorise.
+    number of flagged blocks is returned. ``mask`` must be zero on entry.
+
+    Block by block, eight cells at a time: their bits are gathered in one byte
+    per position and the byte is ORed into the block's masks. The compares are
+    16-bit wrap-around range tests and the per-position work is a select into
+    a byte, so the loops vectorise with narrow lanes (about twice as fast as
+    ORing each cell's bit into the 64-bit masks directly).
     """
     lo = np.uint16(on_lo)
     span = np.uint16((on_hi - on_lo) & 0xFFFF)
-    on_en = np.uint16(on_hi >= on_lo)
+    on_en = on_hi >= on_lo
     clo = np.uint16(ck_lo)
     cspan = np.uint16((ck_hi - ck_lo) & 0xFFFF)
-    ck_en = np.uint16(ck_hi >= ck_lo)
+    ck_en = ck_hi >= ck_lo
+    zero = np.uint8(0)
+    m = cells.shape[0]
+    acc = np.zeros(CHECK_BLOCK, dtype=np.uint8)
     flagged = 0
-    for j in range(cells.shape[0]):
-        row = codes[cells[j], t0 : t0 + t_len]
-        out = mask[j >> 6]
-        shift = np.uint64(j & 63)
-        for k0 in range(0, t_len, CHECK_BLOCK):
-            blk = row[k0 : k0 + CHECK_BLOCK]
-            dst = out[k0 : k0 + CHECK_BLOCK]
-            chk = np.uint16(0)
-            for t in range(blk.shape[0]):
-                c = blk[t]
-                on = np.uint16(np.uint16(c - lo) <= span) & on_en
-                dst[t] |= np.uint64(on) << shift
-                chk |= np.uint16(np.uint16(c - clo) <= cspan) & ck_en
-            flags[j, k0 // CHECK_BLOCK] = chk != 0
-            flagged += chk != 0
+    for k0 in range(0, t_len, CHECK_BLOCK):
+        k1 = min(t_len, k0 + CHECK_BLOCK)
+        n_t = k1 - k0
+        for g in range(0, m, 8):
+            for t in range(n_t):
+                acc[t] = zero
+            for j in range(g, min(m, g + 8)):
+                blk = codes[cells[j], t0 + k0 : t0 + k1]
+                bit = np.uint8(1 << (j - g)) if on_en else zero
+                chk = False
+                for t in range(n_t):
+                    c = blk[t]
+                    acc[t] |= bit if np.uint16(c - lo) <= span else zero
+                    chk |= bool(np.uint16(c - clo) <= cspan)
+                chk = chk and ck_en
+                flags[j, k0 // CHECK_BLOCK] = chk
+                flagged += chk
+            dst = mask[g >> 6, k0:k1]
+            shift = np.uint64(g & 63)
+            for t in range(n_t):
+                dst[t] |= np.uint64(acc[t]) << shift
     return flagged
 
 
