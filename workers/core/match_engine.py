@@ -31,6 +31,7 @@ and the exactness argument.
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
 import threading
@@ -793,11 +794,10 @@ def run_cpu(plan: Plan, files: _Files, s: int, e: int, threads: int | None = Non
     threads = THREADS if threads is None else max(1, threads)
     parts = threads if e - s >= threads * _MIN_PART else 1
     timings: dict[str, float] = {"bits_ms": 0.0, "stream_ms": 0.0}
-    if parts == 1:
+    bounds = _split(plan, files, s, e, parts) if parts > 1 else [(s, e)]
+    if len(bounds) == 1:
         col = _scan(plan, files, s, e, timings)
     else:
-        step = -(-(e - s) // parts)
-        bounds = [(a, min(e, a + step)) for a in range(s, e, step)]
         part_timings: list[dict[str, float]] = [{"bits_ms": 0.0, "stream_ms": 0.0} for _ in bounds]
         with ThreadPoolExecutor(max_workers=len(bounds)) as pool:
             cols = list(
@@ -817,6 +817,39 @@ def run_cpu(plan: Plan, files: _Files, s: int, e: int, threads: int | None = Non
     result = finish(plan, files, col, timings)
     result.timings_ms["total_ms"] = round((time.perf_counter() - t_start) * 1000, 3)
     return result
+
+
+# Positions searched for a split point where every selected cell is off.
+_SPLIT_WINDOW = 1 << 14
+
+
+def _split(plan: Plan, files: _Files, s: int, e: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` shards of ``[s, e)`` to scan at the same time, or ``[(s, e)]``.
+
+    A part scans on past its end until the runs it owns close, so each inner
+    bound is moved to the first position at or after the even split where every
+    selected cell is surely off (by its index code): all runs close there and
+    no part repeats another's work. Where there is no such position within
+    ``_SPLIT_WINDOW`` (cells on for long stretches, like a random walk), a part
+    would scan most of the next one again: the two are scanned as one. Without the
+    index the even split is kept. Any bounds give the same answer (shards merge
+    exactly); this only decides how the work is shared.
+    """
+    step = -(-(e - s) // parts)
+    even = [(a, min(e, a + step)) for a in range(s, e, step)]
+    if files.codes is None:
+        return even
+    on_lo, on_hi, ck_lo, ck_hi = files.classes
+    cuts = [s]
+    for _a, b in even[:-1]:
+        w = min(_SPLIT_WINDOW, e - b)
+        c = files.codes.array[plan.cells, b : b + w].astype(np.int32)
+        live = ((c >= on_lo) & (c <= on_hi)) | ((c >= ck_lo) & (c <= ck_hi))
+        off = np.flatnonzero(~live.any(axis=0))
+        if off.size and b + int(off[0]) > cuts[-1]:
+            cuts.append(b + int(off[0]))
+    cuts.append(e)
+    return list(itertools.pairwise(cuts))
 
 
 def _scan(plan: Plan, files: _Files, s: int, e: int, timings: dict[str, float]) -> Collector:
