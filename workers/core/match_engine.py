@@ -852,25 +852,65 @@ def _split(plan: Plan, files: _Files, s: int, e: int, parts: int) -> list[tuple[
     return list(itertools.pairwise(cuts))
 
 
+# Scratch arrays of finished scans, kept for the next: fresh ones (megabytes)
+# would be faulted in page by page on every query.
+_SCRATCH: list[tuple[tuple[int, int, int], tuple[np.ndarray, ...]]] = []
+_SCRATCH_KEPT = 4
+_SCRATCH_LOCK = threading.Lock()
+
+
 def _scan(plan: Plan, files: _Files, s: int, e: int, timings: dict[str, float]) -> Collector:
     """Scan shard ``[s, e)``: histograms, counts and the candidates that may reach the top."""
+    words = (plan.m + 63) // 64
+    key = (words, plan.zl + files.chunk + plan.zr, min(plan.n + 1, _HIST_CAP))
+    scratch = None
+    with _SCRATCH_LOCK:
+        for i, (k, arrays) in enumerate(_SCRATCH):
+            if k == key:
+                scratch = arrays
+                del _SCRATCH[i]
+                break
+    if scratch is None:
+        scratch = (
+            np.zeros((key[0], key[1]), dtype=np.uint64),
+            np.zeros(key[2], dtype=np.int64),
+            np.zeros(key[2], dtype=np.int64),
+            np.empty((4, _OUT_CAP), dtype=np.int64),
+        )
+    else:
+        for arr in scratch[:3]:
+            arr.fill(0)
+    col = _scan_with(plan, files, s, e, timings, *scratch)
+    with _SCRATCH_LOCK:
+        _SCRATCH.append((key, scratch))
+        del _SCRATCH[:-_SCRATCH_KEPT]
+    return col
+
+
+def _scan_with(
+    plan: Plan,
+    files: _Files,
+    s: int,
+    e: int,
+    timings: dict[str, float],
+    mask: np.ndarray,
+    strict: np.ndarray,
+    fuzzy: np.ndarray,
+    out: np.ndarray,
+) -> Collector:
+    """:func:`_scan` with its large arrays given (zero on entry but ``out``)."""
     from workers.core import match_kernels as K
 
     n, m = plan.n, plan.m
-    words = (m + 63) // 64
+    words = mask.shape[0]
     chunk = files.chunk
-    mask = np.zeros((words, plan.zl + chunk + plan.zr), dtype=np.uint64)
     st_start = np.zeros(m + 2, dtype=np.int64)
     st_level = np.zeros(m + 2, dtype=np.int64)
     st_and = np.zeros((m + 2, words), dtype=np.uint64)
     st_okl = np.zeros((m + 2, words), dtype=np.uint64)
     state = np.zeros(4, dtype=np.int64)
     prev_mask = np.zeros(words, dtype=np.uint64)
-    hcap = min(n + 1, _HIST_CAP)
-    strict = np.zeros(hcap, dtype=np.int64)
-    fuzzy = np.zeros(hcap, dtype=np.int64)
     counts = np.zeros(m + 1, dtype=np.int64)
-    out = np.empty((4, _OUT_CAP), dtype=np.int64)
     col = Collector(m=m, limit=plan.limit, budget=plan.budget)
     long_strict: list[np.ndarray] = []
     long_fuzzy: list[np.ndarray] = []
