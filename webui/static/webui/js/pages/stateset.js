@@ -58,7 +58,10 @@ function sourceById(id) {
 }
 
 function sourceLabel(s) {
-  return `${s.name} · layer ${s.layer} ${s.kind} (${fmtInt(info.length)} × ${fmtInt(s.cells)})`;
+  const what = `layer ${s.layer} ${s.kind}`;
+  // Extracted sources are named "layer 1 h" already: say it once.
+  const name = s.name && s.name !== what ? `${s.name} · ${what}` : what;
+  return `${name} (${fmtInt(info.length)} × ${fmtInt(s.cells)})`;
 }
 
 function makeState() {
