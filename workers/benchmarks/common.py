@@ -99,3 +99,20 @@ def django_setup(var: Path) -> None:
     call_command("migrate", verbosity=0)
     (var / "static").mkdir(parents=True, exist_ok=True)
     _django_ready = var
+
+
+def status_kib(field: str) -> int:
+    """A ``/proc/self/status`` figure in KiB (``VmRSS``, ``VmHWM``); 0 where absent."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def reset_peak_memory() -> None:
+    """Restart the kernel's high-water mark ``VmHWM`` from the current resident set.
+
+    ``ru_maxrss`` cannot be used for a child's own peak: Linux carries the parent's
+    peak across ``fork``/``exec``.
+    """
+    Path("/proc/self/clear_refs").write_text("5")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from workers.benchmarks.common import reset_peak_memory, status_kib
 
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -199,9 +200,7 @@ def _memory_child(root: Path, device: str) -> dict[str, Any]:
     from workers.core.extract import ExtractParams, extract
     from workers.core.store import open_corpus
 
-    # ru_maxrss would carry the parent's peak across fork/exec (the parent may have
-    # mapped gigabytes in other sections): reset the kernel's high-water mark instead.
-    Path("/proc/self/clear_refs").write_text("5")
+    reset_peak_memory()  # the parent may have mapped gigabytes in other sections
     corpus = open_corpus(root / "corpus")
     model = _model(64, len(corpus.vocab), 1, seed=4)
     params = ExtractParams(values=("h", "c", "gates"), topk=5, surprisal=True, streams=128)
@@ -214,16 +213,8 @@ def _memory_child(root: Path, device: str) -> dict[str, Any]:
     return {
         "tokens": corpus.length,
         "seconds": round(seconds, 2),
-        "peak_rss_mib": round(_vm_hwm_kib() / 1024, 1),
+        "peak_rss_mib": round(status_kib("VmHWM") / 1024, 1),
     }
-
-
-def _vm_hwm_kib() -> int:
-    """The process' peak resident set since the last reset, in KiB (Linux)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def bench_memory(args: argparse.Namespace, tmp: Path) -> dict[str, Any] | None:

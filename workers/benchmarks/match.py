@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from workers.benchmarks.common import build_stateset, summarise
+from workers.benchmarks.common import build_stateset, reset_peak_memory, status_kib, summarise
 
 TARGET_P50_MS = 20.0
 TARGET_P95_MS = 50.0
@@ -124,13 +124,6 @@ def _warm(path: Path) -> None:
         with open(f, "rb", buffering=0) as fh:
             while fh.readinto(buf):
                 pass
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def queries(ss: Any, count: int, seed: int, m: int = 8) -> list[Any]:
@@ -243,10 +236,10 @@ def child(argv: list[str]) -> None:
     time_queries(path, qs[:3], warmup=0)  # compiled kernels loaded, maps open
     # Reset the high-water mark (Linux: "5" > clear_refs), so that what follows
     # measures the matches alone.
-    Path("/proc/self/clear_refs").write_text("5")
-    rss_before = _status_kib("VmRSS")
+    reset_peak_memory()
+    rss_before = status_kib("VmRSS")
     out = time_queries(path, qs, warmup=0)
-    peak = _status_kib("VmHWM")
+    peak = status_kib("VmHWM")
     out["rss_before_queries_mib"] = round(rss_before / 1024, 1)
     out["peak_rss_mib"] = round(peak / 1024, 1)
     out["peak_rss_increase_mib"] = round((peak - rss_before) / 1024, 1)

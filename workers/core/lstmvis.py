@@ -133,6 +133,38 @@ def _to_json(value: Any, budget: list[int]) -> Any:
     return str(value)
 
 
+def dictionary_lines(text: str, *, display_name: str) -> Iterator[tuple[int, str, int]]:
+    """``(line number, token, id)`` for each non-blank line of an LSTMVis dictionary.
+
+    The id is the last whitespace-separated field, the token everything before it;
+    a line that is only whitespace and an id gives the space token ``" "``.
+    """
+    for lineno, raw_line in enumerate(text.split("\n"), start=1):
+        line = raw_line.rstrip("\r")
+        if not line.strip():
+            continue
+        m = _DICT_LINE.fullmatch(line)
+        if m is None:
+            raise InputError(
+                f"line {lineno} is {line[:40]!r}; each line must be a token and an id",
+                file=display_name,
+            )
+        token, id_text = m.group(1), m.group(2)
+        if not id_text.isdigit():
+            raise InputError(
+                f"line {lineno} ends in {id_text[:20]!r}, which is not an id from 0 to "
+                f"{_MAX_DICT_ID}",
+                file=display_name,
+            )
+        if int(id_text) > _MAX_DICT_ID:
+            raise InputError(
+                f"line {lineno} has the id {id_text[:20]}; ids must lie between 0 and "
+                f"{_MAX_DICT_ID}",
+                file=display_name,
+            )
+        yield lineno, token if token else " ", int(id_text)
+
+
 def parse_dictionary(data: bytes, *, display_name: str) -> list[str]:
     """Parse an LSTMVis dictionary into a list indexed by id (``""`` for unused ids).
 
@@ -148,30 +180,8 @@ def parse_dictionary(data: bytes, *, display_name: str) -> list[str]:
             f"the dictionary is not UTF-8 text (bad byte at offset {exc.start})", file=display_name
         ) from None
     mapping: dict[int, str] = {}
-    for lineno, raw_line in enumerate(text.split("\n"), start=1):
-        line = raw_line.rstrip("\r")
-        if not line.strip():
-            continue
-        m = _DICT_LINE.fullmatch(line)
-        if m is None:
-            raise InputError(
-                f"line {lineno} is {line[:40]!r}; each line must be a token and an id",
-                file=display_name,
-            )
-        token, id_text = m.group(1), m.group(2)
-        try:
-            idx = int(id_text)
-        except ValueError:
-            raise InputError(
-                f"line {lineno} ends in {id_text[:20]!r}, which is not a whole-number id",
-                file=display_name,
-            ) from None
-        if idx < 0 or idx > _MAX_DICT_ID:
-            raise InputError(
-                f"line {lineno} has the id {idx}; ids must lie between 0 and {_MAX_DICT_ID}",
-                file=display_name,
-            )
-        mapping[idx] = token if token else " "
+    for _lineno, token, idx in dictionary_lines(text, display_name=display_name):
+        mapping[idx] = token
     if not mapping:
         raise InputError("the dictionary is empty", file=display_name)
     out = [""] * (max(mapping) + 1)

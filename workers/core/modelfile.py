@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workers.core.errors import InputError
+from workers.core.lstmvis import dictionary_lines
 from workers.core.store import _atomic_dir, _read_manifest_json, _write_json
 
 if TYPE_CHECKING:
@@ -152,7 +153,6 @@ _CODE_MODULES = frozenset(
 
 _MAX_VOCAB = 2_000_000
 _MAX_DICT_ID = (1 << 24) - 1
-_DICT_LINE = re.compile(r"(.*?)\s+(\S+)\s*")
 _DICT_SNIFF = re.compile(r"(.*?)\s+(\d+)\s*")
 _LIST_LIMIT = 8
 
@@ -737,26 +737,10 @@ def _vocab_from_json(text: str, filename: str) -> list[str]:
 
 
 def _vocab_from_dict(text: str, filename: str) -> list[str]:
-    pairs: list[tuple[int, str, str]] = []
-    for lineno, raw in enumerate(text.split("\n"), start=1):
-        line = raw.removesuffix("\r")
-        if not line.strip():
-            continue
-        m = _DICT_LINE.fullmatch(line)
-        if m is None:
-            raise InputError(
-                f"line {lineno} is {line[:40]!r}; each line of a .dict file is a token and an id",
-                file=filename,
-            )
-        token, id_text = m.group(1), m.group(2)
-        if not id_text.isdigit() or int(id_text) > _MAX_DICT_ID:
-            raise InputError(
-                f"line {lineno} ends in {id_text[:20]!r}, which is not an id from 0 to "
-                f"{_MAX_DICT_ID}",
-                file=filename,
-            )
-        # LSTMVis: a line that is only whitespace and an id maps the id to the space token.
-        pairs.append((int(id_text), token if token else " ", f"line {lineno}"))
+    pairs = [
+        (idx, token, f"line {lineno}")
+        for lineno, token, idx in dictionary_lines(text, display_name=filename)
+    ]
     if not pairs:
         raise InputError("the vocabulary is empty", file=filename)
     return _vocab_from_ids(pairs, filename)
