@@ -32,6 +32,7 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy backend workers
+	$(VENV)/bin/lint-imports --no-logo
 	DJANGO_SETTINGS_MODULE=backend.config.settings.test $(PY) manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=backend.config.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 

@@ -85,7 +85,7 @@ def write_stateset(
     """A small state set written straight through the store writer, with its row."""
     import numpy as np
 
-    from backend.artifacts.storage import new_dir
+    from backend.core.storage import new_dir
     from backend.states.models import StateSet
     from workers.core.store import AnnotationInfo, SourceInfo, StateSetWriter
 

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from backend.config.api import ApplicationError
+from backend.core.errors import ApplicationError
 
 from .models import User
 

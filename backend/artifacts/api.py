@@ -12,14 +12,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backend.config.api import ApplicationError, JobSubmissionThrottleMixin
+from backend.core.errors import ApplicationError
+from backend.core.throttles import JobSubmissionThrottleMixin
 from backend.jobs.api import JobEnvelopeSerializer, job_envelope
 from backend.projects.models import Role
-from backend.projects.selectors import project_for_user, require_role
-from backend.states.selectors import corpus_for_user
+from backend.projects.selectors import project_for_user
 
 from .models import Corpus, LanguageModel, Tokenization
-from .selectors import corpus_in_project, model_for_user
+from .selectors import corpus_for_user, corpus_in_project, model_for_user
 from .services import (
     corpus_delete,
     corpus_upload_start,
@@ -91,8 +91,7 @@ class CorpusDetailView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, corpus_id: str) -> Response:
-        corpus = corpus_for_user(request.user, corpus_id)
-        require_role(request.user, corpus.project, need=Role.EDITOR)
+        corpus = corpus_for_user(request.user, corpus_id, need=Role.EDITOR)
         corpus_delete(corpus=corpus)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

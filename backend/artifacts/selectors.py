@@ -1,6 +1,6 @@
-"""Reads and access checks for language models.
+"""Reads and access checks for language models and corpora.
 
-`model_for_user` answers 404 for a model the caller may not see, exactly as for a
+`model_for_user` and `corpus_for_user` answer 404 for a model the caller may not see, exactly as for a
 missing one; `model_in_project` finds a model (or corpus) named in a request that
 acts on one project, and answers 400 when it is not in that project.
 """
@@ -11,25 +11,20 @@ from typing import Any
 
 from django.http import Http404
 
-from backend.config.api import ApplicationError
-from backend.config.params import uuid_or_404
+from backend.core.errors import ApplicationError
+from backend.core.params import uuid_or_404
 from backend.projects.models import Project, Role
-from backend.projects.selectors import projects_for_user, require_role
+from backend.projects.selectors import get_for_user
 
 from .models import Corpus, LanguageModel
 
 
 def model_for_user(user: Any, model_id: Any, *, need: str = Role.VIEWER) -> LanguageModel:
-    model = (
-        LanguageModel.objects.select_related("project")
-        .filter(id=uuid_or_404(model_id), project__in=projects_for_user(user))
-        .first()
-    )
-    if model is None:
-        raise Http404("No such model.")
-    if need != Role.VIEWER:
-        require_role(user, model.project, need=need)
-    return model
+    return get_for_user(LanguageModel.objects.all(), user, model_id, what="model", need=need)
+
+
+def corpus_for_user(user: Any, corpus_id: Any, *, need: str = Role.VIEWER) -> Corpus:
+    return get_for_user(Corpus.objects.all(), user, corpus_id, what="corpus", need=need)
 
 
 def _in_project(qs: Any, project: Project, item_id: Any, what: str) -> Any:

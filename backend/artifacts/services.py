@@ -17,15 +17,15 @@ from django.conf import settings
 from django.db import transaction
 
 from backend.accounts.models import User
-from backend.config.api import ApplicationError
+from backend.core.errors import ApplicationError
+from backend.core.quota import dir_size, storage_check, storage_remaining
+from backend.core.storage import iter_chunks, new_dir, save_stream, store_path, store_root
 from backend.jobs.models import Job
 from backend.jobs.services import job_create, job_detail_set, job_succeed
 from backend.projects.models import Project
 from workers.core.errors import Cancelled, InputError, ProgressFn
 
 from .models import Corpus, LanguageModel, ModelOrigin, Tokenization, Upload
-from .quota import dir_size, storage_check, storage_remaining
-from .storage import iter_chunks, new_dir, save_stream, store_path, store_root
 
 
 def upload_discard(upload: Upload) -> None:

@@ -32,8 +32,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backend.config.api import ApplicationError
-from backend.config.params import float_param, int_list, int_param, str_list, transform_param
+from backend.core.errors import ApplicationError
+from backend.core.params import float_param, int_list, int_param, str_list, transform_param
 from backend.jobs.models import JobStatus
 from backend.matching.codec import dense
 from backend.matching.models import Match, MatchStatus

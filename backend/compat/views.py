@@ -19,8 +19,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backend.config.api import ApplicationError
-from backend.config.params import float_param, int_list, int_param, str_list, transform_param
+from backend.core.errors import ApplicationError
+from backend.core.params import float_param, int_list, int_param, str_list, transform_param
 from backend.projects.selectors import projects_for_user
 from backend.states.models import StateSet
 from backend.states.selectors import stateset_searcher, stateset_store

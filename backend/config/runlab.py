@@ -81,7 +81,7 @@ def main() -> int:
         [
             str(bindir / "celery"),
             "-A",
-            "workers.app",
+            "backend.config.celery_app",
             "worker",
             "-Q",
             "cpu,gpu",

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backend.config.params import uuid_or_404
 from backend.projects.models import Role
-from backend.projects.selectors import project_for_user, projects_for_user, require_role
+from backend.projects.selectors import project_for_user, require_role
 
 from .models import Job
+from .selectors import job_for_user
 from .services import job_cancel
 
 
@@ -64,17 +63,6 @@ class JobEnvelopeSerializer(serializers.Serializer[Any]):
 
 def job_envelope(job: Job) -> dict[str, Any]:
     return {"job": JobSerializer(job).data}
-
-
-def job_for_user(user: Any, job_id: Any) -> Job:
-    job = (
-        Job.objects.select_related("project", "created_by")
-        .filter(id=uuid_or_404(job_id), project__in=projects_for_user(user))
-        .first()
-    )
-    if job is None:
-        raise Http404("No such job.")
-    return job
 
 
 class JobDetailView(APIView):

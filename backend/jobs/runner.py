@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from backend.config.api import ApplicationError
+from backend.core.errors import ApplicationError
 from workers.core.errors import Cancelled, InputError, ProgressFn
 
 from .models import Job, JobStatus

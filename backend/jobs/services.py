@@ -9,7 +9,9 @@ times. Every final failure leaves the job in a terminal state with a readable er
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -20,11 +22,14 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from backend.accounts.models import User
-from backend.config.api import ApplicationError
+from backend.core.errors import ApplicationError
+from backend.core.storage import store_root
 from backend.projects.models import Project
 from workers.core.errors import Cancelled
+from workers.core.store import remove_stale_temp_dirs
 
 from .models import ACTIVE, Job, JobStatus
+from .queue import celery_app
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +46,7 @@ JOB_KINDS: dict[str, tuple[str, str]] = {
 
 
 def _enqueue(job_id: str, kind: str) -> None:
-    from workers.app import app
-
+    app = celery_app()
     task_name, queue = JOB_KINDS[kind]
     if app.conf.task_always_eager:
         # Tests without a worker run the task here, after commit, as a worker would.
@@ -248,3 +252,22 @@ def jobs_requeue_stale(*, worker: str | None = None) -> int:
         _enqueue(str(job.id), job.kind)
         n += 1
     return n
+
+
+def store_sweep(*, older_than_s: float = 24 * 3600) -> int:
+    """Remove temporary folders that killed workers left in the store, and working
+    folders of jobs that are no longer queued or running. Returns how many."""
+    removed = 0
+    for kind in ("statesets", "corpora", "models", "tmp"):
+        removed += len(remove_stale_temp_dirs(store_root() / kind, older_than_s=older_than_s))
+    work = store_root() / "work"
+    if work.is_dir():
+        for entry in work.iterdir():
+            try:
+                job_id = uuid.UUID(entry.name.rsplit("-", 1)[-1])
+            except ValueError:
+                continue
+            if not Job.objects.filter(id=job_id, status__in=ACTIVE).exists():
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+    return removed

@@ -19,8 +19,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backend.config.api import ApplicationError, JobSubmissionThrottleMixin
-from backend.config.params import int_param
+from backend.core.errors import ApplicationError
+from backend.core.params import int_param
+from backend.core.throttles import JobSubmissionThrottleMixin
 from backend.jobs.api import JobEnvelopeSerializer, job_envelope
 from backend.jobs.models import JobStatus
 from backend.states.models import StateSet

@@ -13,11 +13,9 @@ import time
 from typing import Any
 
 from django.db import connection
-from django.http import Http404
 
-from backend.config.params import uuid_or_404
 from backend.jobs.models import TERMINAL, Job, JobStatus
-from backend.projects.selectors import projects_for_user
+from backend.projects.selectors import get_for_user
 from backend.states.selectors import stateset_store
 
 from .models import Match, MatchStatus
@@ -26,14 +24,14 @@ MAX_HIT_TOKENS = 500  # tokens of context per hit, left context included
 
 
 def match_for_user(user: Any, match_id: Any) -> Match:
-    match = (
-        Match.objects.select_related("stateset__project", "job")
-        .filter(id=uuid_or_404(match_id), stateset__project__in=projects_for_user(user))
-        .first()
+    return get_for_user(
+        Match.objects.all(),
+        user,
+        match_id,
+        what="match",
+        project_field="stateset__project",
+        related=("job",),
     )
-    if match is None:
-        raise Http404("No such match.")
-    return match
 
 
 def match_wait(*, job_id: Any, timeout_s: float) -> str:

@@ -31,8 +31,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from backend.accounts.models import User
-from backend.config.api import ApplicationError
+from backend.core.errors import ApplicationError
 from backend.jobs.models import ACTIVE, Job, JobStatus
+from backend.jobs.queue import celery_app
 from backend.jobs.services import job_create, job_fail, job_progress, job_succeed, lease_end
 from backend.states.models import StateSet
 from backend.states.selectors import stateset_store
@@ -47,6 +48,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GONE = "The state set was deleted while it was being matched."
+
+# The shard tasks and the chord callback (`tasks.py`), sent by name so that this
+# module does not import the task module that imports it.
+SHARD_TASK = "statelab.match_shard"
+MERGE_TASK = "statelab.match_merge"
 
 
 def match_key(*, source: str, query: MatchQuery) -> str:
@@ -204,9 +210,7 @@ def match_run(job: Job, progress: ProgressFn) -> dict[str, str]:
 
 
 def _fan_out(job: Job, match: Match, bounds: list[tuple[int, int]], *, gpu: bool) -> None:
-    from celery import chord
-
-    from .tasks import match_merge, match_shard
+    from celery import chord, signature
 
     Match.objects.filter(id=match.id).update(shards=len(bounds), shards_done=0, seconds=None)
     job_progress(
@@ -216,10 +220,13 @@ def _fan_out(job: Job, match: Match, bounds: list[tuple[int, int]], *, gpu: bool
     )
     queue = "gpu" if gpu else "cpu"
     header = [
-        match_shard.si(str(job.id), i, a, b, gpu).set(queue=queue, task_id=shard_task_id(job, i))
+        signature(
+            SHARD_TASK, args=(str(job.id), i, a, b, gpu), immutable=True, app=celery_app()
+        ).set(queue=queue, task_id=shard_task_id(job, i))
         for i, (a, b) in enumerate(bounds)
     ]
-    chord(header)(match_merge.s(str(job.id)).set(queue="cpu"))
+    merge = signature(MERGE_TASK, args=(str(job.id),), app=celery_app()).set(queue="cpu")
+    chord(header, app=celery_app())(merge)
 
 
 def shard_task_id(job: Job | str, index: int) -> str:
@@ -230,8 +237,7 @@ def shard_task_id(job: Job | str, index: int) -> str:
 
 
 def _forget_shards(job_id: str, count: int) -> None:
-    from workers.app import app
-
+    app = celery_app()
     for i in range(count):
         try:
             app.AsyncResult(shard_task_id(job_id, i)).forget()

@@ -10,9 +10,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backend.artifacts.models import Corpus, LanguageModel
-from backend.states.models import StateSet
-
 from .models import Membership, Project, Role
 from .selectors import membership_role, project_for_user, projects_for_user, role_of
 from .services import (
@@ -64,6 +61,9 @@ class ItemSerializer(serializers.Serializer[Any]):
 
 
 class ProjectDetailSerializer(ProjectSerializer):
+    """A project with what it holds, read through the reverse relations of the apps
+    above this one (state sets, corpora, models), which this app does not import."""
+
     statesets = serializers.SerializerMethodField()
     corpora = serializers.SerializerMethodField()
     models = serializers.SerializerMethodField()
@@ -82,7 +82,7 @@ class ProjectDetailSerializer(ProjectSerializer):
                 "sources": len(s.manifest.get("sources", [])),
                 "created_at": s.created_at.isoformat(),
             }
-            for s in StateSet.objects.filter(project=obj)
+            for s in obj.statesets.all()
         ]
 
     @extend_schema(responses=ItemSerializer(many=True))
@@ -96,7 +96,7 @@ class ProjectDetailSerializer(ProjectSerializer):
                 "documents": c.documents,
                 "created_at": c.created_at.isoformat(),
             }
-            for c in Corpus.objects.filter(project=obj)
+            for c in obj.corpora.all()
         ]
 
     @extend_schema(responses=ItemSerializer(many=True))
@@ -114,7 +114,7 @@ class ProjectDetailSerializer(ProjectSerializer):
                 "size_bytes": m.size_bytes,
                 "created_at": m.created_at.isoformat(),
             }
-            for m in LanguageModel.objects.filter(project=obj)
+            for m in obj.language_models.all()
         ]
 
 

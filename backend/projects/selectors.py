@@ -1,7 +1,9 @@
 """Reads and access checks for projects.
 
-`project_for_user` is the one access helper: it returns the project and the
-caller's role, and raises 404 (never 403) when the caller may not even see it.
+`project_for_user` returns a project and the caller's role, and raises 404 (never
+403) when the caller may not even see it. `get_for_user` is the one generic access
+helper that every other resource's `<noun>_for_user` selector is built on: an object
+is visible through the project it belongs to.
 
 A project is seen by its members (owner, editor, viewer) and, when it is public
 inside the installation, by every signed-in user, who then has viewer rights.
@@ -9,14 +11,18 @@ inside the installation, by every signed-in user, who then has viewer rights.
 
 from __future__ import annotations
 
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar
 
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import Http404
 
-from backend.config.api import ApplicationError
+from backend.core.errors import ApplicationError
+from backend.core.params import uuid_or_404
 
 from .models import ROLE_RANK, Membership, Project, Role
+
+M = TypeVar("M", bound=Model)
 
 
 def projects_for_user(user: Any) -> QuerySet[Project]:
@@ -73,3 +79,33 @@ def require_role(user: Any, project: Project, *, need: str = Role.VIEWER) -> str
             status_code=403,
         )
     return role
+
+
+def get_for_user(
+    queryset: QuerySet[M],
+    user: Any,
+    object_id: Any,
+    *,
+    what: str,
+    need: str = Role.VIEWER,
+    project_field: str = "project",
+    related: tuple[str, ...] = (),
+) -> M:
+    """The object `object_id` of `queryset` if `user` may act on it with role `need`.
+
+    The object belongs to the project reached by `project_field` (a lookup path such
+    as `"stateset__project"`). A malformed id, a missing object and an object in a
+    project the caller may not see all answer the same 404 ("No such <what>."); a
+    visible object with too low a role answers 403 through `require_role`.
+    """
+    obj = (
+        queryset.select_related(project_field, *related)
+        .filter(id=uuid_or_404(object_id), **{f"{project_field}__in": projects_for_user(user)})
+        .first()
+    )
+    if obj is None:
+        raise Http404(f"No such {what}.")
+    if need != Role.VIEWER:
+        project: Project = attrgetter(project_field.replace("__", "."))(obj)
+        require_role(user, project, need=need)
+    return obj

@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from backend.accounts.models import User
-from backend.config.api import ApplicationError
+from backend.core.errors import ApplicationError
 
 from .models import Membership, Project, Role
 

@@ -15,8 +15,9 @@ from rest_framework.views import APIView
 
 from backend.artifacts.selectors import corpus_in_project, model_in_project
 from backend.artifacts.services import upload_precheck
-from backend.config.api import ApplicationError, JobSubmissionThrottleMixin
-from backend.config.params import float_param, int_list, int_param, transform_param
+from backend.core.errors import ApplicationError
+from backend.core.params import float_param, int_list, int_param, transform_param
+from backend.core.throttles import JobSubmissionThrottleMixin
 from backend.jobs.api import JobEnvelopeSerializer, job_envelope
 from backend.projects.models import Role
 from backend.projects.selectors import project_for_user

@@ -4,3 +4,16 @@ from django.apps import AppConfig
 class StatesConfig(AppConfig):
     name = "backend.states"
     label = "states"
+
+    def ready(self) -> None:
+        from django.db.models import Sum
+
+        from backend.core.quota import storage_counter_register
+
+        from .models import StateSet
+
+        def stored(user: object) -> int:
+            qs = StateSet.objects.filter(created_by=user)
+            return int(qs.aggregate(n=Sum("size_bytes"))["n"] or 0)
+
+        storage_counter_register("statesets", stored)

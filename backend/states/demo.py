@@ -17,9 +17,9 @@ from django.db import transaction
 
 from backend.accounts.models import User
 from backend.artifacts.models import Corpus, LanguageModel, Tokenization
-from backend.artifacts.quota import dir_size
 from backend.artifacts.services import model_store_from_files
-from backend.artifacts.storage import new_dir
+from backend.core.quota import dir_size
+from backend.core.storage import new_dir
 from backend.jobs.models import Job
 from backend.projects.models import Project
 from backend.projects.services import project_create

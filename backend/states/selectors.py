@@ -9,13 +9,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from django.http import Http404
-
-from backend.artifacts.models import Corpus
-from backend.artifacts.storage import store_path
-from backend.config.params import uuid_or_404
+from backend.core.storage import store_path
 from backend.projects.models import Role
-from backend.projects.selectors import projects_for_user, require_role
+from backend.projects.selectors import get_for_user
 from workers.core.search import PhraseSearcher, split_query
 from workers.core.store import StateSet as StoreStateSet
 
@@ -23,27 +19,7 @@ from .models import StateSet
 
 
 def stateset_for_user(user: Any, stateset_id: Any, *, need: str = Role.VIEWER) -> StateSet:
-    ss = (
-        StateSet.objects.select_related("project")
-        .filter(id=uuid_or_404(stateset_id), project__in=projects_for_user(user))
-        .first()
-    )
-    if ss is None:
-        raise Http404("No such state set.")
-    if need != Role.VIEWER:
-        require_role(user, ss.project, need=need)
-    return ss
-
-
-def corpus_for_user(user: Any, corpus_id: Any) -> Corpus:
-    corpus = (
-        Corpus.objects.select_related("project")
-        .filter(id=uuid_or_404(corpus_id), project__in=projects_for_user(user))
-        .first()
-    )
-    if corpus is None:
-        raise Http404("No such corpus.")
-    return corpus
+    return get_for_user(StateSet.objects.all(), user, stateset_id, what="state set", need=need)
 
 
 @lru_cache(maxsize=32)

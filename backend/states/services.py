@@ -14,15 +14,15 @@ from django.db import transaction
 
 from backend.accounts.models import User
 from backend.artifacts.models import Corpus, LanguageModel, Upload
-from backend.artifacts.quota import dir_size, storage_check
 from backend.artifacts.services import (
     compute_device,
     consuming_upload,
     upload_job_start,
     upload_store,
 )
-from backend.artifacts.storage import new_dir, store_path, store_root, work_dir
-from backend.config.api import ApplicationError
+from backend.core.errors import ApplicationError
+from backend.core.quota import dir_size, storage_check
+from backend.core.storage import new_dir, store_path, store_root, work_dir
 from backend.jobs.models import Job
 from backend.jobs.services import job_create, job_succeed
 from backend.projects.models import Project

@@ -22,7 +22,7 @@ def test_no_input_makes_the_server_fail(owner, project, stateset):
     from drf_spectacular.generators import SchemaGenerator
     from rest_framework.authtoken.models import Token
 
-    from backend.config.renderers import FastJSONRenderer
+    from backend.core.renderers import FastJSONRenderer
 
     spec = json.loads(FastJSONRenderer().render(SchemaGenerator().get_schema(public=True)))
     schema = schemathesis.openapi.from_dict(spec)

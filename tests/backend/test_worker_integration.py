@@ -1,6 +1,6 @@
 """A real Celery worker process, the real broker and the real database.
 
-The worker is started as a separate process (`celery -A workers.app worker`) that
+The worker is started as a separate process (`celery -A backend.config.celery_app worker`) that
 connects to the test database and the broker the suite uses (Redis under CI).
 """
 
@@ -30,7 +30,7 @@ CELERY = str(Path(sys.executable).parent / "celery")
 @pytest.fixture
 def broker_mode():
     """Tasks go through the broker instead of running in-process."""
-    from workers.app import app
+    from backend.config.celery_app import app
 
     app.conf.task_always_eager = False
     app.control.purge()
@@ -60,7 +60,7 @@ def start_worker(broker_mode, _isolated_store, tmp_path):
             [
                 CELERY,
                 "-A",
-                "workers.app",
+                "backend.config.celery_app",
                 "worker",
                 "-Q",
                 "cpu,gpu",

@@ -79,7 +79,7 @@ def vocab_bytes(vocab: list[str]) -> bytes:
 def corpus_create(project: Any, user: Any, ids: np.ndarray, vocab: list[str], name: str = "c"):
     """A corpus row and folder written straight through the store writer."""
     from backend.artifacts.models import Corpus
-    from backend.artifacts.storage import new_dir
+    from backend.core.storage import new_dir
     from workers.core.store import write_corpus
 
     rel, final = new_dir("corpora")

@@ -196,7 +196,7 @@ def child(args: argparse.Namespace, var: Path) -> dict[str, Any]:
         [
             str(bindir / "celery"),
             "-A",
-            "workers.app",
+            "backend.config.celery_app",
             "worker",
             "-Q",
             "cpu,gpu",
@@ -228,7 +228,7 @@ def child(args: argparse.Namespace, var: Path) -> dict[str, Any]:
     )
     try:
         # With --loglevel WARNING the worker says nothing when ready: ask it.
-        from workers.app import app
+        from backend.config.celery_app import app
 
         deadline = time.monotonic() + 90
         while not app.control.ping(timeout=0.5):

@@ -5,7 +5,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from backend.artifacts.models import Corpus, Upload
-from backend.artifacts.storage import store_path
+from backend.core.storage import store_path
 from backend.jobs.models import Job
 
 pytestmark = pytest.mark.django_db(transaction=True)

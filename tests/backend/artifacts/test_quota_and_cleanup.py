@@ -7,8 +7,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from backend.artifacts.models import Upload
-from backend.artifacts.quota import storage_used
-from backend.artifacts.storage import store_path, store_root, store_sweep
+from backend.core.quota import storage_used
+from backend.core.storage import store_path, store_root
+from backend.jobs.services import store_sweep
 from tests.support import lstmvis_builder as B
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -184,7 +184,7 @@ def test_broker_down_leaves_a_queued_job_that_says_so(project, owner, monkeypatc
     """No task runs inside the request when the broker is down, and the request succeeds."""
     from celery import Celery
 
-    import workers.app
+    import backend.jobs.services as services
     from backend.jobs.services import job_create
 
     # A Celery app of its own, pointed at a port where nothing listens (Celery lets
@@ -192,7 +192,7 @@ def test_broker_down_leaves_a_queued_job_that_says_so(project, owner, monkeypatc
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     down = Celery("down", broker="redis://127.0.0.1:1/0", set_as_current=False)
     down.conf.broker_connection_timeout = 0.5
-    monkeypatch.setattr(workers.app, "app", down)
+    monkeypatch.setattr(services, "celery_app", lambda: down)
     job, created = job_create(kind="corpus_upload", project=project, user=owner, params={})
     job.refresh_from_db()
     assert created

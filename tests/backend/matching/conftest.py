@@ -77,12 +77,12 @@ def _drop_broker_connections(app) -> None:
 
 @pytest.fixture
 def match_worker(_isolated_store, tmp_path):
-    """A real worker process (`celery -A workers.app worker`) on the test database and the
+    """A real worker process (`celery -A backend.config.celery_app worker`) on the test database and the
     suite's broker and result backend; tasks go through the broker while it runs."""
     from django.conf import settings
     from django.db import connection
 
-    from workers.app import app
+    from backend.config.celery_app import app
 
     broker = settings.CELERY_BROKER_URL
     if broker.startswith("redis://"):
@@ -109,7 +109,7 @@ def match_worker(_isolated_store, tmp_path):
         [
             CELERY,
             "-A",
-            "workers.app",
+            "backend.config.celery_app",
             "worker",
             "-Q",
             "cpu,gpu",

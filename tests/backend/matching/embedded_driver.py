@@ -54,7 +54,7 @@ def main(var: Path) -> dict[str, object]:
             [
                 str(Path(sys.executable).parent / "celery"),
                 "-A",
-                "workers.app",
+                "backend.config.celery_app",
                 "worker",
                 "-Q",
                 "cpu,gpu",

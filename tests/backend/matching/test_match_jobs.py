@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from backend.artifacts.storage import store_path
+from backend.core.storage import store_path
 from backend.jobs.models import Job
 from backend.jobs.services import job_claim
 from backend.matching.models import Match
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @contextmanager
 def no_worker():
     """Jobs go to the real broker, where no worker takes them (as when all are busy)."""
-    from workers.app import app
+    from backend.config.celery_app import app
 
     app.conf.task_always_eager = False
     try:

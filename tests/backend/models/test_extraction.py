@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from backend.artifacts.storage import store_path
+from backend.core.storage import store_path
 from backend.jobs.models import Job
 from backend.states.models import StateSet
 from tests.support.lm import (
@@ -270,7 +270,8 @@ def test_a_killed_attempt_leaves_its_work_for_the_next(
 
 
 def test_worker_start_sweeps_working_folders_of_finished_jobs(owner, project, _isolated_store):
-    from backend.artifacts.storage import store_sweep, work_dir
+    from backend.core.storage import work_dir
+    from backend.jobs.services import store_sweep
 
     running = Job.objects.create(
         kind="extract", project=project, created_by=owner, status="running"

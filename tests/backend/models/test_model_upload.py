@@ -11,7 +11,7 @@ import torch
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from backend.artifacts.models import LanguageModel
-from backend.artifacts.storage import store_path
+from backend.core.storage import store_path
 from tests.support.lm import safetensors_bytes, state_dict_bytes, tiny_model, vocab_bytes
 
 pytestmark = pytest.mark.django_db
@@ -266,7 +266,7 @@ def test_quota_is_checked_before_storing(owner_api, project, settings, _isolated
 
 
 def test_models_count_against_the_quota(owner, owner_api, project, settings):
-    from backend.artifacts.quota import storage_used
+    from backend.core.quota import storage_used
 
     before = storage_used(owner)
     _post(owner_api, safetensors_bytes(tiny_model()))

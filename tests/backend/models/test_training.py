@@ -54,7 +54,7 @@ def test_training_job_makes_a_model_and_keeps_its_curve(owner_api, owner, projec
     api_model = owner_api.get(f"/api/models/{model.id}/").json()
     assert api_model["training_job"] == job["id"] and api_model["spec"]["rnn_type"] == "GRU"
     # the trained model is usable like an uploaded one
-    from backend.artifacts.storage import store_path
+    from backend.core.storage import store_path
     from workers.core.modelfile import load_model
 
     assert load_model(store_path(model.path)).vocab == VOCAB

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from backend.artifacts.storage import store_path
+from backend.core.storage import store_path
 from backend.states.models import StateSet
 from tests.support import lstmvis_builder as B
 
@@ -135,7 +135,7 @@ def test_hostile_inputs_fail_clearly_and_leave_nothing(owner_api, project, tmp_p
 
 def test_identical_upload_twice_while_queued_is_one_job(owner_api, project, lstmvis_dir, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    from workers.app import app
+    from backend.config.celery_app import app
 
     app.conf.task_always_eager = False
     try:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from backend.artifacts.storage import store_path
+from backend.core.storage import store_path
 from workers.core.search import build_search_index, has_search_index
 
 pytestmark = pytest.mark.django_db

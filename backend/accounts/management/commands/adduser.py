@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backend.accounts.services import user_create
-from backend.config.api import ApplicationError
+from backend.core.errors import ApplicationError
 
 
 class Command(BaseCommand):

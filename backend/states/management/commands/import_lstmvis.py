@@ -15,7 +15,7 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backend.accounts.models import User
-from backend.artifacts.storage import store_root
+from backend.core.storage import store_root
 from backend.jobs.models import TERMINAL, Job
 from backend.projects.services import project_ensure
 from backend.states.services import import_start

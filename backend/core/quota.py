@@ -1,46 +1,45 @@
-"""Per-user storage quota, kept in the database: state sets, corpora, language
-models and uploads waiting for their job count against the user who made them."""
+"""Per-user storage quota, kept in the database.
+
+Each app that stores bytes for a user registers how to count them
+(`storage_counter_register`, called from the app's `ready()`), so this bottom-floor
+module knows no domain model: state sets, corpora, language models and uploads
+waiting for their job all count against the user who made them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Sum
 
-from backend.accounts.models import User
-from backend.config.api import ApplicationError
+from .errors import ApplicationError
+
+# name -> function(user) -> bytes that user stores in that kind of object.
+_COUNTERS: dict[str, Callable[[Any], int]] = {}
 
 
-def storage_used(user: User) -> int:
-    from backend.states.models import StateSet
+def storage_counter_register(name: str, count: Callable[[Any], int]) -> None:
+    """Make `count(user)` part of every user's storage use (idempotent per name)."""
+    _COUNTERS[name] = count
 
-    from .models import Corpus, LanguageModel, Upload
 
-    total = 0
-    for qs in (
-        StateSet.objects.filter(created_by=user),
-        Corpus.objects.filter(created_by=user),
-        LanguageModel.objects.filter(created_by=user),
-    ):
-        total += qs.aggregate(n=Sum("size_bytes"))["n"] or 0
-    total += (
-        Upload.objects.filter(created_by=user).exclude(path="").aggregate(n=Sum("size"))["n"] or 0
-    )
-    return int(total)
+def storage_used(user: Any) -> int:
+    return int(sum(count(user) for count in _COUNTERS.values()))
 
 
 def _gb(n: int) -> str:
     return f"{n / (1 << 30):.2f} GB"
 
 
-def storage_remaining(user: User | None) -> int:
+def storage_remaining(user: Any | None) -> int:
     if user is None:
         return int(settings.STATELAB_USER_STORAGE_QUOTA_BYTES)
     return max(int(settings.STATELAB_USER_STORAGE_QUOTA_BYTES) - storage_used(user), 0)
 
 
-def storage_check(user: User | None, adding: int) -> None:
+def storage_check(user: Any | None, adding: int) -> None:
     """Refuse `adding` more bytes for `user` when that would pass the quota."""
     if user is None:
         return

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.http import Http404
 
-from .api import ApplicationError
+from .errors import ApplicationError
 
 
 def str_list(raw: str | None) -> list[str]:

@@ -1,4 +1,5 @@
-"""The API's shared pieces: the one error type for expected failures and its JSON shape.
+"""The one error type for expected failures and its JSON shape, mapped by one DRF
+exception handler.
 
 Every error leaves the API as `{"error": {"code", "message", "details"}}` with a
 message a user understands; an object the caller may not see answers exactly like
@@ -68,14 +69,3 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             code if isinstance(code, str) else "error", _first_message(exc.detail)
         )
     return response
-
-
-class JobSubmissionThrottleMixin:
-    """Rate-limits the POSTs of a view that starts jobs (scope `jobs`); its reads are free."""
-
-    throttle_scope = "jobs"
-
-    def get_throttles(self) -> list[Any]:
-        if getattr(self, "request", None) is not None and self.request.method == "POST":  # type: ignore[attr-defined]
-            return super().get_throttles()  # type: ignore[misc, no-any-return]
-        return []

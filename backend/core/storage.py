@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 
-from backend.config.api import ApplicationError
+from .errors import ApplicationError
 
 
 def store_root() -> Path:
@@ -90,25 +89,3 @@ def work_dir(kind: str, job_id: uuid.UUID) -> Path:
     path = store_root() / "work" / f"{kind}-{job_id.hex}"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def store_sweep(*, older_than_s: float = 24 * 3600) -> int:
-    """Remove temporary folders that killed workers left in the store, and working
-    folders of jobs that are no longer queued or running. Returns how many."""
-    from backend.jobs.models import ACTIVE, Job
-    from workers.core.store import remove_stale_temp_dirs
-
-    removed = 0
-    for kind in ("statesets", "corpora", "models", "tmp"):
-        removed += len(remove_stale_temp_dirs(store_root() / kind, older_than_s=older_than_s))
-    work = store_root() / "work"
-    if work.is_dir():
-        for entry in work.iterdir():
-            try:
-                job_id = uuid.UUID(entry.name.rsplit("-", 1)[-1])
-            except ValueError:
-                continue
-            if not Job.objects.filter(id=job_id, status__in=ACTIVE).exists():
-                shutil.rmtree(entry, ignore_errors=True)
-                removed += 1
-    return removed
