@@ -1,5 +1,5 @@
-"""Corpus and model routes: upload text (-> job), upload a model (checked at once),
-start a training run (-> job), list, describe and delete them."""
+"""Corpus and model routes: upload text (-> job), upload a model (-> job that checks
+and stores it), start a training run (-> job), list, describe and delete them."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from .services import (
     corpus_delete,
     corpus_upload_start,
     model_delete,
-    model_upload_store,
+    model_upload_start,
     training_start,
     upload_precheck,
 )
@@ -158,7 +158,13 @@ class ProjectModelsView(JobSubmissionThrottleMixin, APIView):
 
     @extend_schema(
         request={"multipart/form-data": ModelUploadSerializer},
-        responses={201: LanguageModelSerializer},
+        responses={202: JobEnvelopeSerializer},
+        description=(
+            "Stores the files and answers 202 with a `model_upload` job, which checks "
+            "the weights and stores the model; once it has succeeded, its "
+            '`result` is `{"model": "<id>"}`. A refused model fails the job with a '
+            "readable `error` and leaves nothing stored."
+        ),
     )
     def post(self, request: Request, slug: str) -> Response:
         project, _ = project_for_user(request.user, slug, need=Role.EDITOR)
@@ -173,7 +179,7 @@ class ProjectModelsView(JobSubmissionThrottleMixin, APIView):
             config = request.data.get("config")
         data = ModelUploadSerializer(data={k: v for k, v in request.data.items() if k != "config"})
         data.is_valid(raise_exception=True)
-        model = model_upload_store(
+        job, _ = model_upload_start(
             project=project,
             user=request.user,  # type: ignore[arg-type]
             weights=data.validated_data["weights"],
@@ -182,7 +188,7 @@ class ProjectModelsView(JobSubmissionThrottleMixin, APIView):
             name=data.validated_data.get("name", ""),
             rnn_type=data.validated_data.get("rnn_type"),
         )
-        return Response(LanguageModelSerializer(model).data, status=status.HTTP_201_CREATED)
+        return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)
 
 
 class ModelDetailView(APIView):

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -12,7 +14,7 @@ class ArtifactsConfig(AppConfig):
 
         from .models import Corpus, LanguageModel, Upload
 
-        def stored(user: object) -> int:
+        def stored(user: Any) -> int:
             total = 0
             for model in (Corpus, LanguageModel):
                 total += (

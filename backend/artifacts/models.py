@@ -14,7 +14,8 @@ class Upload(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
-    kind = models.CharField(max_length=20)  # "lstmvis_zip", "text"
+    # "lstmvis_zip", "text", "model_weights", "model_vocab", "model_config"
+    kind = models.CharField(max_length=20)
     original_name = models.CharField(max_length=255, blank=True, default="")  # shown, never a path
     # relative to the store root, generated; emptied once its job has finished with it
     path = models.CharField(max_length=255, blank=True)

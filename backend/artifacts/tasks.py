@@ -12,6 +12,13 @@ def corpus_upload(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
     run_or_retry(self, job_id, corpus_build)
 
 
+@shared_task(bind=True, name="statelab.model_upload", acks_late=True)
+def model_upload(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    from .services import model_upload_run
+
+    run_or_retry(self, job_id, model_upload_run)
+
+
 @shared_task(bind=True, name="statelab.train", acks_late=True)
 def train(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
     from .services import training_run

@@ -1,10 +1,10 @@
 from django.urls import path
 
-from . import match, views
+from . import views
 
 urlpatterns = [
     path("info", views.InfoView.as_view(), name="v2-info"),
     path("context", views.ContextView.as_view(), name="v2-context"),
     path("search", views.SearchView.as_view(), name="v2-search"),
-    path("match", match.MatchView.as_view(), name="v2-match"),
+    path("match", views.MatchView.as_view(), name="v2-match"),
 ]

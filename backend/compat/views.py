@@ -1,18 +1,32 @@
-"""`/api/v2/info`, `/api/v2/context`, `/api/v2/search`, answering as LSTMVis' server did.
+"""`/api/v2/info`, `/context`, `/search` and `/match`, answering as LSTMVis' server did.
 
 Project ids: a StateLab project's slug names its newest state set; `slug/<state set
 id>` names any of them. Sources are addressed as LSTMVis did (`states::states1`)
 or by StateLab's source id. Errors keep LSTMVis' status codes with JSON bodies.
 Access control applies as everywhere: only projects the caller belongs to exist.
+
+`/match` is LSTMVis' match route answered by StateLab's exact engine. The LSTMVis
+client waits for this answer, so the request waits for the match job (as the REST
+route does, through `matching.selectors.match_settle`) up to
+`STATELAB_V2_MATCH_WAIT_S`, then answers 503 naming the job; asking again later
+finds the stored answer.
+
+Parameters map onto the engine as LSTMVis' server used them: `activation` is the
+threshold; `constraints=[left, right]` switches the one-step off-constraint on a
+side on when its value is > 0 (`zero_left`/`zero_right` = 1, else 0; default
+`1,0`); `phrase_length=0` keeps every match of length 2 or more (LSTMVis' own
+cut-off), another value keeps only matches of exactly that length; `mode` (`fast`
+or `precise`) is accepted and ignored, since every answer is exact and covers the
+whole corpus. `rankingDetail` lists `{pos, factors}` with
+`factors = [pos, 0, length, jaccard, missing, union, intersection]`,
+`positionDetail` is the `/context` answer for the ranked positions, and both
+histograms are indexed by length. Two keys are StateLab's own: `exact` (false only
+when the engine stopped at its budget) and `unscored`.
 """
 
 from __future__ import annotations
 
-import html
-import math
-from typing import Any
-
-import numpy as np
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
@@ -21,116 +35,20 @@ from rest_framework.views import APIView
 
 from backend.core.errors import ApplicationError
 from backend.core.params import float_param, int_list, int_param, str_list, transform_param
-from backend.projects.selectors import projects_for_user
-from backend.states.models import StateSet
-from backend.states.selectors import stateset_searcher, stateset_store
-from workers.core.errors import InputError
+from backend.matching.selectors import match_settle
+from backend.matching.services import match_start
 
-MAX_V2_VALUES = 2_000_000
-
-
-def _not_found(message: str) -> ApplicationError:
-    return ApplicationError(message, code="not_found", status_code=404)
-
-
-def _visible_statesets(user: Any) -> list[tuple[str, StateSet]]:
-    """(project id, state set) pairs, newest state set of a project under the bare slug."""
-    out: list[tuple[str, StateSet]] = []
-    seen: set[int] = set()
-    qs = (
-        StateSet.objects.filter(project__in=projects_for_user(user))
-        .select_related("project")
-        .order_by("project__slug", "-created_at")
-    )
-    for ss in qs:
-        if ss.project_id in seen:
-            out.append((f"{ss.project.slug}/{ss.id}", ss))
-        else:
-            seen.add(ss.project_id)
-            out.append((ss.project.slug, ss))
-    return out
-
-
-def _resolve_project(user: Any, project_id: str | None) -> StateSet:
-    if not project_id:
-        raise _not_found("No such project")
-    for pid, ss in _visible_statesets(user):
-        if pid == project_id or f"{ss.project.slug}/{ss.id}" == project_id:
-            return ss
-    raise _not_found("No such project")
-
-
-def _source_index(ss: StateSet) -> dict[str, str]:
-    """Every name a source answers to -> its StateLab id."""
-    names: dict[str, str] = {}
-    for s in ss.manifest.get("sources", []):
-        names[s["id"]] = s["id"]
-        if s.get("name"):
-            names[s["name"]] = s["id"]
-    return names
-
-
-def _resolve_source(ss: StateSet, source: str | None) -> str:
-    names = _source_index(ss)
-    if not source:
-        first = ss.manifest.get("sources", [])
-        if first:
-            return str(first[0]["id"])
-        raise _not_found("No valid source")
-    if source not in names:
-        raise _not_found("No valid source")
-    return names[source]
-
-
-def _synth_config(ss: StateSet) -> dict[str, Any]:
-    """An lstm.yml-shaped config for state sets that did not come from LSTMVis."""
-    return {
-        "name": ss.name,
-        "description": ss.description or ss.name,
-        "files": {"states": "states", "words": "words"},
-        "word_sequence": {"file": "words", "path": "word_ids", "dict_file": "words"},
-        "states": {
-            "file": "states",
-            "types": [
-                {
-                    "type": s["kind"],
-                    "layer": s["layer"],
-                    "path": s["id"],
-                    "transform": s["transform"],
-                    "unsigned": s.get("unsigned", False),
-                }
-                for s in ss.manifest.get("sources", [])
-            ],
-        },
-        "meta": {
-            a["name"]: {"vis": {"type": a["kind"]}} for a in ss.manifest.get("annotations", [])
-        },
-    }
-
-
-def project_info(ss: StateSet) -> dict[str, Any]:
-    m = ss.manifest
-    extra = m.get("extra", {}) or {}
-    config = dict(extra.get("lstmvis_config") or _synth_config(ss))
-    config.setdefault("name", ss.name)
-    config.setdefault("description", config["name"])
-    sources = m.get("sources", [])
-    states = dict(config.get("states") or {})
-    types = [dict(t) for t in states.get("types", [])]
-    for i, t in enumerate(types):
-        if i < len(sources):
-            t["size"] = [ss.length, sources[i]["cells"]]
-            t.setdefault("transform", sources[i]["transform"])
-            t["source"] = sources[i]["name"]
-    states["types"] = types
-    config["states"] = states
-    ws = dict(config.get("word_sequence") or {})
-    ws["size"] = [ss.length]
-    ws["dict_size"] = m.get("vocab_size")
-    config["word_sequence"] = ws
-    config["index"] = False
-    config["is_searchable"] = True
-    return config
+from .selectors import (
+    MODES,
+    context_results,
+    project_info,
+    resolve_project,
+    resolve_source,
+    search_results,
+    v2_match_query,
+    v2_match_results,
+    visible_statesets,
+)
 
 
 class InfoView(APIView):
@@ -139,84 +57,9 @@ class InfoView(APIView):
         return Response(
             [
                 {"project": pid, "info": project_info(ss)}
-                for pid, ss in _visible_statesets(request.user)
+                for pid, ss in visible_statesets(request.user)
             ]
         )
-
-
-def _round(values: list[list[float]]) -> list[list[float | None]]:
-    return [[None if (v is None or math.isnan(v)) else round(v, 5) for v in row] for row in values]
-
-
-def context_results(
-    store: Any,
-    source: str,
-    positions: list[int],
-    *,
-    left: int,
-    right: int,
-    dims: list[str],
-    cells: list[int],
-    transform: str | None,
-    activation: float | None,
-) -> dict[str, Any]:
-    """The `results` of `/context` (also `positionDetail` of `/match`): per asked
-    dimension, one entry per position, the window clamped at the corpus ends."""
-    from workers.core.context import read_context
-
-    if "states" in dims:
-        width = len(cells) or int(store.source(source).cells)
-        values = len(positions) * (left + right + 1) * width
-        if values > MAX_V2_VALUES:
-            raise ApplicationError(
-                f"This asks for {values:,} state values (positions x window x cells); at most "
-                f"{MAX_V2_VALUES:,} at once. Select cells or ask for fewer positions."
-            )
-    results: dict[str, Any] = {d: [] for d in dims}
-    n = store.length
-    for pos in positions:
-        if pos < 0 or pos >= n:
-            raise ApplicationError(f"pos {pos} is outside the corpus (0..{n - 1}).")
-        a, b = max(pos - left, 0), min(pos + right, n - 1)
-        try:
-            ctx = read_context(
-                store,
-                source,
-                a,
-                b,
-                cells=cells or None,
-                transform=transform,
-                threshold=activation if cells else None,
-                annotations=any(d.startswith("meta_") for d in dims),
-            )
-        except InputError as exc:
-            raise ApplicationError(exc.message) from exc
-        for d in dims:
-            if d == "states":
-                results[d].append(
-                    {"pos": pos, "left": a, "right": b, "data": _round(ctx["values"])}
-                )
-            elif d == "words":
-                results[d].append(
-                    {
-                        "pos": pos,
-                        "left": a,
-                        "right": b,
-                        "word_ids": ctx["token_ids"],
-                        "words": ctx["tokens"],
-                    }
-                )
-            elif d == "cell_count":
-                results[d].append(ctx.get("cell_count") or [0] * (b - a + 1))
-            elif d.startswith("meta_"):
-                name = d[len("meta_") :]
-                if name not in ctx["annotations"]:
-                    raise _not_found(f"No meta track '{name}'")
-                results[d].append(ctx["annotations"][name])
-            else:
-                raise ApplicationError(f"Unknown dim '{d}'.")
-    results["cells"] = cells
-    return results
 
 
 class ContextView(APIView):
@@ -237,9 +80,8 @@ class ContextView(APIView):
     )
     def get(self, request: Request) -> Response:
         q = request.query_params
-        ss = _resolve_project(request.user, q.get("project"))
-        source = _resolve_source(ss, q.get("source"))
-        store = stateset_store(ss)
+        ss = resolve_project(request.user, q.get("project"))
+        source = resolve_source(ss, q.get("source"))
         positions = int_list(q.get("pos"), "pos")
         if not positions:
             raise ApplicationError("pos must name at least one position.")
@@ -259,7 +101,7 @@ class ContextView(APIView):
         transform = transform_param(q.get("transform"))
         activation = float_param(q.get("activation"), "activation", 0.3)
         results = context_results(
-            store,
+            ss,
             source,
             positions,
             left=left,
@@ -285,31 +127,57 @@ class SearchView(APIView):
     )
     def get(self, request: Request) -> Response:
         q = request.query_params
-        ss = _resolve_project(request.user, q.get("project"))
+        ss = resolve_project(request.user, q.get("project"))
         query = q.get("q", "")
         if not query:
             raise ApplicationError("Give the phrase to search for as 'q'.")
         limit = min(max(int_param(q.get("limit"), "limit", 50), 1), 1000)
         as_html = str(q.get("html", "false")).lower() in ("1", "true", "yes")
-        store = stateset_store(ss)
-        searcher = stateset_searcher(ss)
-        phrase = searcher.split(query)
-        hits = searcher.search(phrase, limit)
-        vocab = store.vocab
-        res = []
-        for index in hits:
-            a = max(int(index) - 5, 0)
-            b = min(int(index) + len(phrase) + 5, store.length)
-            ids = np.asarray(store.tokens[a:b])
-            words = [vocab[int(i)] for i in ids]
-            k0, k1 = int(index) - a, int(index) - a + len(phrase)
-            if as_html:
-                text = " ".join(
-                    [html.escape(w) for w in words[:k0]]
-                    + ["<b>" + " ".join(html.escape(w) for w in words[k0:k1]) + "</b>"]
-                    + [html.escape(w) for w in words[k1:]]
-                )
-            else:
-                text = " ".join(words)
-            res.append({"index": int(index), "text": text})
+        res = search_results(ss, query, limit=limit, as_html=as_html)
         return Response({"request": {k: q.get(k) for k in q}, "res": res})
+
+
+class MatchView(APIView):
+    throttle_scope = "matches"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("project", str, required=True),
+            OpenApiParameter("source", str),
+            OpenApiParameter("cells", str, required=True, description="comma-separated cells"),
+            OpenApiParameter("activation", float, description="threshold (0.3)"),
+            OpenApiParameter("left", int, description="context before each match (10)"),
+            OpenApiParameter("right", int, description="context after each match start (10)"),
+            OpenApiParameter("dims", str, description="positionDetail dims (states,words)"),
+            OpenApiParameter("phrase_length", int, description="0: any length >= 2"),
+            OpenApiParameter("mode", str, enum=list(MODES), description="ignored: exact"),
+            OpenApiParameter(
+                "constraints", str, description="left,right; > 0 switches that side on (1,0)"
+            ),
+            OpenApiParameter("transform", str, enum=["tanh", "none"]),
+            OpenApiParameter("limit", int, description="ranked matches (50, at most 1000)"),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request) -> Response:
+        q = request.query_params
+        ss = resolve_project(request.user, q.get("project"))
+        source = resolve_source(ss, q.get("source"))
+        source, query = v2_match_query(ss, source, q)
+        left = max(int_param(q.get("left"), "left", 10), 0)
+        right = max(int_param(q.get("right"), "right", 10), 0)
+        if left + right > 2000:
+            raise ApplicationError("left + right may be at most 2000.")
+        dims = str_list(q.get("dims")) or ["states", "words"]
+        match, job = match_start(stateset=ss, user=request.user, source=source, query=query)  # type: ignore[arg-type]
+        running = match_settle(match, job, wait_s=float(settings.STATELAB_V2_MATCH_WAIT_S))
+        if running is not None:
+            raise ApplicationError(
+                "The match is still running; ask again in a while for its answer.",
+                code="match_running",
+                status_code=503,
+                details={"job": str(running.id)},
+            )
+        cells = int_list(q.get("cells"), "cells")
+        results = v2_match_results(match, cells=cells, left=left, right=right, dims=dims)
+        return Response({"request": {k: q.get(k) for k in q}, "results": results})

@@ -16,6 +16,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from workers.core.errors import InputError
+
 
 class ApplicationError(Exception):
     """An expected failure with a machine code and a sentence for the user."""
@@ -50,6 +52,9 @@ def _first_message(detail: Any) -> str:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, InputError):
+        # The compute core's "bad input, said in a sentence": a 400 like any other.
+        exc = ApplicationError(str(exc))
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
     if isinstance(exc, Http404):

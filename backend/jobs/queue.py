@@ -12,5 +12,4 @@ from celery import Celery, current_app
 
 def celery_app() -> Celery:
     """The process's Celery app (the one `backend.config.celery_app` configured)."""
-    app: Celery = current_app._get_current_object()
-    return app
+    return current_app

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 JOB_KINDS: dict[str, tuple[str, str]] = {
     "import_lstmvis": ("statelab.import_lstmvis", "cpu"),
     "corpus_upload": ("statelab.corpus_upload", "cpu"),
+    "model_upload": ("statelab.model_upload", "cpu"),
     "match": ("statelab.match", "cpu"),
     "index": ("statelab.index", "cpu"),
     "extract": ("statelab.extract", "gpu"),

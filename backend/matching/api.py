@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,12 +24,18 @@ from backend.core.params import int_param
 from backend.core.throttles import JobSubmissionThrottleMixin
 from backend.jobs.api import JobEnvelopeSerializer, job_envelope
 from backend.jobs.models import JobStatus
-from backend.states.models import StateSet
-from backend.states.selectors import stateset_for_user, stateset_store
-from workers.core.errors import InputError
+from backend.states.selectors import stateset_for_user
 
-from .selectors import match_answer, match_for_user, match_page, match_wait
-from .services import match_start
+from .models import Match, MatchStatus
+from .selectors import (
+    match_for_user,
+    match_histograms,
+    match_hits,
+    match_page_hits,
+    match_settle,
+    match_status,
+)
+from .services import match_query_build, match_start
 
 MAX_LIMIT = 1000
 MAX_SIDE = 100
@@ -99,6 +105,8 @@ class MatchRequestSerializer(serializers.Serializer[Any]):
 
 
 class MatchHitSerializer(serializers.Serializer[Any]):
+    """One hit as the engine reports it (`workers.core.match.MatchHit.to_json`)."""
+
     position = serializers.IntegerField(help_text="first token of the match")
     length = serializers.IntegerField()
     intersection = serializers.IntegerField()
@@ -108,6 +116,8 @@ class MatchHitSerializer(serializers.Serializer[Any]):
 
 
 class MatchHitContextSerializer(MatchHitSerializer):
+    """A hit with what the match view draws beside it (`selectors.match_page_hits`)."""
+
     start = serializers.IntegerField(help_text="first token of the context (inclusive)")
     end = serializers.IntegerField(help_text="last token of the context (inclusive)")
     clipped = serializers.BooleanField(help_text="the context was cut at 500 tokens")
@@ -122,122 +132,138 @@ class MatchHitContextSerializer(MatchHitSerializer):
     )
 
 
-class MatchSummarySerializer(serializers.Serializer[Any]):
-    id = serializers.UUIDField()
-    stateset = serializers.UUIDField()
-    source = serializers.CharField()  # type: ignore[assignment]
-    query = serializers.DictField()
-    status = serializers.ChoiceField(choices=JobStatus.choices)
-    job = serializers.UUIDField(allow_null=True)
-    error = serializers.CharField(allow_blank=True)
+HISTOGRAM = serializers.ListField(
+    child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2)
+)
+
+
+@extend_schema_field(MatchHitSerializer(many=True))
+class StoredHitsField(serializers.Field):  # type: ignore[type-arg]
+    """The hits exactly as stored (already the JSON of `MatchHitSerializer`): handed
+    through without a per-field pass, which would cost milliseconds for 1,000 hits."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, value: Match) -> list[dict[str, Any]]:
+        return match_hits(value)
+
+
+@extend_schema_field(MatchHitContextSerializer(many=True))
+class PageHitsField(serializers.Field):  # type: ignore[type-arg]
+    """A page of hits with their context (`selectors.match_page_hits`), handed through."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, value: Match) -> list[dict[str, Any]]:
+        page = self.context["page"]
+        return match_page_hits(value, **page)
+
+
+class MatchSummarySerializer(serializers.ModelSerializer[Match]):
+    """The one definition of a match's JSON (without its hits), for every answer."""
+
+    stateset = serializers.UUIDField(source="stateset_id", read_only=True)
+    status = serializers.SerializerMethodField()
+    job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
+    error = serializers.SerializerMethodField()
     exact = serializers.BooleanField(
-        help_text="false when the engine stopped at its budget; then `unscored` > 0"
+        read_only=True, help_text="false when the engine stopped at its budget; then `unscored` > 0"
     )
-    unscored = serializers.IntegerField()
-    candidates = serializers.IntegerField()
-    total = serializers.IntegerField(help_text="number of hits")
-    shards = serializers.IntegerField()
-    seconds = serializers.FloatField(allow_null=True)
-    strict_histogram = serializers.ListField(
-        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
+    total = serializers.IntegerField(source="hit_count", read_only=True, help_text="number of hits")
+    strict_histogram = serializers.SerializerMethodField(
         help_text="[length, count] pairs, ascending by length, for the lengths that occur: "
         "candidates with every selected cell on and obeying the off-constraints",
     )
-    fuzzy_histogram = serializers.ListField(
-        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
+    fuzzy_histogram = serializers.SerializerMethodField(
         help_text="[length, count] pairs, ascending by length, for the lengths that occur: "
         "candidates with at least half of the selected cells on",
     )
-    created_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField(allow_null=True)
-    last_used_at = serializers.DateTimeField()
+
+    class Meta:
+        model = Match
+        fields = [
+            "id",
+            "stateset",
+            "source",
+            "query",
+            "status",
+            "job",
+            "error",
+            "exact",
+            "unscored",
+            "candidates",
+            "total",
+            "shards",
+            "seconds",
+            "strict_histogram",
+            "fuzzy_histogram",
+            "created_at",
+            "finished_at",
+            "last_used_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=JobStatus.choices))
+    def get_status(self, match: Match) -> str:
+        return match_status(match)
+
+    @extend_schema_field(serializers.CharField(allow_blank=True))
+    def get_error(self, match: Match) -> str:
+        if match.job is not None and match.status != MatchStatus.DONE:
+            return str(match.job.error)
+        return ""
+
+    @extend_schema_field(HISTOGRAM)
+    def get_strict_histogram(self, match: Match) -> list[list[int]]:
+        return match_histograms(match)[0]
+
+    @extend_schema_field(HISTOGRAM)
+    def get_fuzzy_histogram(self, match: Match) -> list[list[int]]:
+        return match_histograms(match)[1]
 
 
 class MatchAnswerSerializer(MatchSummarySerializer):
-    reused = serializers.BooleanField(help_text="the answer was stored from an earlier query")
-    hits = MatchHitSerializer(many=True)
+    """The answer of `POST .../matches/`: the match with every hit, without context."""
+
+    reused = serializers.SerializerMethodField(
+        help_text="the answer was stored from an earlier query"
+    )
+    hits = StoredHitsField()
+
+    class Meta(MatchSummarySerializer.Meta):
+        fields = [*MatchSummarySerializer.Meta.fields, "reused", "hits"]
+        read_only_fields = fields
+
+    def get_reused(self, match: Match) -> bool:
+        return bool(self.context.get("reused", False))
 
 
 class MatchPageSerializer(MatchSummarySerializer):
-    offset = serializers.IntegerField()
-    limit = serializers.IntegerField()
-    left = serializers.IntegerField()
-    right = serializers.IntegerField()
-    hits = MatchHitContextSerializer(many=True)
+    """`GET /api/matches/{id}/`: one page of hits with their context."""
 
+    offset = serializers.SerializerMethodField()
+    limit = serializers.SerializerMethodField()
+    left = serializers.SerializerMethodField()
+    right = serializers.SerializerMethodField()
+    hits = PageHitsField()
 
-def _source(ss: StateSet, source: str) -> dict[str, Any]:
-    sources = ss.manifest.get("sources", [])
-    for s in sources:
-        if s["id"] == source:
-            return dict(s)
-    known = ", ".join(str(s["id"]) for s in sources) or "none"
-    raise ApplicationError(
-        f"There is no source '{source}' in this state set; its sources are: {known}.",
-        code="unknown_source",
-    )
+    class Meta(MatchSummarySerializer.Meta):
+        fields = [*MatchSummarySerializer.Meta.fields, "offset", "limit", "left", "right", "hits"]
+        read_only_fields = fields
 
+    def get_offset(self, match: Match) -> int:
+        return int(self.context["page"]["offset"])
 
-def query_from_request(ss: StateSet, v: dict[str, Any]) -> tuple[str, Any]:
-    """(source id, validated MatchQuery) from the validated request body; a hypothesis
-    range is turned into its selected cells first."""
-    from workers.core.match import MatchQuery
-    from workers.core.selection import selected_cells
+    def get_limit(self, match: Match) -> int:
+        return int(self.context["page"]["limit"])
 
-    source = _source(ss, v["source"])
-    n, d = int(ss.length), int(source["cells"])
-    try:
-        if v.get("cells") is not None:
-            cells = sorted({int(c) for c in v["cells"]})
-            bad = [c for c in cells if c >= d]
-            if bad:
-                raise ApplicationError(
-                    f"Cell {bad[0]} does not exist; the source has cells 0 to {d - 1}.",
-                    code="invalid",
-                    details={"cells": bad[:20]},
-                )
-        else:
-            if v["end"] >= n:
-                raise ApplicationError(
-                    f"The hypothesis {v['start']}-{v['end']} must lie inside the corpus of "
-                    f"{n} tokens."
-                )
-            cells = selected_cells(
-                stateset_store(ss),
-                source["id"],
-                v["start"],
-                v["end"],
-                v["threshold"],
-                zero_left=v["zero_left"],
-                zero_right=v["zero_right"],
-                transform=v.get("transform"),
-            )
-            if not cells:
-                raise ApplicationError(
-                    f"The hypothesis {v['start']}-{v['end']} selects no cells: none is on "
-                    f"(>= {v['threshold']}) throughout it and off for the {v['zero_left']} "
-                    f"step(s) before and {v['zero_right']} after. Lower the threshold, "
-                    "shorten the range or relax the off-constraints.",
-                    code="empty_selection",
-                )
-        window = v.get("range")
-        query = MatchQuery(
-            cells=tuple(cells),
-            threshold=float(v["threshold"]),
-            zero_left=int(v["zero_left"]),
-            zero_right=int(v["zero_right"]),
-            min_length=v.get("min_length"),
-            max_length=v.get("max_length"),
-            length=v.get("length"),
-            limit=int(v["limit"]),
-            range_start=int(window[0]) if window else 0,
-            range_end=int(window[1]) if window else None,
-            transform=v.get("transform"),
-        )
-        query.validate(n, d)
-    except InputError as exc:
-        raise ApplicationError(str(exc)) from exc
-    return str(source["id"]), query
+    def get_left(self, match: Match) -> int:
+        return int(self.context["page"]["left"])
+
+    def get_right(self, match: Match) -> int:
+        return int(self.context["page"]["right"])
 
 
 class StateSetMatchesView(JobSubmissionThrottleMixin, APIView):
@@ -256,35 +282,35 @@ class StateSetMatchesView(JobSubmissionThrottleMixin, APIView):
         ss = stateset_for_user(request.user, stateset_id)
         data = MatchRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        source, query = query_from_request(ss, data.validated_data)
+        v = data.validated_data
+        window = v.get("range")
+        source, query = match_query_build(
+            stateset=ss,
+            source=v["source"],
+            cells=v.get("cells"),
+            start=v.get("start"),
+            end=v.get("end"),
+            threshold=v["threshold"],
+            zero_left=v["zero_left"],
+            zero_right=v["zero_right"],
+            min_length=v.get("min_length"),
+            max_length=v.get("max_length"),
+            length=v.get("length"),
+            limit=v["limit"],
+            transform=v.get("transform"),
+            window=(window[0], window[1]) if window else None,
+        )
         match, job = match_start(
             stateset=ss,
             user=request.user,  # type: ignore[arg-type]
             source=source,
             query=query,
         )
-        if job is None:
-            return Response(match_answer(match, reused=True))
-        ended = match_wait(job_id=job.id, timeout_s=float(settings.STATELAB_MATCH_WAIT_S))
-        if ended == JobStatus.SUCCEEDED:
-            match.refresh_from_db()
-            return Response(match_answer(match, reused=False))
-        job.refresh_from_db()
-        if ended == JobStatus.FAILED:
-            raise ApplicationError(
-                f"The match failed: {job.error}",
-                code="match_failed",
-                status_code=422,
-                details={"job": str(job.id)},
-            )
-        if ended == JobStatus.CANCELLED:
-            raise ApplicationError(
-                "The match was cancelled; ask for it again to start it anew.",
-                code="match_cancelled",
-                status_code=409,
-                details={"job": str(job.id)},
-            )
-        return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)
+        running = match_settle(match, job, wait_s=float(settings.STATELAB_MATCH_WAIT_S))
+        if running is not None:
+            return Response(job_envelope(running), status=status.HTTP_202_ACCEPTED)
+        answer = MatchAnswerSerializer(match, context={"reused": job is None})
+        return Response(answer.data)
 
 
 def _bounded(raw: Any, name: str, default: int, low: int, high: int) -> int:
@@ -311,4 +337,5 @@ class MatchDetailView(APIView):
         limit = _bounded(q.get("limit"), "limit", 50, 1, MAX_LIMIT)
         left = _bounded(q.get("left"), "left", 10, 0, MAX_SIDE)
         right = _bounded(q.get("right"), "right", 0, 0, MAX_SIDE)
-        return Response(match_page(match, offset=offset, limit=limit, left=left, right=right))
+        page = {"offset": offset, "limit": limit, "left": left, "right": right}
+        return Response(MatchPageSerializer(match, context={"page": page}).data)

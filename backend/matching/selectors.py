@@ -1,7 +1,10 @@
 """Reads for matches: the access check, waiting for a match job, and the answers.
 
 `match_for_user` answers 404 for a match on a state set the caller may not see,
-exactly as for a missing one. `match_page` adds to each hit what the match view
+exactly as for a missing one. `match_settle` is how every route that matches waits
+for the answer (REST answers 202 with the job when it is not there in time, LSTMVis'
+route 503). The answer's JSON shape is defined once, by the serializers in `api.py`
+over a Match row; `match_page_hits` adds to each hit what the match view
 draws beside it: the tokens with some left context, how many selected cells are
 on at each step, and the annotation values (top prediction only, for wordvec
 tracks), read from the memory-mapped state set a few rows at a time.
@@ -14,9 +17,10 @@ from typing import Any
 
 from django.db import connection
 
+from backend.core.errors import ApplicationError
 from backend.jobs.models import TERMINAL, Job, JobStatus
 from backend.projects.selectors import get_for_user
-from backend.states.selectors import stateset_store
+from backend.states.selectors import stateset_context
 
 from .models import Match, MatchStatus
 
@@ -60,6 +64,45 @@ def match_wait(*, job_id: Any, timeout_s: float) -> str:
             delay = min(delay * 1.5, 0.05)
 
 
+def match_settle(match: Match, job: Job | None, *, wait_s: float) -> Job | None:
+    """The one way a request waits for a match answer, on every route that matches.
+
+    `match, job` come from `services.match_start`. Waits up to `wait_s` for the job;
+    returns None when the answer is stored in `match` (refreshed), or the job when it
+    is still running. A failed or cancelled match raises the error the user sees
+    (422 / 409, naming the job).
+    """
+    if job is None:
+        return None
+    ended = match_wait(job_id=job.id, timeout_s=wait_s)
+    if ended == JobStatus.SUCCEEDED:
+        match.refresh_from_db()
+        return None
+    job.refresh_from_db()
+    if ended == JobStatus.FAILED:
+        raise ApplicationError(
+            f"The match failed: {job.error}",
+            code="match_failed",
+            status_code=422,
+            details={"job": str(job.id)},
+        )
+    if ended == JobStatus.CANCELLED:
+        raise ApplicationError(
+            "The match was cancelled; ask for it again to start it anew.",
+            code="match_cancelled",
+            status_code=409,
+            details={"job": str(job.id)},
+        )
+    return job
+
+
+def match_histograms(match: Match) -> tuple[list[list[int]], list[list[int]]]:
+    """(strict, fuzzy) as `[length, count]` pairs (see codec); empty while computed."""
+    if match.status != MatchStatus.DONE or not match.result:
+        return [], []
+    return match.result["strict"], match.result["fuzzy"]
+
+
 def match_status(match: Match) -> str:
     """`succeeded` once the answer is stored, else the status of the job computing it."""
     if match.status == MatchStatus.DONE:
@@ -68,50 +111,11 @@ def match_status(match: Match) -> str:
     return str(job.status) if job is not None else str(JobStatus.QUEUED)
 
 
-def _hits(match: Match) -> list[dict[str, Any]]:
+def match_hits(match: Match) -> list[dict[str, Any]]:
+    """Every hit of a finished match (none while it is computed), as stored."""
     if match.status != MatchStatus.DONE or not match.result:
         return []
     return list(match.result["hits"])
-
-
-def _histograms(match: Match) -> tuple[list[list[int]], list[list[int]]]:
-    """(strict, fuzzy) as `[length, count]` pairs (see codec)."""
-    if match.status != MatchStatus.DONE or not match.result:
-        return [], []
-    return match.result["strict"], match.result["fuzzy"]
-
-
-def match_describe(match: Match, *, reused: bool | None = None) -> dict[str, Any]:
-    """The match without its hits: query, status, exactness, histograms."""
-    strict, fuzzy = _histograms(match)
-    body: dict[str, Any] = {
-        "id": str(match.id),
-        "stateset": str(match.stateset_id),
-        "source": match.source,
-        "query": match.query,
-        "status": match_status(match),
-        "job": str(match.job_id) if match.job_id else None,
-        "error": match.job.error if match.job is not None and match.status != "done" else "",
-        "exact": match.exact,
-        "unscored": match.unscored,
-        "candidates": match.candidates,
-        "total": match.hit_count,
-        "shards": match.shards,
-        "seconds": match.seconds,
-        "strict_histogram": strict,
-        "fuzzy_histogram": fuzzy,
-        "created_at": match.created_at.isoformat(),
-        "finished_at": match.finished_at.isoformat() if match.finished_at else None,
-        "last_used_at": match.last_used_at.isoformat(),
-    }
-    if reused is not None:
-        body["reused"] = reused
-    return body
-
-
-def match_answer(match: Match, *, reused: bool) -> dict[str, Any]:
-    """The answer of `POST /matches/`: the match with every hit, without context."""
-    return {**match_describe(match, reused=reused), "hits": _hits(match)}
 
 
 def _top_entry(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -124,22 +128,19 @@ def _top_entry(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(weighted, key=lambda e: float(e["weight"]))
 
 
-def match_page(match: Match, *, offset: int, limit: int, left: int, right: int) -> dict[str, Any]:
-    """Hits `offset .. offset + limit - 1` of a finished match with their context."""
-    from workers.core.context import read_context
-    from workers.core.match import MatchQuery
-
-    hits = _hits(match)
-    page = hits[offset : offset + limit]
-    body = match_describe(match)
-    body.update({"offset": offset, "limit": limit, "left": left, "right": right, "hits": []})
+def match_page_hits(
+    match: Match, *, offset: int, limit: int, left: int, right: int
+) -> list[dict[str, Any]]:
+    """Hits `offset .. offset + limit - 1` of a finished match, each with its context
+    (`left` tokens before, `right` after, at most `MAX_HIT_TOKENS` in all)."""
+    page = match_hits(match)[offset : offset + limit]
+    out: list[dict[str, Any]] = []
     if not page:
-        return body
-    store = stateset_store(match.stateset)
-    kinds = {a.name: a.kind for a in store.manifest.annotations}
-    q = MatchQuery.from_json(match.query)
-    cells = [int(c) for c in q.cells]
-    n = store.length
+        return out
+    kinds = {a["name"]: a["kind"] for a in match.stateset.manifest.get("annotations", [])}
+    q = match.query
+    cells = [int(c) for c in q["cells"]]
+    n = int(match.stateset.length)
     for hit in page:
         pos, length = hit["position"], hit["length"]
         a = max(pos - left, 0)
@@ -147,20 +148,20 @@ def match_page(match: Match, *, offset: int, limit: int, left: int, right: int) 
         clipped = b - a + 1 > MAX_HIT_TOKENS
         if clipped:
             b = a + MAX_HIT_TOKENS - 1
-        ctx = read_context(
-            store,
+        ctx = stateset_context(
+            match.stateset,
             match.source,
             a,
             b,
             cells=cells,
-            transform=q.transform,
-            threshold=float(q.threshold),
+            transform=q.get("transform"),
+            threshold=float(q["threshold"]),
         )
         annotations = {
             name: [_top_entry(v) for v in values] if kinds.get(name) == "wordvec" else values
             for name, values in ctx["annotations"].items()
         }
-        body["hits"].append(
+        out.append(
             {
                 **hit,
                 "start": a,
@@ -171,4 +172,4 @@ def match_page(match: Match, *, offset: int, limit: int, left: int, right: int) 
                 "annotations": annotations,
             }
         )
-    return body
+    return out

@@ -36,7 +36,7 @@ from backend.jobs.models import ACTIVE, Job, JobStatus
 from backend.jobs.queue import celery_app
 from backend.jobs.services import job_create, job_fail, job_progress, job_succeed, lease_end
 from backend.states.models import StateSet
-from backend.states.selectors import stateset_store
+from backend.states.selectors import stateset_selection, stateset_source, stateset_store
 from workers.core.errors import Cancelled, InputError, ProgressFn
 
 from .codec import result_from_row, result_row
@@ -53,6 +53,83 @@ GONE = "The state set was deleted while it was being matched."
 # module does not import the task module that imports it.
 SHARD_TASK = "statelab.match_shard"
 MERGE_TASK = "statelab.match_merge"
+
+
+def match_query_build(
+    *,
+    stateset: StateSet,
+    source: str,
+    threshold: float,
+    cells: list[int] | None = None,
+    start: int | None = None,
+    end: int | None = None,
+    zero_left: int = 1,
+    zero_right: int = 0,
+    min_length: int | None = 2,
+    max_length: int | None = None,
+    length: int | None = None,
+    limit: int = 50,
+    transform: str | None = None,
+    window: tuple[int, int] | None = None,
+) -> tuple[str, MatchQuery]:
+    """The one way from a request to a match query, for every route that matches
+    (`/api/statesets/{id}/matches/`, LSTMVis' `/api/v2/match`): (source id, query).
+
+    The cells are given, or selected by the hypothesis `[start, end]` with the same
+    threshold and off-constraints (docs/matching.md); either way every cell and the
+    range are checked against the state set, with a message that says what is wrong.
+    """
+    from workers.core.match import MatchQuery
+
+    info = stateset_source(stateset, source)
+    n, d = int(stateset.length), int(info["cells"])
+    if cells is not None:
+        chosen = sorted({int(c) for c in cells})
+        if not chosen:
+            raise ApplicationError("cells must name at least one cell.")
+        bad = [c for c in chosen if c < 0 or c >= d]
+        if bad:
+            raise ApplicationError(
+                f"Cell {bad[0]} does not exist; the source has cells 0 to {d - 1}.",
+                code="invalid",
+                details={"cells": bad[:20]},
+            )
+    else:
+        if start is None or end is None:
+            raise ApplicationError("A hypothesis needs both start and end.")
+        chosen = stateset_selection(
+            stateset,
+            str(info["id"]),
+            start,
+            end,
+            threshold,
+            zero_left=zero_left,
+            zero_right=zero_right,
+            transform=transform,
+        )
+        if not chosen:
+            raise ApplicationError(
+                f"The hypothesis {start}-{end} selects no cells: none is on "
+                f"(>= {threshold}) throughout it and off for the {zero_left} "
+                f"step(s) before and {zero_right} after. Lower the threshold, "
+                "shorten the range or relax the off-constraints.",
+                code="empty_selection",
+            )
+    query = MatchQuery(
+        cells=tuple(chosen),
+        threshold=float(threshold),
+        zero_left=int(zero_left),
+        zero_right=int(zero_right),
+        min_length=min_length,
+        max_length=max_length,
+        length=length,
+        limit=int(limit),
+        range_start=int(window[0]) if window else 0,
+        range_end=int(window[1]) if window else None,
+        transform=transform,
+    )
+    query.validate(n, d)  # InputError: a 400 through the API's exception handler
+    return str(info["id"]), query
 
 
 def match_key(*, source: str, query: MatchQuery) -> str:
@@ -126,27 +203,6 @@ def match_start(
         Match.objects.filter(id=match.id).update(job=job)
         match.job = job
     return match, job
-
-
-def match_store(
-    *,
-    stateset: StateSet,
-    user: User | None,
-    source: str,
-    query: MatchQuery,
-    result: MatchResult,
-    seconds: float,
-) -> Match:
-    """Record an answer computed outside a job (the LSTMVis route matches small state
-    sets in the request) so that later identical queries reuse it."""
-    key = match_key(source=source, query=query)
-    match = _pending_row(stateset=stateset, user=user, source=source, query=query, key=key)
-    now = timezone.now()
-    Match.objects.filter(id=match.id).update(
-        **_result_fields(result, seconds), finished_at=now, last_used_at=now
-    )
-    match.refresh_from_db()
-    return match
 
 
 def _result_fields(result: MatchResult, seconds: float) -> dict[str, Any]:

@@ -21,13 +21,13 @@ from backend.core.throttles import JobSubmissionThrottleMixin
 from backend.jobs.api import JobEnvelopeSerializer, job_envelope
 from backend.projects.models import Role
 from backend.projects.selectors import project_for_user
-from workers.core.errors import InputError
 
 from .selectors import (
+    stateset_context,
     stateset_describe,
     stateset_for_user,
     stateset_searcher,
-    stateset_store,
+    stateset_selection,
 )
 from .services import extraction_start, import_start, index_start, stateset_delete
 
@@ -145,10 +145,6 @@ class StateSetIndexView(JobSubmissionThrottleMixin, APIView):
         return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)
 
 
-def input_error(exc: InputError) -> ApplicationError:
-    return ApplicationError(exc.message, code="invalid")
-
-
 MAX_CONTEXT_VALUES = 2_000_000
 
 
@@ -174,8 +170,6 @@ class ContextView(APIView):
     def get(self, request: Request, stateset_id: str) -> Response:
         from django.conf import settings
 
-        from workers.core.context import read_context
-
         ss = stateset_for_user(request.user, stateset_id)
         q = request.query_params
         source = q.get("source") or (ss.manifest.get("sources") or [{}])[0].get("id")
@@ -194,19 +188,16 @@ class ContextView(APIView):
                 f"A window of {end - start + 1} tokens x {width} cells is more than "
                 f"{MAX_CONTEXT_VALUES:,} values; ask for fewer cells or a shorter window."
             )
-        try:
-            body = read_context(
-                stateset_store(ss),
-                str(source),
-                start,
-                end,
-                cells=cells,
-                transform=transform_param(q.get("transform")),
-                threshold=float_param(q.get("threshold"), "threshold"),
-                as_arrays=True,
-            )
-        except InputError as exc:
-            raise input_error(exc) from exc
+        body = stateset_context(
+            ss,
+            str(source),
+            start,
+            end,
+            cells=cells,
+            transform=transform_param(q.get("transform")),
+            threshold=float_param(q.get("threshold"), "threshold"),
+            as_arrays=True,
+        )
         return Response(body)
 
 
@@ -238,35 +229,27 @@ class SelectionResponseSerializer(serializers.Serializer[Any]):
 class SelectionView(APIView):
     @extend_schema(request=SelectionRequestSerializer, responses=SelectionResponseSerializer)
     def post(self, request: Request, stateset_id: str) -> Response:
-        from workers.core.selection import selected_cells
-
         ss = stateset_for_user(request.user, stateset_id)
         data = SelectionRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        store = stateset_store(ss)
-        if v["end"] >= store.length:
-            raise ApplicationError(f"end must be below the corpus length {store.length}.")
-        try:
-            cells = selected_cells(
-                store,
-                v["source"],
-                v["start"],
-                v["end"],
-                v["threshold"],
-                zero_left=v["zero_left"],
-                zero_right=v["zero_right"],
-                transform=v.get("transform"),
-            )
-        except InputError as exc:
-            raise input_error(exc) from exc
+        cells = stateset_selection(
+            ss,
+            v["source"],
+            v["start"],
+            v["end"],
+            v["threshold"],
+            zero_left=v["zero_left"],
+            zero_right=v["zero_right"],
+            transform=v.get("transform"),
+        )
         return Response(
             {
                 **{
                     k: v[k]
                     for k in ("source", "start", "end", "threshold", "zero_left", "zero_right")
                 },
-                "cells": [int(c) for c in cells],
+                "cells": cells,
             }
         )
 

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -12,7 +14,7 @@ class StatesConfig(AppConfig):
 
         from .models import StateSet
 
-        def stored(user: object) -> int:
+        def stored(user: Any) -> int:
             qs = StateSet.objects.filter(created_by=user)
             return int(qs.aggregate(n=Sum("size_bytes"))["n"] or 0)
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from backend.core.errors import ApplicationError
 from backend.core.storage import store_path
 from backend.projects.models import Role
 from backend.projects.selectors import get_for_user
+from workers.core.context import read_context
 from workers.core.search import PhraseSearcher, split_query
+from workers.core.selection import selected_cells
 from workers.core.store import StateSet as StoreStateSet
 
 from .models import StateSet
@@ -97,3 +100,76 @@ def query_tokens(q: str, vocab: list[str]) -> list[str]:
     and newlines can be searched; a marker such as ``<eos>`` is one token),
     whitespace-separated words otherwise. See ``workers.core.search.split_query``."""
     return split_query(q, vocab)
+
+
+def stateset_source(ss: StateSet, source: str) -> dict[str, Any]:
+    """The manifest entry of source `source`, or a 400 that lists the sources there are."""
+    sources = ss.manifest.get("sources", [])
+    for s in sources:
+        if s["id"] == source:
+            return dict(s)
+    known = ", ".join(str(s["id"]) for s in sources) or "none"
+    raise ApplicationError(
+        f"There is no source '{source}' in this state set; its sources are: {known}.",
+        code="unknown_source",
+    )
+
+
+def stateset_context(
+    ss: StateSet,
+    source: str,
+    start: int,
+    end: int,
+    *,
+    cells: list[int] | None = None,
+    transform: str | None = None,
+    threshold: float | None = None,
+    annotations: bool = True,
+    as_arrays: bool = False,
+) -> dict[str, Any]:
+    """The context window `[start, end]` of one source (`workers.core.context.read_context`;
+    bad input raises `InputError`, which the API answers with 400)."""
+    return read_context(
+        stateset_store(ss),
+        source,
+        start,
+        end,
+        cells=cells,
+        transform=transform,
+        threshold=threshold,
+        annotations=annotations,
+        as_arrays=as_arrays,
+    )
+
+
+def stateset_selection(
+    ss: StateSet,
+    source: str,
+    start: int,
+    end: int,
+    threshold: float,
+    *,
+    zero_left: int,
+    zero_right: int,
+    transform: str | None = None,
+) -> list[int]:
+    """The cells a hypothesis `[start, end]` selects (docs/matching.md, selection), the
+    range checked against the corpus first."""
+    if end < start:
+        raise ApplicationError("end must not be before start.")
+    if start < 0 or end >= ss.length:
+        raise ApplicationError(
+            f"The hypothesis {start}-{end} must lie inside the corpus of {ss.length} tokens "
+            f"(positions 0 to {ss.length - 1})."
+        )
+    cells = selected_cells(
+        stateset_store(ss),
+        source,
+        start,
+        end,
+        threshold,
+        zero_left=zero_left,
+        zero_right=zero_right,
+        transform=transform,
+    )
+    return [int(c) for c in cells]

@@ -1,6 +1,7 @@
 """Match through HTTP and a real worker (target: p50 <= 80 ms at 1M tokens x 650 cells, m = 8).
 
 What is timed is what a user's click costs: `POST /api/statesets/{id}/matches/`
+(and LSTMVis' `GET /api/v2/match`, which takes the same path)
 over a real socket to gunicorn, the match job created and sent through the broker,
 taken by a separate Celery worker process, matched by the engine on the indexed
 state set, recorded, seen by the waiting request, answered as JSON. Every query
@@ -151,6 +152,17 @@ def _match(api: Api, ss_id: str, cells: list[int]) -> tuple[float, dict[str, Any
     return elapsed, answer, status == 200 and "reused" in answer
 
 
+def _match_v2(api: Api, project: str, cells: list[int]) -> float:
+    """One LSTMVis `/api/v2/match` query (the request waits for the worker's answer)."""
+    path = f"/api/v2/match?project={project}&cells={','.join(map(str, cells))}&dims=words"
+    t = time.perf_counter()
+    status, answer = api.call("GET", path)
+    elapsed = time.perf_counter() - t
+    if status != 200:
+        raise RuntimeError(f"v2 match answered {status}: {str(answer)[:300]}")
+    return elapsed
+
+
 def child(args: argparse.Namespace, var: Path) -> dict[str, Any]:
     """Runs in the child process: set up, start the worker and web server, time."""
     from workers.benchmarks.common import build_stateset, django_setup, summarise
@@ -269,6 +281,10 @@ def child(args: argparse.Namespace, var: Path) -> dict[str, Any]:
             if answer.get("reused"):
                 raise RuntimeError("a fresh query was answered from the store")
         http_stats = summarise(times)
+        v2_times = [
+            _match_v2(api, project.slug, fresh())
+            for _ in range(max(args.match_http_queries // 2, 1))
+        ]
         return {
             "stateset": {
                 "tokens": n,
@@ -282,6 +298,8 @@ def child(args: argparse.Namespace, var: Path) -> dict[str, Any]:
             "client": "http.client keep-alive -> gunicorn (1 process, 4 threads)",
             "worker": "celery prefork, concurrency 1",
             "match_http": http_stats,
+            # LSTMVis' route takes the same path (job, worker, wait), with its own shape.
+            "v2_match_http": summarise(v2_times),
             "engine_in_worker": summarise(engine) if engine else None,
             "answered_within_wait": at_once,
             "best_intersection_median": float(np.median(best_i)) if best_i else None,

@@ -136,12 +136,12 @@ STATELAB_LOGIN_FAILURE_WINDOW_S = env.int("STATELAB_LOGIN_FAILURE_WINDOW_S", def
 STATELAB_CONTEXT_MAX_TOKENS = env.int("STATELAB_CONTEXT_MAX_TOKENS", default=5_000)
 # Matching: how long `POST /matches/` waits for its job before answering 202; the
 # state-set length above which a match is split into shards run as a Celery group;
-# the length from which shards go to the gpu queue (0: never); up to which length
-# `/api/v2/match` computes in the request, and how long it waits for a job beyond.
+# the length from which shards go to the gpu queue (0: never); how long `/api/v2/match`
+# (which LSTMVis' client waits for) waits before answering 503. Every match runs in a
+# worker, never in the web process (docs/matching.md, "Where a match runs").
 STATELAB_MATCH_WAIT_S = env.float("STATELAB_MATCH_WAIT_S", default=3.0)
 STATELAB_MATCH_SHARD_TOKENS = env.int("STATELAB_MATCH_SHARD_TOKENS", default=4_000_000)
 STATELAB_MATCH_GPU_TOKENS = env.int("STATELAB_MATCH_GPU_TOKENS", default=0)
-STATELAB_MATCH_INLINE_TOKENS = env.int("STATELAB_MATCH_INLINE_TOKENS", default=2_000_000)
 STATELAB_V2_MATCH_WAIT_S = env.float("STATELAB_V2_MATCH_WAIT_S", default=120.0)
 
 # Uploads go to disk, never into memory beyond 2.5 MB; the cap is checked before the job exists.

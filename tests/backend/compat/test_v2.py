@@ -119,7 +119,7 @@ def test_search_finds_phrases(owner_api, imported):
 
 
 def test_context_refuses_a_request_too_large_to_answer(owner_api, imported, monkeypatch):
-    monkeypatch.setattr("backend.compat.views.MAX_V2_VALUES", 100_000)
+    monkeypatch.setattr("backend.compat.selectors.MAX_V2_VALUES", 100_000)
     pos = ",".join(str(i) for i in range(0, 120, 1))
     r = owner_api.get(
         f"/api/v2/context?project=brackets&source=states::states1&pos={pos}"

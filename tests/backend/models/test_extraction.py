@@ -203,8 +203,13 @@ def test_model_uploaded_through_the_api_extracts_too(owner_api, owner, project, 
         },
         format="multipart",
     )
+    assert r.status_code == 202, r.content
+    upload = owner_api.get(f"/api/jobs/{r.json()['job']['id']}/").json()
+    assert upload["status"] == "succeeded", upload
     corpus, _ = _corpus(project, owner, n=40)
-    r = _extract(owner_api, model=r.json()["id"], corpus=str(corpus.id), values=["gates"])
+    r = _extract(
+        owner_api, model=upload["result"]["model"], corpus=str(corpus.id), values=["gates"]
+    )
     job = owner_api.get(f"/api/jobs/{r.json()['job']['id']}/").json()
     assert job["status"] == "succeeded", job
     info = owner_api.get(f"/api/statesets/{job['result']['stateset']}/").json()

@@ -32,9 +32,13 @@ def test_model_routes_match_the_schema(spec, owner_api, owner, project):
         },
         format="multipart",
     )
-    assert r.status_code == 201
-    _check(spec, "/api/projects/{slug}/models/", "post", 201, r.json())
-    model_id = r.json()["id"]
+    assert r.status_code == 202
+    _check(spec, "/api/projects/{slug}/models/", "post", 202, r.json())
+    upload_job = r.json()["job"]["id"]
+    r = owner_api.get(f"/api/jobs/{upload_job}/")
+    _check(spec, "/api/jobs/{job_id}/", "get", 200, r.json())
+    assert r.json()["status"] == "succeeded", r.json()
+    model_id = r.json()["result"]["model"]
     ids = np.random.default_rng(0).integers(0, len(VOCAB), size=300)
     corpus = corpus_create(project, owner, ids, VOCAB)
 
