@@ -43,9 +43,12 @@ def test_upload_a_model_extract_and_open_the_state_set(page, signed_in, project,
     _files(form, "Vocabulary", "vocab.json", json.dumps(VOCAB).encode(), "application/json")
     form.get_by_label("Model name").fill("tiny lstm")
     form.get_by_role("button", name="Upload model").click()
+    # 202 with the job that checks the weights on a worker, listed under Jobs
     expect(form.locator(".form-status")).to_have_text(
-        f"Stored tiny lstm: LSTM 2 {TIMES} 7 · embedding 5, vocabulary of 5."
+        "Uploaded tiny.safetensors; the check is listed under Jobs."
     )
+    check = page.locator('.job[data-status="succeeded"]').first
+    expect(check.locator(".job-kind")).to_have_text("Model upload")
     row = page.locator("#models tbody tr")
     expect(row).to_have_count(1)
     expect(row.locator("td").nth(0)).to_have_text("tiny lstm")
@@ -117,19 +120,80 @@ def test_imported_state_sets_show_no_stream_starts(page, signed_in, stateset):
     expect(page.locator("#lineplot .stream-mark")).to_have_count(0)
 
 
-def test_a_refused_model_shows_the_servers_message(page, signed_in, project, problems):
-    problems.expect(r"HTTP 400: POST .*/models/$")
-    problems.expect(r"status of 400")
+def test_a_refused_model_shows_the_servers_message(page, signed_in, project):
     page.goto(f"/p/{project.slug}/")
     form = page.locator("#model-form")
     _files(form, "Weights", "broken.pt", b"not a model at all" * 10)
     _files(form, "Vocabulary", "vocab.json", json.dumps(VOCAB).encode(), "application/json")
     form.get_by_role("button", name="Upload model").click()
-    status = form.locator(".form-status")
-    expect(status).to_have_class("form-status error")
-    expect(status).to_contain_text("broken.pt")
+    # the upload is taken (202); the job that checks it refuses the file and says why
+    refusal = page.locator('.job[data-status="failed"] [data-testid="job-error"]')
+    expect(refusal).to_contain_text("broken.pt")
     expect(page.locator("#models")).to_contain_text("No models yet")
     assert page.request.get(f"/api/projects/{project.slug}/").json()["models"] == []
+
+
+@pytest.mark.parametrize("answered", ["queued", "succeeded"])
+def test_a_model_upload_answered_with_a_job_lists_the_model_when_it_is_done(
+    page, signed_in, project, user, answered
+):
+    """The upload answers 202 with a job that checks the weights: the job shows under
+    Jobs and the model list follows it. The real upload runs (its job, in-process in
+    the tests, is done before the answer); the answer is replaced by a 202 with a job
+    made here, queued as behind a busy worker (the list refreshes when it succeeds)
+    or already done (the list refreshes at once)."""
+    from rest_framework.renderers import JSONRenderer
+
+    from backend.jobs.api import JobSerializer
+    from backend.jobs.models import Job
+
+    made: list[Job] = []
+
+    def as_job(route):
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        real = route.fetch()
+        assert real.status == 202
+        model = {"id": Job.objects.get(id=real.json()["job"]["id"]).result["model"]}
+        job = Job.objects.create(
+            kind="model_upload",
+            project=project,
+            created_by=user,
+            status=answered,
+            progress=1.0 if answered == "succeeded" else 0.0,
+            result={"model": model["id"]} if answered == "succeeded" else {},
+        )
+        made.append(job)
+        body = JSONRenderer().render({"job": JobSerializer(job).data})
+        route.fulfill(status=202, content_type="application/json", body=body)
+
+    page.route(f"**/api/projects/{project.slug}/models/", as_job)
+    page.goto(f"/p/{project.slug}/")
+    expect(page.locator("#models")).to_contain_text("No models yet")
+    form = page.locator("#model-form")
+    _files(form, "Weights", "tiny.safetensors", safetensors_bytes(tiny_model(vocab_size=5)))
+    _files(form, "Vocabulary", "vocab.json", json.dumps(VOCAB).encode(), "application/json")
+    form.get_by_role("button", name="Upload model").click()
+    expect(form.locator(".form-status")).to_have_text(
+        "Uploaded tiny.safetensors; the check is listed under Jobs."
+    )
+    expect(form.locator(".form-status")).to_have_class("form-status ok")
+    (job,) = made
+    row = page.locator(f'.job[data-job-id="{job.id}"]')
+    expect(row).to_have_attribute("data-status", answered)
+    expect(row.locator(".job-kind")).to_have_text("Model upload")
+    if answered == "queued":
+        expect(page.locator("#models")).to_contain_text("No models yet")
+        model_id = page.request.get(f"/api/projects/{project.slug}/").json()["models"][0]["id"]
+        Job.objects.filter(id=job.id).update(
+            status="succeeded", progress=1.0, result={"model": model_id}
+        )
+        expect(row).to_have_attribute("data-status", "succeeded")
+    expect(page.locator("#models tbody tr")).to_have_count(1)
+    expect(row).to_contain_text("model ready (listed under Models)")
+    listed = page.request.get(f"/api/projects/{project.slug}/").json()["models"]
+    expect(page.locator("#extract-form").get_by_label("Model")).to_have_value(listed[0]["id"])
 
 
 def test_training_shows_the_learning_curve(page, signed_in, project, user):

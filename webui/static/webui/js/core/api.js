@@ -45,10 +45,14 @@ async function errorFrom(response) {
 }
 
 /**
- * request(url, {method, json, form, key, signal}) -> parsed JSON (or null for 204).
+ * request(url, {method, json, form, key, signal, withStatus}) -> parsed JSON (or null
+ * for 204); with `withStatus`, {status, body} for endpoints whose answer depends on
+ * the status (201 with what was made, 202 with the job that makes it).
  * `json` sends a JSON body; `form` sends a FormData (multipart) body.
  */
-export async function request(url, { method = "GET", json, form, key, signal } = {}) {
+export async function request(url, {
+  method = "GET", json, form, key, signal, withStatus = false,
+} = {}) {
   const headers = { Accept: "application/json" };
   let body;
   if (json !== undefined) {
@@ -79,8 +83,8 @@ export async function request(url, { method = "GET", json, form, key, signal } =
       throw new ApiError("The server could not be reached; check the connection and try again.");
     }
     if (!response.ok) throw await errorFrom(response);
-    if (response.status === 204) return null;
-    return await response.json();
+    const answer = response.status === 204 ? null : await response.json();
+    return withStatus ? { status: response.status, body: answer } : answer;
   } finally {
     if (key && inflight.get(key) === controller) inflight.delete(key);
   }

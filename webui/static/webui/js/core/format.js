@@ -48,3 +48,12 @@ export function bootData() {
   const el = document.getElementById("boot-data");
   return el ? JSON.parse(el.textContent) : {};
 }
+
+/** A model's shape in one line: "2 × 650 · embedding 650 · tied". */
+export function fmtModelSpec(m) {
+  const sp = m.spec || {};
+  const parts = [`${sp.layers ?? m.layers} × ${sp.hidden_size ?? m.hidden_size}`];
+  if (sp.embedding_size !== undefined) parts.push(`embedding ${sp.embedding_size}`);
+  if (sp.tied) parts.push("tied");
+  return parts.join(" · ");
+}

@@ -11,6 +11,7 @@ export const ACTIVE = new Set(["queued", "running"]);
 const KIND_LABEL = {
   import_lstmvis: "LSTMVis import",
   corpus_upload: "Corpus upload",
+  model_upload: "Model upload",
   extract: "State extraction",
   train: "Training",
   match: "Match",
