@@ -6,13 +6,14 @@ database are relative to that root so the store can move.
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+
+from workers.core.atomic import atomic_file
 
 from .errors import ApplicationError
 
@@ -45,28 +46,20 @@ def save_stream(chunks: Any, *, suffix: str, max_bytes: int) -> tuple[str, int, 
     """
     (store_root() / "uploads").mkdir(parents=True, exist_ok=True)
     rel = f"uploads/{uuid.uuid4().hex}{suffix}"
-    final = store_root() / rel
-    tmp = final.with_name(f".tmp-{final.name}")
     digest = hashlib.sha256()
     size = 0
-    try:
-        with open(tmp, "wb") as out:
-            for chunk in iter_chunks(chunks):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise ApplicationError(
-                        f"The upload is larger than the limit of {max_bytes // (1 << 20)} MB.",
-                        code="too_large",
-                        status_code=413,
-                    )
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # Over the limit half-way: the temporary file goes, nothing is left under `rel`.
+    with atomic_file(store_root() / rel) as out:
+        for chunk in iter_chunks(chunks):
+            size += len(chunk)
+            if size > max_bytes:
+                raise ApplicationError(
+                    f"The upload is larger than the limit of {max_bytes // (1 << 20)} MB.",
+                    code="too_large",
+                    status_code=413,
+                )
+            digest.update(chunk)
+            out.write(chunk)
     return rel, size, digest.hexdigest()
 
 
