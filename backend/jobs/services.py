@@ -25,8 +25,8 @@ from backend.accounts.models import User
 from backend.core.errors import ApplicationError
 from backend.core.storage import store_root
 from backend.projects.models import Project
+from workers.core.atomic import remove_stale_temp_dirs
 from workers.core.errors import Cancelled
-from workers.core.store import remove_stale_temp_dirs
 
 from .models import ACTIVE, Job, JobStatus
 from .queue import celery_app

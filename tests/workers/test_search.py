@@ -270,7 +270,7 @@ def test_a_failed_write_leaves_no_index(corpus, monkeypatch) -> None:
     def disk_full(path: Path, arr: np.ndarray) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(search_module, "_save_npy", disk_full)
+    monkeypatch.setattr(search_module, "save_npy_synced", disk_full)
     with pytest.raises(OSError, match="No space"):
         build_search_index(ss_path)
     assert not has_search_index(ss_path)

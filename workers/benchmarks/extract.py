@@ -190,12 +190,12 @@ def bench_speed(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 _CHILD = """
 import json, sys
 from pathlib import Path
-from workers.benchmarks.extract import _memory_child
-print(json.dumps(_memory_child(Path(sys.argv[1]), sys.argv[2])))
+from workers.benchmarks.extract import memory_child
+print(json.dumps(memory_child(Path(sys.argv[1]), sys.argv[2])))
 """
 
 
-def _memory_child(root: Path, device: str) -> dict[str, Any]:
+def memory_child(root: Path, device: str) -> dict[str, Any]:
     """Run in a subprocess: one extraction of the corpus at ``root/corpus``."""
     from workers.core.extract import ExtractParams, extract
     from workers.core.store import open_corpus

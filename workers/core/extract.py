@@ -75,6 +75,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from workers.core.atomic import atomic_file
 from workers.core.errors import Cancelled, InputError, ProgressFn
 from workers.core.rnnlm import RNNLanguageModel, RNNSpec
 from workers.core.store import (
@@ -858,17 +859,9 @@ def _save_checkpoint(path: Path, ck: _Checkpoint) -> None:
         for i, layer in enumerate(ck.state)
         for j, t in enumerate(layer)
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
+    # One writer per work folder: a killed attempt's temp file is overwritten by the next.
+    with atomic_file(path, unique_temp=False) as fh:
         np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _Syncer:
@@ -1090,45 +1083,24 @@ def extract(
     (before any heavy work), ``Cancelled`` when ``progress`` raises it.
     """
     spec = model.spec
-    if len(model_vocab) != spec.vocab_size:
-        raise InputError(
-            f"the model's vocabulary has {len(model_vocab)} words but its embedding "
-            f"{spec.vocab_size} rows"
-        )
-    kinds, notes = _validate(params, spec)
-    if extra is not None:
-        json.dumps(extra, allow_nan=False)
+    kinds, notes = _check_request(model_vocab, spec, params, extra)
     corpus_dir, final_dir, work_dir = Path(corpus_dir), Path(final_dir), Path(work_dir)
     corpus = open_corpus(corpus_dir)
     table, missing, unk = _map_vocab(corpus.vocab, model_vocab)
     n = corpus.length
     dev = _resolve_device(device)
-    wanted = params.streams if params.streams is not None else default_streams(n, dev.type)
-    starts, lengths = plan_streams(n, wanted)
-    chunk = min(params.chunk, int(lengths[0]))
-    settings = {
-        "values": kinds,
-        "topk": params.topk,
-        "surprisal": params.surprisal,
-        "streams": len(starts),
-        "chunk": chunk,
-    }
+    starts, lengths, settings = _settings(params, kinds, n, dev)
 
     progress(0.0, "Layer states: checking the corpus against the model's vocabulary")
     reader = _TokenReader(corpus.ids)
     try:
-        unknown: dict[str, Any] | None = None
-        if unk is not None and missing.any():
-            unknown = {
-                "token": model_vocab[unk],
-                "types": int(missing.sum()),
-                "occurrences": _count_unknown(reader, n, missing),
-            }
+        unknown = _unknown_tokens(reader, n, missing, unk, model_vocab)
         fingerprint = _fingerprint(model, model_vocab, corpus_dir, settings)
         done = _existing_result(final_dir, fingerprint)
         if done is not None:
             progress(1.0, "Layer states: already extracted")
             return done
+        chunk = int(settings["chunk"])
         plan = _Plan(
             n=n,
             starts=starts,
@@ -1161,6 +1133,53 @@ def extract(
                 engine.close()
     finally:
         reader.close()
+
+
+def _check_request(
+    model_vocab: list[str], spec: RNNSpec, params: ExtractParams, extra: dict[str, Any] | None
+) -> tuple[list[str], list[str]]:
+    """Refuse what cannot be extracted before any work; returns ``_validate``'s
+    ``(kinds, notes)``."""
+    if len(model_vocab) != spec.vocab_size:
+        raise InputError(
+            f"the model's vocabulary has {len(model_vocab)} words but its embedding "
+            f"{spec.vocab_size} rows"
+        )
+    kinds, notes = _validate(params, spec)
+    if extra is not None:
+        json.dumps(extra, allow_nan=False)
+    return kinds, notes
+
+
+def _settings(
+    params: ExtractParams, kinds: list[str], n: int, dev: torch.device
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """``(starts, lengths, settings)``: the streams over ``n`` tokens and the settings
+    that decide what is stored (part of the fingerprint and of the manifest)."""
+    wanted = params.streams if params.streams is not None else default_streams(n, dev.type)
+    starts, lengths = plan_streams(n, wanted)
+    settings = {
+        "values": kinds,
+        "topk": params.topk,
+        "surprisal": params.surprisal,
+        "streams": len(starts),
+        "chunk": min(params.chunk, int(lengths[0])),
+    }
+    return starts, lengths, settings
+
+
+def _unknown_tokens(
+    reader: _TokenReader, n: int, missing: np.ndarray, unk: int | None, model_vocab: list[str]
+) -> dict[str, Any] | None:
+    """What the manifest says about corpus words the model does not know (read
+    through ``<unk>``), or None when there are none."""
+    if unk is None or not missing.any():
+        return None
+    return {
+        "token": model_vocab[unk],
+        "types": int(missing.sum()),
+        "occurrences": _count_unknown(reader, n, missing),
+    }
 
 
 @dataclass
@@ -1274,7 +1293,18 @@ class _Run:
         self.checkpoint_every_s = checkpoint_every_s
         self.last_checkpoint = time.monotonic()
         self.syncer = _Syncer(self.files, plan.starts, ck_path)
-        # One thread writes chunk k while chunk k + 1 is computed into the other slot.
+        self._run_chunks(first, state, report)
+        report(plan.n, force=True)
+        return self._publish(writer)
+
+    def _run_chunks(self, first: int, state: list[State], report: _Progress) -> None:
+        """Compute chunks ``first ..`` and write them, then close the syncer.
+
+        One thread writes chunk k while chunk k + 1 is computed into the other
+        slot. On a failure other than ``Cancelled`` the chunks already computed
+        still reach the files, so the checkpoint covers them.
+        """
+        plan = self.plan
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="extract-write")
         pending: deque[Future[None]] = deque()
         try:
@@ -1302,8 +1332,10 @@ class _Run:
             raise
         pool.shutdown(wait=True)
         self.syncer.close()
-        report(plan.n, force=True)
 
+    def _publish(self, writer: StateSetWriter) -> Manifest:
+        """Add what belongs to the whole state set and commit it."""
+        plan = self.plan
         self.progress(0.98, "Layer states: publishing the state set")
         writer.set_streams([int(s) for s in plan.starts], self.doc_starts)
         if plan.surprisal:

@@ -1,4 +1,4 @@
-"""The match engine behind :func:`workers.core.match.match`.
+"""The match engine behind :func:`workers.core.match.match`, on the CPU.
 
 One pass over the corpus (or a shard of it) in chunks of positions:
 
@@ -27,6 +27,10 @@ process; for corpora above ``RELEASE_ABOVE`` tokens the pages a match read are
 handed back (they stay in the page cache), so resident memory is bounded by the
 chunk size and the budget, not by ``N``. ``docs/matching.md`` has the details
 and the exactness argument.
+
+The CUDA path (``match_torch``) finds the same candidates its own way and
+shares the rest with this module: :class:`Plan`, :class:`MatchFiles`,
+:class:`Collector` and :func:`finish`.
 """
 
 from __future__ import annotations
@@ -45,7 +49,6 @@ from pathlib import Path
 import numpy as np
 
 from workers.core.context import apply_transform
-from workers.core.match import MatchHit, MatchQuery, MatchResult, _trim
 from workers.core.match_index import (
     CODE_STEPS,
     SUMMARY_BLOCK,
@@ -53,10 +56,12 @@ from workers.core.match_index import (
     npy_data_offset,
     open_index,
 )
+from workers.core.match_types import MatchHit, MatchQuery, MatchResult, trim_histogram
 from workers.core.store import StateSet
 
 __all__ = [
     "Collector",
+    "MatchFiles",
     "Plan",
     "finish",
     "floor_of",
@@ -338,7 +343,7 @@ def _mapped(path: str, offset: int, dtype: type, shape: tuple[int, int]) -> _Map
         return found
 
 
-class _Files:
+class MatchFiles:
     """The files one match reads: the index codes (if any) and the float32 source."""
 
     def __init__(self, plan: Plan, idx: MatchIndex | None) -> None:
@@ -485,7 +490,7 @@ def _hist_list(dense: np.ndarray, long: list[np.ndarray]) -> list[int]:
     Runs can be as long as the corpus, so the list is built from zeros and the
     few non-zero entries rather than converted element by element.
     """
-    out = _trim(dense)
+    out = trim_histogram(dense)
     if long:
         lengths, counts = np.unique(np.concatenate(long), return_counts=True)
         size = int(lengths[-1]) + 1
@@ -591,7 +596,7 @@ class Collector:
 
 
 def _score_index(
-    plan: Plan, files: _Files, a: np.ndarray, length: np.ndarray, inter: np.ndarray
+    plan: Plan, files: MatchFiles, a: np.ndarray, length: np.ndarray, inter: np.ndarray
 ) -> np.ndarray:
     """``|C'(R)|`` with the index: edge rows from the source, the inside from the codes."""
     from workers.core import match_kernels as K
@@ -648,7 +653,7 @@ def _score_index(
 
 
 def _score_rows(
-    plan: Plan, files: _Files, a: np.ndarray, length: np.ndarray, inter: np.ndarray
+    plan: Plan, files: MatchFiles, a: np.ndarray, length: np.ndarray, inter: np.ndarray
 ) -> np.ndarray:
     """``|C'(R)|`` from the rows ``[a - zl, b + zr]`` of the row-major source."""
     from workers.core import match_kernels as K
@@ -703,7 +708,7 @@ def _score_rows(
     return size
 
 
-def finish(plan: Plan, files: _Files, col: Collector, timings: dict[str, float]) -> MatchResult:
+def finish(plan: Plan, files: MatchFiles, col: Collector, timings: dict[str, float]) -> MatchResult:
     """Score the kept candidates and rank them (the last step of every path)."""
     t = time.perf_counter()
     needed = col.needed()
@@ -756,18 +761,14 @@ def run(
     e: int,
     *,
     budget: int,
-    device: str,
     use_index: bool,
     threads: int | None = None,
 ) -> MatchResult:
+    """Shard ``[s, e)`` of a checked query on the CPU (see :func:`workers.core.match.match`)."""
     plan = Plan.make(ss, source_id, q, budget)
     idx = open_index(ss, source_id) if use_index else None
-    files = _Files(plan, idx)
+    files = MatchFiles(plan, idx)
     try:
-        if device == "cuda":
-            from workers.core import match_torch
-
-            return match_torch.run(plan, files, s, e, torch_device="cuda")
         return run_cpu(plan, files, s, e, threads)
     finally:
         files.close()
@@ -783,7 +784,9 @@ _OUT_CAP = 1 << 15
 _HIST_CAP = 1 << 16
 
 
-def run_cpu(plan: Plan, files: _Files, s: int, e: int, threads: int | None = None) -> MatchResult:
+def run_cpu(
+    plan: Plan, files: MatchFiles, s: int, e: int, threads: int | None = None
+) -> MatchResult:
     """The CPU pass over shard ``[s, e)`` (the whole corpus: ``[0, N)``).
 
     A long range is split into ``threads`` parts scanned at the same time (the
@@ -823,7 +826,7 @@ def run_cpu(plan: Plan, files: _Files, s: int, e: int, threads: int | None = Non
 _SPLIT_WINDOW = 1 << 14
 
 
-def _split(plan: Plan, files: _Files, s: int, e: int, parts: int) -> list[tuple[int, int]]:
+def _split(plan: Plan, files: MatchFiles, s: int, e: int, parts: int) -> list[tuple[int, int]]:
     """``parts`` shards of ``[s, e)`` to scan at the same time, or ``[(s, e)]``.
 
     A part scans on past its end until the runs it owns close, so each inner
@@ -859,7 +862,7 @@ _SCRATCH_KEPT = 4
 _SCRATCH_LOCK = threading.Lock()
 
 
-def _scan(plan: Plan, files: _Files, s: int, e: int, timings: dict[str, float]) -> Collector:
+def _scan(plan: Plan, files: MatchFiles, s: int, e: int, timings: dict[str, float]) -> Collector:
     """Scan shard ``[s, e)``: histograms, counts and the candidates that may reach the top."""
     words = (plan.m + 63) // 64
     key = (words, plan.zl + files.chunk + plan.zr, min(plan.n + 1, _HIST_CAP))
@@ -889,7 +892,7 @@ def _scan(plan: Plan, files: _Files, s: int, e: int, timings: dict[str, float]) 
 
 def _scan_with(
     plan: Plan,
-    files: _Files,
+    files: MatchFiles,
     s: int,
     e: int,
     timings: dict[str, float],

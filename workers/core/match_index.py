@@ -43,15 +43,20 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from workers.core.atomic import (
+    fsync_path,
+    make_temp_dir,
+    remove_stale_temp_dirs,
+    write_json_synced,
+)
 from workers.core.errors import ProgressFn
-from workers.core.store import StateSet, remove_stale_temp_dirs
+from workers.core.store import StateSet
 
 __all__ = ["INDEX_FORMAT", "INDEX_VERSION", "MatchIndex", "build", "encode", "open_index"]
 
@@ -174,14 +179,6 @@ def open_index(ss: StateSet, source_id: str) -> MatchIndex | None:
     return idx
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _build_one(
     ss: StateSet,
     source_id: str,
@@ -249,11 +246,8 @@ def _build_one(
         "rows": n,
         "cells": d,
     }
-    with open(tmp / "meta.json", "w", encoding="utf-8") as fh:
-        json.dump(meta, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    _fsync_dir(tmp)
+    write_json_synced(tmp / "meta.json", meta)
+    fsync_path(tmp)
 
 
 def build(ss_path: Path, *, source_ids: list[str] | None, progress: ProgressFn | None) -> None:
@@ -273,8 +267,7 @@ def build(ss_path: Path, *, source_ids: list[str] | None, progress: ProgressFn |
     total = max(1, ss.length * len(todo))
     for i, sid in enumerate(todo):
         final = _index_dir(ss.path, sid)
-        tmp = parent / f".tmp-{sid}-{secrets.token_hex(6)}"
-        tmp.mkdir()
+        tmp = make_temp_dir(final)  # .tmp-<source id>-<random>
         try:
             _build_one(ss, sid, tmp, progress, i * ss.length, total)
             if final.exists():
@@ -286,7 +279,7 @@ def build(ss_path: Path, *, source_ids: list[str] | None, progress: ProgressFn |
                 # for the moment between these two calls, with the same answers.
                 shutil.rmtree(final)
             os.rename(tmp, final)
-            _fsync_dir(parent)
+            fsync_path(parent)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

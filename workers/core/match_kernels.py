@@ -43,6 +43,12 @@ def _jit(fn: F) -> F:
     return cast(F, numba.njit(cache=True, nogil=True, boundscheck=False)(fn))
 
 
+def _inline(fn: F) -> F:
+    """A step of a kernel, inlined into it (numba IR) wherever it is called: no call
+    overhead in the inner loops, and one definition for kernels that share it."""
+    return cast(F, numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")(fn))
+
+
 @intrinsic
 def _ctpop(typingctx: Any, x: Any) -> Any:
     """The CPU's population count (LLVM ``ctpop``) of a uint64."""
@@ -191,6 +197,113 @@ def pack_bits(bits: np.ndarray, mask: np.ndarray) -> None:
             out[t] |= np.uint64(bits[t, j]) << shift
 
 
+# --------------------------------------------------------------------------- #
+# The candidate stream (stream, stream1) and the steps the two share
+# --------------------------------------------------------------------------- #
+
+
+@_inline
+def _owns_open_run(st_start: np.ndarray, size: int, own_s: int, own_e: int) -> bool:
+    """Whether one of the ``size`` open runs started in ``[own_s, own_e)``."""
+    for i in range(size):  # noqa: SIM110 - numba compiles the loop, not a generator
+        if own_s <= st_start[i] < own_e:
+            return True
+    return False
+
+
+@_inline
+def _tally(
+    length: int,
+    level: int,
+    inter: int,
+    eligible: np.int64,
+    m: int,
+    half: int,
+    limit: int,
+    strict: np.ndarray,
+    fuzzy: np.ndarray,
+    counts: np.ndarray,
+    floor: Any,
+    above: Any,
+) -> tuple[np.int64, Any, Any]:
+    """Count a closing candidate (see :func:`stream`): into the length histograms
+    (or, beyond them, flag bits 1 and 2), into ``counts[I]`` when ``eligible`` (0
+    or 1), and move the running ``I_K`` (``floor``, with ``above`` eligible
+    candidates above it). Returns ``(flag, floor, above)``: flag bit 4 says the
+    candidate may reach the top. Branch-free where it can be: the stack's ups
+    and downs are as unpredictable as the data."""
+    fz = np.int64(level >= half)
+    st = np.int64((level == m) & (inter == m))
+    flag = np.int64(0)
+    if length < strict.shape[0]:
+        fuzzy[length * fz] += 1
+        strict[length * st] += 1
+    else:
+        flag = fz | (st << 1)
+    counts[inter] += eligible
+    above += eligible & np.int64(inter > floor)
+    while above >= limit:
+        floor += 1
+        above -= counts[floor]
+    flag |= (eligible & np.int64(inter >= floor)) << 2
+    return flag, floor, above
+
+
+@_inline
+def _count_changed(mask: np.ndarray, row: int, prev_mask: np.ndarray) -> tuple[int, bool]:
+    """``(count, changed)`` of the masks at ``row``: cells on, and whether any differs
+    from ``prev_mask``."""
+    c = 0
+    changed = False
+    for w in range(prev_mask.shape[0]):
+        cur = mask[w, row]
+        c += _popcount(cur)
+        changed |= cur != prev_mask[w]
+    return c, changed
+
+
+@_inline
+def _inter_words(
+    mask: np.ndarray, base: int, t: int, n: int, zr: int, acc: np.ndarray, okl: np.ndarray
+) -> int:
+    """``I`` of a range closing at ``t - 1``: cells on throughout (``acc``), off before
+    it (``okl``) and off on the ``zr`` positions from ``t`` (read here)."""
+    ones = ~_ZERO
+    inter = 0
+    for w in range(acc.shape[0]):
+        okr = ones
+        for p in range(t, min(n, t + zr)):
+            okr &= ~mask[w, p - base]
+        inter += _popcount(acc[w] & okl[w] & okr)
+    return inter
+
+
+@_inline
+def _push_words(
+    mask: np.ndarray,
+    base: int,
+    t: int,
+    zl: int,
+    c: int,
+    size: int,
+    st_start: np.ndarray,
+    st_level: np.ndarray,
+    st_and: np.ndarray,
+    st_okl: np.ndarray,
+) -> None:
+    """Open entry ``size``: runs of the levels up to ``c`` starting at ``t``, with the
+    cells off on the ``zl`` positions before ``t``."""
+    ones = ~_ZERO
+    st_start[size] = t
+    st_level[size] = c
+    for w in range(st_and.shape[1]):
+        st_and[size, w] = ones
+        off = ones
+        for p in range(max(base, t - zl), t):
+            off &= ~mask[w, p - base]
+        st_okl[size, w] = off
+
+
 @_jit
 def stream(
     mask: np.ndarray,
@@ -246,12 +359,11 @@ def stream(
     their size are emitted with ``out_flag`` bits 1 and 2 instead); an eligible
     one (length filter, range restriction) into ``counts[I]``, and emitted (flag
     bit 4) when ``I`` is at least the running ``I_K`` (``state[2]``, with
-    ``state[3]`` = eligible count above it). ``state`` is ``[stack size, previous
-    count, I_K, above]``. The per-candidate work is written without branches
-    where it can be: the stack's ups and downs are as unpredictable as the data.
-    Returns ``(emitted, next t, done)``: the kernel returns early when the
-    output is nearly full, and is done once no run owned by this shard is open
-    past ``own_e`` (or the corpus ended).
+    ``state[3]`` = eligible count above it): :func:`_tally`. ``state`` is
+    ``[stack size, previous count, I_K, above]``. Returns ``(emitted, next t,
+    done)``: the kernel returns early when the output is nearly full, and is
+    done once no run owned by this shard is open past ``own_e`` (or the corpus
+    ended).
     """
     size = state[0]
     prev = state[1]
@@ -259,7 +371,6 @@ def stream(
     above = state[3]
     words = prev_mask.shape[0]
     half = (m + 1) // 2
-    hcap = strict.shape[0]
     cap = out_a.shape[0]
     ones = ~_ZERO
     acc = np.empty(words, dtype=np.uint64)
@@ -270,20 +381,13 @@ def stream(
     lim_all = min(t_end, n)
     done = False
     while t < stop:
-        if t >= own_e:
-            owned = False
-            for i in range(size):
-                if own_s <= st_start[i] < own_e:
-                    owned = True
-                    break
-            if not owned:
-                done = True
-                break
+        if t >= own_e and not _owns_open_run(st_start, size, own_s, own_e):
+            done = True
+            break
         if k + m + 2 > cap:
             break
         c = 0
         if t < n:
-            row = t - base
             if words == 1:
                 # Skip the positions where nothing changes.
                 pm = prev_mask[0]
@@ -293,14 +397,9 @@ def stream(
                     t += 1
                 if t == lim:
                     continue
-                row = t - base
-                c = _popcount(row0[row])
+                c = _popcount(row0[t - base])
             else:
-                changed = False
-                for w in range(words):
-                    cur = mask[w, row]
-                    c += _popcount(cur)
-                    changed |= cur != prev_mask[w]
+                c, changed = _count_changed(mask, t - base, prev_mask)
                 if not changed:
                     t += 1
                     continue
@@ -318,30 +417,14 @@ def stream(
                 if a < own_s or a >= own_e:
                     continue
                 length = t - a
-                level = st_level[size]
                 eligible = np.int64(
                     (length >= len_lo) & (length <= len_hi) & (a >= r_lo) & (t - 1 <= r_hi)
                 )
-                inter = 0
-                for w in range(words):
-                    okr = ones
-                    for p in range(t, min(n, t + zr)):
-                        okr &= ~mask[w, p - base]
-                    inter += _popcount(acc[w] & okl[w] & okr)
-                fz = np.int64(level >= half)
-                st = np.int64((level == m) & (inter == m))
-                flag = np.int64(0)
-                if length < hcap:
-                    fuzzy[length * fz] += 1
-                    strict[length * st] += 1
-                else:
-                    flag = fz | (st << 1)
-                counts[inter] += eligible
-                above += eligible & np.int64(inter > floor)
-                while above >= limit:
-                    floor += 1
-                    above -= counts[floor]
-                flag |= (eligible & np.int64(inter >= floor)) << 2
+                inter = _inter_words(mask, base, t, n, zr, acc, okl)
+                flag, floor, above = _tally(
+                    length, st_level[size], inter, eligible, m, half, limit,
+                    strict, fuzzy, counts, floor, above,
+                )  # fmt: skip
                 if flag:
                     out_a[k] = a
                     out_len[k] = length
@@ -360,14 +443,7 @@ def stream(
                 for w in range(words):
                     st_and[size - 1, w] &= acc[w]
         elif c > prev:
-            st_start[size] = t
-            st_level[size] = c
-            for w in range(words):
-                st_and[size, w] = ones
-                off = ones
-                for p in range(max(base, t - zl), t):
-                    off &= ~mask[w, p - base]
-                st_okl[size, w] = off
+            _push_words(mask, base, t, zl, c, size, st_start, st_level, st_and, st_okl)
             size += 1
         prev = c
         if t < n:
@@ -417,45 +493,14 @@ def stream1(
 ) -> tuple[int, int, bool]:
     """:func:`stream` for at most 64 selected cells: ``mask`` is uint64 (T,) and the
     stack's words ``st_and``/``st_okl``/``prev_mask`` are 1-D. The same steps
-    with one word as plain scalars run about a quarter faster.
-
-    Enumerate the candidates that end while scanning positions ``[t_begin, t_end)``
-    (``t_end == n``: also the virtual position ``n``, where every run ends).
-
-    The candidate ranges are the nodes of a stack of open runs: entry ``i`` holds
-    the levels ``(st_level[i-1], st_level[i]]``, all started at ``st_start[i]``.
-    When the count drops, the entries above the new count end at ``t - 1``; the
-    range of such an entry is one candidate, and its level (the minimum count
-    over it) is ``st_level``. Only candidates starting in ``[own_s, own_e)`` are
-    counted.
-
-    ``I`` needs no per-cell state: entry ``i`` keeps ``st_and[i]``, the AND of the
-    masks from its start up to the next entry's start (the top entry: up to now),
-    so a closing range's AND (the selected cells on throughout) is the AND of
-    the segments popped so far; ``st_okl[i]`` holds the cells off on
-    ``[start - zl, start - 1]`` (read back in ``mask`` when the entry is
-    pushed) and the cells off on ``[b + 1, b + zr]`` are read ahead when it
-    closes. ``mask`` covers positions ``[base, ...)``: ``zl`` positions before
-    ``t_begin`` (where there are any) and ``zr`` past ``t_end``.
-
-    Each candidate is counted into the length histograms (``strict``, ``fuzzy``;
-    index 0 collects the candidates that belong to neither; lengths beyond
-    their size are emitted with ``out_flag`` bits 1 and 2 instead); an eligible
-    one (length filter, range restriction) into ``counts[I]``, and emitted (flag
-    bit 4) when ``I`` is at least the running ``I_K`` (``state[2]``, with
-    ``state[3]`` = eligible count above it). ``state`` is ``[stack size, previous
-    count, I_K, above]``. The per-candidate work is written without branches
-    where it can be: the stack's ups and downs are as unpredictable as the data.
-    Returns ``(emitted, next t, done)``: the kernel returns early when the
-    output is nearly full, and is done once no run owned by this shard is open
-    past ``own_e`` (or the corpus ended).
+    with one word as plain scalars run about a quarter faster; the arguments,
+    the state and the result are those of :func:`stream`.
     """
     size = state[0]
     prev = state[1]
     floor = state[2]
     above = state[3]
     half = (m + 1) // 2
-    hcap = strict.shape[0]
     cap = out_a.shape[0]
     ones = ~_ZERO
     pm = prev_mask[0]
@@ -465,15 +510,9 @@ def stream1(
     lim_all = min(t_end, n)
     done = False
     while t < stop:
-        if t >= own_e:
-            owned = False
-            for i in range(size):
-                if own_s <= st_start[i] < own_e:
-                    owned = True
-                    break
-            if not owned:
-                done = True
-                break
+        if t >= own_e and not _owns_open_run(st_start, size, own_s, own_e):
+            done = True
+            break
         if k + m + 2 > cap:
             break
         c = 0
@@ -500,7 +539,6 @@ def stream1(
                 if a < own_s or a >= own_e:
                     continue
                 length = t - a
-                level = st_level[size]
                 eligible = np.int64(
                     (length >= len_lo) & (length <= len_hi) & (a >= r_lo) & (t - 1 <= r_hi)
                 )
@@ -508,20 +546,10 @@ def stream1(
                 for p in range(t, min(n, t + zr)):
                     okr &= ~mask[p - base]
                 inter = _popcount(acc & okl & okr)
-                fz = np.int64(level >= half)
-                st = np.int64((level == m) & (inter == m))
-                flag = np.int64(0)
-                if length < hcap:
-                    fuzzy[length * fz] += 1
-                    strict[length * st] += 1
-                else:
-                    flag = fz | (st << 1)
-                counts[inter] += eligible
-                above += eligible & np.int64(inter > floor)
-                while above >= limit:
-                    floor += 1
-                    above -= counts[floor]
-                flag |= (eligible & np.int64(inter >= floor)) << 2
+                flag, floor, above = _tally(
+                    length, st_level[size], inter, eligible, m, half, limit,
+                    strict, fuzzy, counts, floor, above,
+                )  # fmt: skip
                 if flag:
                     out_a[k] = a
                     out_len[k] = length

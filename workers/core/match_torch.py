@@ -27,15 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workers.core.match import MatchQuery, MatchResult
 from workers.core.match_engine import (
     ROW_VALUES,
     Collector,
+    MatchFiles,
     Plan,
-    _Files,
     finish,
     floor_of,
 )
+from workers.core.match_types import DEFAULT_BUDGET, MatchQuery, MatchResult
 from workers.core.store import StateSet
 
 if TYPE_CHECKING:
@@ -58,23 +58,24 @@ def run_query(
     *,
     torch_device: str = "cuda",
     use_index: bool = True,
-    budget: int = 500_000,
+    budget: int = DEFAULT_BUDGET,
 ) -> MatchResult:
-    """:func:`workers.core.match.match` on a torch device of any kind (tests use "cpu")."""
+    """:func:`workers.core.match.match` on a torch device of any kind (``match`` calls
+    it for ``device="cuda"``; tests use "cpu")."""
     from workers.core.match_index import open_index
 
     info = ss.source(source_id)
     q.validate(ss.length, info.cells)
     s, e = (0, ss.length) if shard is None else shard
     plan = Plan.make(ss, source_id, q, budget)
-    files = _Files(plan, open_index(ss, source_id) if use_index else None)
+    files = MatchFiles(plan, open_index(ss, source_id) if use_index else None)
     try:
         return run(plan, files, s, e, torch_device=torch_device)
     finally:
         files.close()
 
 
-def run(plan: Plan, files: _Files, s: int, e: int, *, torch_device: str) -> MatchResult:
+def run(plan: Plan, files: MatchFiles, s: int, e: int, *, torch_device: str) -> MatchResult:
     """Shard ``[s, e)`` of ``plan`` on ``torch_device``; see the module doc."""
     import torch
 
@@ -96,7 +97,7 @@ def run(plan: Plan, files: _Files, s: int, e: int, *, torch_device: str) -> Matc
     return result
 
 
-def _bits(plan: Plan, files: _Files, p0: int, q: int, dev: torch.device) -> torch.Tensor:
+def _bits(plan: Plan, files: MatchFiles, p0: int, q: int, dev: torch.device) -> torch.Tensor:
     """bool (m, q - p0) on ``dev``: the selected cells' on/off at positions ``[p0, q)``."""
     import torch
 
@@ -124,7 +125,9 @@ def _bits(plan: Plan, files: _Files, p0: int, q: int, dev: torch.device) -> torc
     return on
 
 
-def _segment(plan: Plan, files: _Files, s: int, e: int, dev: torch.device, col: Collector) -> None:
+def _segment(
+    plan: Plan, files: MatchFiles, s: int, e: int, dev: torch.device, col: Collector
+) -> None:
     """Add the candidates starting in ``[s, e)`` to ``col``."""
     import torch
 

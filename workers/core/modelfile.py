@@ -28,7 +28,7 @@ and tying are read off the shapes; only a plain RNN's nonlinearity (tanh or
 relu) is invisible in the weights and must be declared.
 
 A checked model is stored as a directory written atomically (temp sibling,
-fsync, rename, as in :mod:`workers.core.store`)::
+fsync, rename: :func:`workers.core.atomic.atomic_dir`)::
 
     manifest.json         {"format": "statelab-model", "version": 1,
                            "spec": {...}, "vocab_size": V, "parameters": n,
@@ -59,9 +59,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workers.core.atomic import atomic_dir, write_json_synced
 from workers.core.errors import InputError
 from workers.core.lstmvis import dictionary_lines
-from workers.core.store import _atomic_dir, _read_manifest_json, _write_json
+from workers.core.store import read_manifest_json
 
 if TYPE_CHECKING:
     import torch
@@ -1058,11 +1059,11 @@ def save_model(
     json.dumps(meta, allow_nan=False)  # fail before writing anything
     tensors = _to_store(spec, state_dict)
     parameters = sum(t.numel() for t in tensors.values())
-    with _atomic_dir(final_dir) as tmp:
+    with atomic_dir(final_dir) as tmp:
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-        _write_json(tmp / "spec.json", spec.to_json())
-        _write_json(tmp / "vocab.json", list(vocab))
-        _write_json(
+        write_json_synced(tmp / "spec.json", spec.to_json())
+        write_json_synced(tmp / "vocab.json", list(vocab))
+        write_json_synced(
             tmp / "manifest.json",
             {
                 "format": MODEL_FORMAT,
@@ -1083,7 +1084,7 @@ def load_model(model_dir: Path, device: str | torch.device = "cpu") -> LoadedMod
     from workers.core.rnnlm import RNNLanguageModel, RNNSpec
 
     model_dir = Path(model_dir)
-    manifest = _read_manifest_json(model_dir)
+    manifest = read_manifest_json(model_dir)
     if manifest.get("format") != MODEL_FORMAT or manifest.get("version") != MODEL_FORMAT_VERSION:
         raise InputError(
             f"{model_dir.name} is not a StateLab model (format {manifest.get('format')!r}, "
@@ -1203,7 +1204,7 @@ def model_upload(
     }
     final_dir = Path(final_dir)
     save_model(final_dir, spec, state, vocab, stored_meta)
-    manifest = _read_manifest_json(final_dir)
+    manifest = read_manifest_json(final_dir)
     return ModelInfo(
         spec=spec,
         vocab_size=len(vocab),

@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -43,15 +42,17 @@ from typing import Any
 
 import numpy as np
 
-from workers.core.errors import InputError, ProgressFn
-from workers.core.store import (
-    StateSet,
-    _fsync_path,
-    _fsync_tree,
-    _save_npy,
-    _write_json,
+from workers.core.atomic import (
+    fsync_path,
+    fsync_tree,
+    make_temp_dir,
     remove_stale_temp_dirs,
+    save_npy_synced,
+    temp_sibling,
+    write_json_synced,
 )
+from workers.core.errors import InputError, ProgressFn
+from workers.core.store import StateSet
 
 __all__ = [
     "INDEX_FORMAT",
@@ -270,11 +271,10 @@ def build_search_index(ss_path: Path, progress: ProgressFn | None = None) -> Non
     parent = final.parent
     parent.mkdir(exist_ok=True)
     remove_stale_temp_dirs(parent)
-    tmp = parent / f".tmp-search-{secrets.token_hex(6)}"
-    tmp.mkdir()
+    tmp = make_temp_dir(final)  # index/.tmp-search-<random>
     try:
         _write_index(tmp, tokens, n, v, progress)
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         _publish_index(tmp, final, ss_path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -293,8 +293,8 @@ def _write_index(
         out.flush()
     finally:
         del out
-    _save_npy(tmp / "offsets.npy", offsets)
-    _write_json(
+    save_npy_synced(tmp / "offsets.npy", offsets)
+    write_json_synced(
         tmp / "version.json",
         {
             "format": INDEX_FORMAT,
@@ -355,7 +355,7 @@ def _publish_index(tmp: Path, final: Path, ss_path: Path) -> None:
         # An index of another version (or a damaged one) is moved aside first:
         # rename cannot replace a folder that has files. The name is a temp name,
         # so a crash right here leaves it to remove_stale_temp_dirs.
-        old = final.parent / f".tmp-old-search-{secrets.token_hex(6)}"
+        old = temp_sibling(final.with_name(f"old-{final.name}"))  # .tmp-old-search-<random>
         try:
             os.rename(final, old)
         except FileNotFoundError:
@@ -371,7 +371,7 @@ def _publish_index(tmp: Path, final: Path, ss_path: Path) -> None:
     finally:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    _fsync_path(final.parent)
+    fsync_path(final.parent)
 
 
 # --------------------------------------------------------------------------- #

@@ -48,8 +48,8 @@ A *corpus* directory is the tokenised text an extraction starts from:
 
 Both are written through a temporary sibling directory
 (``.tmp-<name>-<random>``) that is fsynced and renamed onto the final path, which
-must not exist yet. A worker killed half-way leaves only a ``.tmp-`` directory,
-which :func:`remove_stale_temp_dirs` sweeps.
+must not exist yet (:mod:`workers.core.atomic`). A worker killed half-way leaves
+only a ``.tmp-`` directory, which :func:`remove_stale_temp_dirs` sweeps.
 
 A long job that must survive its worker dying (extraction) gives the writer a
 temporary directory of its own (``tmp_dir``, on the same filesystem), which the
@@ -65,11 +65,8 @@ import itertools
 import json
 import os
 import re
-import secrets
 import shutil
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -77,6 +74,14 @@ from typing import Any, Self
 
 import numpy as np
 
+from workers.core.atomic import (
+    atomic_dir,
+    make_temp_dir,
+    publish_dir,
+    remove_stale_temp_dirs,
+    save_npy_synced,
+    write_json_synced,
+)
 from workers.core.errors import InputError
 
 __all__ = [
@@ -91,6 +96,7 @@ __all__ = [
     "StateSetWriter",
     "UnknownNameError",
     "open_corpus",
+    "read_manifest_json",
     "remove_stale_temp_dirs",
     "write_corpus",
 ]
@@ -234,93 +240,6 @@ class Manifest:
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"the state set manifest is damaged ({exc})") from exc
-
-
-# --------------------------------------------------------------------------- #
-# Durable, atomic directory writes
-# --------------------------------------------------------------------------- #
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(root: Path) -> None:
-    """fsync every file and directory under ``root``, directories after their files."""
-    for dirpath, _dirnames, filenames in os.walk(root, topdown=False):
-        for name in filenames:
-            _fsync_path(Path(dirpath) / name)
-        _fsync_path(Path(dirpath))
-
-
-def _write_json(path: Path, data: Any) -> None:
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False)
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _save_npy(path: Path, arr: np.ndarray) -> None:
-    with open(path, "wb") as fh:
-        np.save(fh, arr, allow_pickle=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _make_temp_dir(final_dir: Path) -> Path:
-    final_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final_dir.parent / f".tmp-{final_dir.name}-{secrets.token_hex(6)}"
-    tmp.mkdir()
-    return tmp
-
-
-def _publish(tmp: Path, final_dir: Path) -> None:
-    """Move a fully written temp dir onto ``final_dir`` (which must not exist)."""
-    _fsync_tree(tmp)
-    if final_dir.exists() or final_dir.is_symlink():
-        raise FileExistsError(f"{final_dir} already exists")
-    # rename(2) of a directory refuses a non-empty target, so a concurrent writer
-    # that got there first makes this fail instead of being overwritten.
-    os.rename(tmp, final_dir)
-    _fsync_path(final_dir.parent)
-
-
-@contextmanager
-def _atomic_dir(final_dir: Path) -> Iterator[Path]:
-    tmp = _make_temp_dir(final_dir)
-    try:
-        yield tmp
-        _publish(tmp, final_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def remove_stale_temp_dirs(parent: Path, *, older_than_s: float = 24 * 3600) -> list[Path]:
-    """Delete ``.tmp-*`` directories under ``parent`` left by killed writers.
-
-    Only directories untouched for ``older_than_s`` seconds go, so a writer that
-    is still running keeps its temp dir. Returns what was removed.
-    """
-    removed: list[Path] = []
-    if not parent.is_dir():
-        return removed
-    cutoff = time.time() - older_than_s
-    for entry in parent.iterdir():
-        if (
-            entry.name.startswith(".tmp-")
-            and entry.is_dir()
-            and not entry.is_symlink()
-            and entry.stat().st_mtime < cutoff
-        ):
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
-    return removed
 
 
 # --------------------------------------------------------------------------- #
@@ -528,21 +447,21 @@ def _save_annotation(
     if info.kind == "scalar":
         if arr.ndim != 1:
             raise ValueError("a scalar annotation is 1-D")
-        _save_npy(base.with_suffix(".npy"), np.ascontiguousarray(arr, dtype=np.float32))
+        save_npy_synced(base.with_suffix(".npy"), np.ascontiguousarray(arr, dtype=np.float32))
     elif info.kind == "discrete":
         if arr.ndim != 1:
             raise ValueError("a discrete annotation is 1-D")
-        _save_npy(base.with_suffix(".npy"), _as_int32_ids(arr, "discrete annotation values"))
+        save_npy_synced(base.with_suffix(".npy"), _as_int32_ids(arr, "discrete annotation values"))
     elif info.kind == "wordvec":
         if arr.ndim != 2:
             raise ValueError("a wordvec annotation is 2-D (N x k)")
         info.k = int(arr.shape[1])
-        _save_npy(base.with_suffix(".npy"), _as_int32_ids(arr, "wordvec annotation ids"))
+        save_npy_synced(base.with_suffix(".npy"), _as_int32_ids(arr, "wordvec annotation ids"))
         if weights is not None:
             w = np.asarray(weights)
             if w.shape != arr.shape:
                 raise ValueError(f"wordvec weights have shape {w.shape}, ids have {arr.shape}")
-            _save_npy(
+            save_npy_synced(
                 folder / f"{info.name}.weights.npy", np.ascontiguousarray(w, dtype=np.float32)
             )
     else:
@@ -595,7 +514,7 @@ class StateSetWriter:
             raise FileExistsError(f"{self.final_dir} already exists")
         self._owns_tmp = tmp_dir is None
         if tmp_dir is None:
-            self.tmp_dir = _make_temp_dir(self.final_dir)
+            self.tmp_dir = make_temp_dir(self.final_dir)
         else:
             self.tmp_dir = Path(tmp_dir)
             self.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -650,8 +569,8 @@ class StateSetWriter:
             raise ValueError("vocab entries must be strings")
         if int(arr.min()) < 0 or int(arr.max()) >= len(vocab):
             raise ValueError(f"token ids must lie in [0, {len(vocab)})")
-        _save_npy(self.tmp_dir / "tokens.npy", arr)
-        _write_json(self.tmp_dir / "vocab.json", list(vocab))
+        save_npy_synced(self.tmp_dir / "tokens.npy", arr)
+        write_json_synced(self.tmp_dir / "vocab.json", list(vocab))
         self._length = int(arr.shape[0])
         self._vocab_size = len(vocab)
 
@@ -714,7 +633,7 @@ class StateSetWriter:
             raise ValueError("a state set needs at least one token")
         if not all(isinstance(v, str) for v in vocab):
             raise ValueError("vocab entries must be strings")
-        _write_json(self.tmp_dir / "vocab.json", list(vocab))
+        write_json_synced(self.tmp_dir / "vocab.json", list(vocab))
         self._length = int(rows)
         self._vocab_size = len(vocab)
         return self._open_file(self.tmp_dir / "tokens.npy", (int(rows),), np.int32)
@@ -788,7 +707,7 @@ class StateSetWriter:
         emb = np.asarray(arr)
         if emb.ndim != 2 or emb.shape[0] < 1 or emb.shape[1] < 1:
             raise ValueError("the embedding must be a non-empty 2-D array")
-        _save_npy(self.tmp_dir / "embedding.npy", np.ascontiguousarray(emb, dtype=np.float32))
+        save_npy_synced(self.tmp_dir / "embedding.npy", np.ascontiguousarray(emb, dtype=np.float32))
         self._embedding = True
 
     def set_streams(self, stream_starts: list[int], doc_starts: list[int]) -> None:
@@ -828,8 +747,8 @@ class StateSetWriter:
                 extra=self._extra,
             )
             self._close_files()
-            _write_json(self.tmp_dir / "manifest.json", manifest.to_json())
-            _publish(self.tmp_dir, self.final_dir)
+            write_json_synced(self.tmp_dir / "manifest.json", manifest.to_json())
+            publish_dir(self.tmp_dir, self.final_dir)
         except BaseException:
             self.abort()
             raise
@@ -852,7 +771,9 @@ class StateSetWriter:
 # --------------------------------------------------------------------------- #
 
 
-def _read_manifest_json(path: Path) -> dict[str, Any]:
+def read_manifest_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path/manifest.json`` (a state set, corpus or model folder);
+    a missing or damaged manifest is an ``InputError``."""
     try:
         data = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -896,7 +817,7 @@ class StateSet:
     @classmethod
     def open(cls, path: Path) -> StateSet:
         path = Path(path)
-        return cls(path, Manifest.from_json(_read_manifest_json(path)))
+        return cls(path, Manifest.from_json(read_manifest_json(path)))
 
     @property
     def manifest(self) -> Manifest:
@@ -1031,9 +952,9 @@ def write_corpus(
     names = [info.name for info, _ in tracks]
     if len(set(names)) != len(names):
         raise ValueError("corpus annotation names must be unique")
-    with _atomic_dir(final_dir) as tmp:
-        _save_npy(tmp / "tokens.npy", arr)
-        _write_json(tmp / "vocab.json", list(vocab))
+    with atomic_dir(final_dir) as tmp:
+        save_npy_synced(tmp / "tokens.npy", arr)
+        write_json_synced(tmp / "vocab.json", list(vocab))
         if tracks:
             (tmp / "annotations").mkdir()
         for info, values in tracks:
@@ -1042,7 +963,7 @@ def write_corpus(
                 raise ValueError("a corpus annotation is scalar or discrete")
             if _save_annotation(tmp / "annotations", info, values, None) != arr.shape[0]:
                 raise ValueError(f"annotation {info.name!r} needs one value per token")
-        _write_json(
+        write_json_synced(
             tmp / "manifest.json",
             {
                 "format": CORPUS_FORMAT,
@@ -1059,7 +980,7 @@ def write_corpus(
 def open_corpus(path: Path) -> CorpusData:
     """Open a corpus directory written by :func:`write_corpus`; ids are memory-mapped."""
     path = Path(path)
-    data = _read_manifest_json(path)
+    data = read_manifest_json(path)
     if data.get("format") != CORPUS_FORMAT or data.get("version") != FORMAT_VERSION:
         raise InputError(f"{path.name} is not a StateLab corpus (format {data.get('format')!r})")
     try:

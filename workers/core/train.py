@@ -311,6 +311,138 @@ def _evaluate(model: RNNLanguageModel, streams: _Streams, seq_len: int, vocab_si
     return float(total.item()) / max(count, 1)
 
 
+def _split_sizes(length: int, params: TrainParams) -> tuple[int, int, int]:
+    """``(n, n_train, n_valid)``: the tokens used, and how many train and validate."""
+    n = length if params.max_tokens is None else min(length, params.max_tokens)
+    n_valid = 0
+    if params.validation_fraction > 0:
+        n_valid = max(2, round(n * params.validation_fraction))
+    return n, n - n_valid, n_valid
+
+
+def _check_size(params: TrainParams, spec: RNNSpec, n_train: int) -> int:
+    """Refuse a run that would not fit (logits, parameters, streams); returns the
+    parameter count."""
+    logit_count = params.seq_len * params.batch_size * spec.vocab_size
+    if logit_count > MAX_LOGITS:
+        raise InputError(
+            f"seq_len x batch_size x vocabulary size is {logit_count}, above the {MAX_LOGITS} "
+            "a training step may hold: lower seq_len or batch_size"
+        )
+    n_params = _parameter_count(spec)
+    if n_params > MAX_PARAMETERS:
+        raise InputError(
+            f"the model would have {n_params} parameters, more than the {MAX_PARAMETERS} "
+            "that can be trained here: lower hidden_size, embedding_size or layers"
+        )
+    batch = params.batch_size
+    if n_train // batch < 2:
+        most = max(1, n_train // 2)
+        raise InputError(
+            f"the corpus gives {n_train} tokens for training, too few for {batch} parallel "
+            f"streams of at least 2 tokens: set batch_size to at most {most}, or train on a "
+            "longer corpus"
+        )
+    return n_params
+
+
+@dataclass
+class _Curve:
+    """The loss curve handed to ``on_point``; a loss that is not a number stops the run."""
+
+    on_point: Callable[[dict[str, Any]], None] | None
+
+    def point(self, step: int, epoch: int, tokens: int, loss: float, split: str) -> None:
+        if not math.isfinite(loss):
+            raise InputError(
+                f"training diverged at step {step} (the {split} loss is not a number): "
+                "lower the learning rate or set clip above 0"
+            )
+        if self.on_point is not None:
+            self.on_point(
+                {
+                    "step": step,
+                    "epoch": epoch,
+                    "tokens": tokens,
+                    "loss": loss,
+                    "perplexity": _perplexity(loss),
+                    "split": split,
+                }
+            )
+
+
+@dataclass
+class _Loop:
+    """The training steps of one run, epoch by epoch, with the counts they carry."""
+
+    model: RNNLanguageModel
+    optimizer: torch.optim.Optimizer
+    params: TrainParams
+    streams: _Streams
+    curve: _Curve
+    progress: ProgressFn
+    step: int = 0
+    tokens: int = 0
+    last_report: float = 0.0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.streams.starts(self.params.seq_len))
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.params.epochs
+
+    def epoch(self, epoch: int) -> float:
+        """Train one epoch (1-based); returns its mean training loss."""
+        import torch
+        import torch.nn.functional as F
+
+        model, params, streams = self.model, self.params, self.streams
+        seq_len, vocab_size = params.seq_len, model.spec.vocab_size
+        steps_per_epoch, total_steps = self.steps_per_epoch, self.total_steps
+        interval = max(1, math.ceil(total_steps / _POINTS))
+        model.train()
+        model.rnn.dropout = params.dropout if model.spec.layers > 1 else 0.0
+        hidden = model.init_hidden(streams.batch, streams.device)
+        since = torch.zeros((), dtype=torch.float64, device=streams.device)
+        since_steps = 0
+        epoch_sum = torch.zeros((), dtype=torch.float64, device=streams.device)
+        for k, start in enumerate(streams.starts(seq_len), start=1):
+            size = min(seq_len, streams.length - 1 - start)
+            x = streams.chunk(start, size)
+            y = streams.chunk(start + 1, size)
+            hidden = _detach(hidden)
+            logits, hidden = _forward(model, x, hidden, params.dropout)
+            loss = F.cross_entropy(logits.reshape(-1, vocab_size), y.reshape(-1))
+            self.optimizer.zero_grad(set_to_none=True)
+            torch.autograd.backward(loss)
+            if params.clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), params.clip)
+            self.optimizer.step()
+            self.step += 1
+            self.tokens += y.numel()
+            value = loss.detach().double()
+            since += value
+            epoch_sum += value
+            since_steps += 1
+            if self.step % interval == 0 or self.step == total_steps:
+                self.curve.point(
+                    self.step, epoch, self.tokens, float(since.item()) / since_steps, "train"
+                )
+                since.zero_()
+                since_steps = 0
+            now = time.monotonic()
+            if now - self.last_report >= _PROGRESS_EVERY_S or k == steps_per_epoch:
+                self.last_report = now
+                self.progress(
+                    0.95 * self.step / total_steps,
+                    f"epoch {epoch}/{params.epochs}, step {k}/{steps_per_epoch}",
+                )
+        model.rnn.dropout = 0.0
+        return float(epoch_sum.item()) / steps_per_epoch
+
+
 def train(
     corpus_dir: Path,
     final_model_dir: Path,
@@ -335,39 +467,16 @@ def train(
     holds the parameters and the metrics. Returns the metrics.
     """
     import torch
-    import torch.nn.functional as F
 
     from workers.core.rnnlm import RNNLanguageModel
 
     started = time.monotonic()
     corpus = open_corpus(Path(corpus_dir))
     vocab = corpus.vocab
-    n = corpus.length if params.max_tokens is None else min(corpus.length, params.max_tokens)
-    n_valid = 0
-    if params.validation_fraction > 0:
-        n_valid = max(2, round(n * params.validation_fraction))
-    n_train = n - n_valid
+    n, n_train, n_valid = _split_sizes(corpus.length, params)
     spec = params.spec(len(vocab))
-    logit_count = params.seq_len * params.batch_size * spec.vocab_size
-    if logit_count > MAX_LOGITS:
-        raise InputError(
-            f"seq_len x batch_size x vocabulary size is {logit_count}, above the {MAX_LOGITS} "
-            "a training step may hold: lower seq_len or batch_size"
-        )
-    n_params = _parameter_count(spec)
-    if n_params > MAX_PARAMETERS:
-        raise InputError(
-            f"the model would have {n_params} parameters, more than the {MAX_PARAMETERS} "
-            "that can be trained here: lower hidden_size, embedding_size or layers"
-        )
+    n_params = _check_size(params, spec, n_train)
     batch = params.batch_size
-    if n_train // batch < 2:
-        most = max(1, n_train // 2)
-        raise InputError(
-            f"the corpus gives {n_train} tokens for training, too few for {batch} parallel "
-            f"streams of at least 2 tokens: set batch_size to at most {most}, or train on a "
-            "longer corpus"
-        )
     dev = _pick_device(device)
     progress(0.0, f"training a {spec.rnn_type} on {n_train} tokens ({dev.type})")
 
@@ -376,81 +485,20 @@ def train(
     valid_streams = (
         _Streams(ids[n_train:n], max(1, min(batch, n_valid // 2)), dev) if n_valid else None
     )
-    seq_len = params.seq_len
-    steps_per_epoch = len(train_streams.starts(seq_len))
-    total_steps = steps_per_epoch * params.epochs
-    interval = max(1, math.ceil(total_steps / _POINTS))
-    vocab_size = spec.vocab_size
-
-    def point(step: int, epoch: int, tokens: int, loss: float, split: str) -> None:
-        if not math.isfinite(loss):
-            raise InputError(
-                f"training diverged at step {step} (the {split} loss is not a number): "
-                "lower the learning rate or set clip above 0"
-            )
-        if on_point is not None:
-            on_point(
-                {
-                    "step": step,
-                    "epoch": epoch,
-                    "tokens": tokens,
-                    "loss": loss,
-                    "perplexity": _perplexity(loss),
-                    "split": split,
-                }
-            )
-
-    step = 0
-    tokens = 0
+    curve = _Curve(on_point)
     train_loss = float("nan")
     valid_loss: float | None = None
-    last_report = 0.0
     with _deterministic(dev, params.seed):
         model = RNNLanguageModel(spec).to(dev)
         optimizer = torch.optim.Adam(model.parameters(), lr=params.learning_rate)
+        loop = _Loop(model, optimizer, params, train_streams, curve, progress)
         for epoch in range(1, params.epochs + 1):
-            model.train()
-            model.rnn.dropout = params.dropout if spec.layers > 1 else 0.0
-            hidden = model.init_hidden(batch, dev)
-            since = torch.zeros((), dtype=torch.float64, device=dev)
-            since_steps = 0
-            epoch_sum = torch.zeros((), dtype=torch.float64, device=dev)
-            for k, start in enumerate(train_streams.starts(seq_len), start=1):
-                size = min(seq_len, train_streams.length - 1 - start)
-                x = train_streams.chunk(start, size)
-                y = train_streams.chunk(start + 1, size)
-                hidden = _detach(hidden)
-                logits, hidden = _forward(model, x, hidden, params.dropout)
-                loss = F.cross_entropy(logits.reshape(-1, vocab_size), y.reshape(-1))
-                optimizer.zero_grad(set_to_none=True)
-                torch.autograd.backward(loss)
-                if params.clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), params.clip)
-                optimizer.step()
-                step += 1
-                tokens += y.numel()
-                value = loss.detach().double()
-                since += value
-                epoch_sum += value
-                since_steps += 1
-                if step % interval == 0 or step == total_steps:
-                    point(step, epoch, tokens, float(since.item()) / since_steps, "train")
-                    since.zero_()
-                    since_steps = 0
-                now = time.monotonic()
-                if now - last_report >= _PROGRESS_EVERY_S or k == steps_per_epoch:
-                    last_report = now
-                    progress(
-                        0.95 * step / total_steps,
-                        f"epoch {epoch}/{params.epochs}, step {k}/{steps_per_epoch}",
-                    )
-            train_loss = float(epoch_sum.item()) / steps_per_epoch
-            model.rnn.dropout = 0.0
+            train_loss = loop.epoch(epoch)
             if valid_streams is not None:
-                valid_loss = _evaluate(model, valid_streams, seq_len, vocab_size)
-                point(step, epoch, tokens, valid_loss, "valid")
+                valid_loss = _evaluate(model, valid_streams, params.seq_len, spec.vocab_size)
+                curve.point(loop.step, epoch, loop.tokens, valid_loss, "valid")
             progress(
-                0.95 * step / total_steps,
+                0.95 * loop.step / loop.total_steps,
                 f"epoch {epoch}/{params.epochs} done: train loss {train_loss:.3f}"
                 + (f", validation loss {valid_loss:.3f}" if valid_loss is not None else ""),
             )
@@ -458,22 +506,7 @@ def train(
             raise InputError(
                 "training diverged (the loss is not a number): lower the learning rate"
             )
-    seconds = time.monotonic() - started
-    metrics: dict[str, Any] = {
-        "train_loss": train_loss,
-        "train_perplexity": _perplexity(train_loss),
-        "valid_loss": valid_loss,
-        "valid_perplexity": _perplexity(valid_loss) if valid_loss is not None else None,
-        "epochs": params.epochs,
-        "steps": step,
-        "tokens": tokens,
-        "train_tokens": n_train,
-        "valid_tokens": n_valid,
-        "parameters": n_params,
-        "device": str(dev),
-        "seconds": round(seconds, 3),
-        "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None,
-    }
+    metrics = _metrics(loop, train_loss, valid_loss, n_train, n_valid, n_params, dev, started)
     progress(0.97, "storing the model")
     meta = {
         "origin": "training",
@@ -486,3 +519,32 @@ def train(
     save_model(Path(final_model_dir), spec, state, vocab, meta)
     progress(1.0, "done")
     return metrics
+
+
+def _metrics(
+    loop: _Loop,
+    train_loss: float,
+    valid_loss: float | None,
+    n_train: int,
+    n_valid: int,
+    n_params: int,
+    dev: torch.device,
+    started: float,
+) -> dict[str, Any]:
+    """What a finished run reports (and stores in the model's meta)."""
+    seconds = time.monotonic() - started
+    return {
+        "train_loss": train_loss,
+        "train_perplexity": _perplexity(train_loss),
+        "valid_loss": valid_loss,
+        "valid_perplexity": _perplexity(valid_loss) if valid_loss is not None else None,
+        "epochs": loop.params.epochs,
+        "steps": loop.step,
+        "tokens": loop.tokens,
+        "train_tokens": n_train,
+        "valid_tokens": n_valid,
+        "parameters": n_params,
+        "device": str(dev),
+        "seconds": round(seconds, 3),
+        "tokens_per_second": round(loop.tokens / seconds, 1) if seconds > 0 else None,
+    }
