@@ -46,7 +46,11 @@ JOB_KINDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _enqueue(job_id: str, kind: str) -> None:
+def job_send(job_id: str, kind: str) -> None:
+    """Send a committed job's task to its queue by name (never run it in the request).
+
+    A broker that does not answer leaves the job queued with a message saying so; a
+    worker that starts sends waiting jobs again (`jobs_requeue_stale`)."""
     app = celery_app()
     task_name, queue = JOB_KINDS[kind]
     if app.conf.task_always_eager:
@@ -106,7 +110,7 @@ def job_create(
                 max_attempts=settings.STATELAB_JOB_MAX_ATTEMPTS,
             )
             job_id, job_kind = str(job.id), job.kind
-            transaction.on_commit(lambda: _enqueue(job_id, job_kind))
+            transaction.on_commit(lambda: job_send(job_id, job_kind))
     except IntegrityError:
         existing = Job.objects.filter(
             project=project, kind=kind, dedupe_key=dedupe_key, status__in=ACTIVE
@@ -250,7 +254,7 @@ def jobs_requeue_stale(*, worker: str | None = None) -> int:
         if job.status == JobStatus.RUNNING and job.attempts >= job.max_attempts:
             job_fail(job=job, error="The job's worker stopped repeatedly; it was given up.")
             continue
-        _enqueue(str(job.id), job.kind)
+        job_send(str(job.id), job.kind)
         n += 1
     return n
 

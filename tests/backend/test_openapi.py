@@ -28,7 +28,7 @@ def _resolve(spec, node):
     return node
 
 
-def _check(spec, path, method, status, body):
+def check_against_schema(spec, path, method, status, body):
     op = spec["paths"][path][method]
     schema = op["responses"][str(status)]["content"]["application/json"]["schema"]
     OAS30Validator(_resolve(spec, schema)).validate(body)
@@ -64,6 +64,6 @@ def test_responses_match_the_schema(spec, owner_api, project, stateset, owner):
     for path, method, url in cases:
         r = getattr(owner_api, method)(url)
         assert r.status_code == 200, url
-        _check(spec, path, method, 200, r.json())
+        check_against_schema(spec, path, method, 200, r.json())
     r = owner_api.post("/api/projects/", {"name": "Other"}, format="json")
-    _check(spec, "/api/projects/", "post", 201, r.json())
+    check_against_schema(spec, "/api/projects/", "post", 201, r.json())

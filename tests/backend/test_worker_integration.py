@@ -141,7 +141,7 @@ def test_worker_fails_a_hostile_import_with_a_message(worker, owner_api, project
 def test_job_of_a_dead_worker_is_taken_over(worker, owner, project, tmp_path):
     """A job left running by a worker that died (its lease ran out) is finished by another."""
     from backend.artifacts.services import upload_store
-    from backend.jobs.services import _enqueue
+    from backend.jobs.services import job_send
 
     proj = B.build_lstmvis_project(tmp_path / "src", n=100, d=8)
     upload = upload_store(
@@ -161,7 +161,7 @@ def test_job_of_a_dead_worker_is_taken_over(worker, owner, project, tmp_path):
         worker="a-worker-that-died",
         lease_until=timezone.now() + timedelta(seconds=2),
     )
-    _enqueue(str(job.id), job.kind)  # the broker re-delivers the task
+    job_send(str(job.id), job.kind)  # the broker re-delivers the task
     job = _wait(job.id)
     assert job.status == "succeeded", job.error
     assert job.attempts == 2 and job.worker != "a-worker-that-died"

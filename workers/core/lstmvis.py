@@ -3,7 +3,7 @@
 LSTMVis users bring directories made for that tool: an ``lstm.yml`` that names
 HDF5 files and dictionaries by alias, and says which datasets are the word
 sequence, the state matrices, the annotation ("meta") tracks and the word
-embedding (``docs/design/lstmvis-compat.md`` section 1 describes the format).
+embedding (``docs/lstmvis-compat.md`` section 1 describes the format).
 They should not have to convert anything, so every feature of that format is
 read here, and the result is a state set in StateLab's own store format
 (:mod:`workers.core.store`) that the viewer and match engine read directly.

@@ -114,7 +114,7 @@ def test_job_routes_for_personas(owner_api, collaborator_api, outsider_api, proj
 @pytest.mark.django_db
 def test_stale_running_job_with_attempts_left_is_sent_again(project, owner, monkeypatch):
     sent = []
-    monkeypatch.setattr("backend.jobs.services._enqueue", lambda jid, kind: sent.append(jid))
+    monkeypatch.setattr("backend.jobs.services.job_send", lambda jid, kind: sent.append(jid))
     job = _job(
         project,
         owner,
@@ -142,7 +142,7 @@ def test_nothing_enqueued_when_transaction_rolls_back(project, owner, monkeypatc
     from backend.jobs.services import job_create
 
     sent = []
-    monkeypatch.setattr("backend.jobs.services._enqueue", lambda jid, kind: sent.append(jid))
+    monkeypatch.setattr("backend.jobs.services.job_send", lambda jid, kind: sent.append(jid))
     with pytest.raises(RuntimeError), transaction.atomic():
         job_create(kind="corpus_upload", project=project, user=owner, params={})
         raise RuntimeError("the request failed after creating the job")
@@ -155,7 +155,7 @@ def test_nothing_enqueued_when_transaction_rolls_back(project, owner, monkeypatc
 def test_twenty_identical_requests_make_one_job(project, owner, monkeypatch):
     from backend.jobs.services import job_create
 
-    monkeypatch.setattr("backend.jobs.services._enqueue", lambda jid, kind: None)
+    monkeypatch.setattr("backend.jobs.services.job_send", lambda jid, kind: None)
     if connection.vendor == "sqlite":
         pytest.skip("concurrent writers need PostgreSQL")
 
@@ -221,7 +221,7 @@ def test_upload_is_not_kept_when_its_job_is_refused(owner_api, project, settings
 def test_restarted_worker_takes_up_its_own_interrupted_job(project, owner, monkeypatch):
     """make run's worker stopped mid-job (Ctrl-C) has the same node name when it starts again."""
     sent = []
-    monkeypatch.setattr("backend.jobs.services._enqueue", lambda jid, kind: sent.append(jid))
+    monkeypatch.setattr("backend.jobs.services.job_send", lambda jid, kind: sent.append(jid))
     mine = _job(
         project,
         owner,

@@ -45,3 +45,14 @@ def test_a_result_survives_its_row():
     row = result_row(result)
     assert row["fuzzy"] == [[2, 9], [11, 1], [1_000_000, 2]]
     assert result_from_row(row) == result
+
+
+def test_the_hit_schema_describes_exactly_what_the_engine_stores():
+    """The API hands stored hits through as the engine wrote them; the schema's hit
+    serializer must name the same fields, so the two cannot drift apart."""
+    from backend.matching.api import MatchHitContextSerializer, MatchHitSerializer
+    from workers.core.match import MatchHit
+
+    engine = set(MatchHit(3, 2, 1, 4, 0.25, 1).to_json())
+    assert set(MatchHitSerializer().fields) == engine
+    assert engine < set(MatchHitContextSerializer().fields)

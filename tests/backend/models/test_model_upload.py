@@ -340,7 +340,7 @@ def test_identical_uploads_at_once_share_one_job(owner, project, monkeypatch, _i
 
     if connection.vendor == "sqlite":
         pytest.skip("concurrent writers need PostgreSQL")
-    monkeypatch.setattr("backend.jobs.services._enqueue", lambda job_id, kind: None)
+    monkeypatch.setattr("backend.jobs.services.job_send", lambda job_id, kind: None)
     weights = safetensors_bytes(tiny_model())
 
     def submit(_):
@@ -381,7 +381,7 @@ _WEB_PROCESS = textwrap.dedent(
     import backend.jobs.services
 
     sent = []  # no worker here: what would be sent to the broker is recorded instead
-    backend.jobs.services._enqueue = lambda job_id, kind: sent.append([job_id, kind])
+    backend.jobs.services.job_send = lambda job_id, kind: sent.append([job_id, kind])
 
     from django.core.files.uploadedfile import SimpleUploadedFile
     from rest_framework.test import APIClient

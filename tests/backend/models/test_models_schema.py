@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.backend.test_openapi import _check
+from tests.backend.test_openapi import check_against_schema
 from tests.support.lm import corpus_create, safetensors_bytes, tiny_model, vocab_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,10 +33,10 @@ def test_model_routes_match_the_schema(spec, owner_api, owner, project):
         format="multipart",
     )
     assert r.status_code == 202
-    _check(spec, "/api/projects/{slug}/models/", "post", 202, r.json())
+    check_against_schema(spec, "/api/projects/{slug}/models/", "post", 202, r.json())
     upload_job = r.json()["job"]["id"]
     r = owner_api.get(f"/api/jobs/{upload_job}/")
-    _check(spec, "/api/jobs/{job_id}/", "get", 200, r.json())
+    check_against_schema(spec, "/api/jobs/{job_id}/", "get", 200, r.json())
     assert r.json()["status"] == "succeeded", r.json()
     model_id = r.json()["result"]["model"]
     ids = np.random.default_rng(0).integers(0, len(VOCAB), size=300)
@@ -48,7 +48,7 @@ def test_model_routes_match_the_schema(spec, owner_api, owner, project):
         format="json",
     )
     assert r.status_code == 202
-    _check(spec, "/api/projects/{slug}/extractions/", "post", 202, r.json())
+    check_against_schema(spec, "/api/projects/{slug}/extractions/", "post", 202, r.json())
     r = owner_api.post(
         "/api/projects/brackets/trainings/",
         {"corpus": str(corpus.id), "layers": 1, "hidden_size": 4, "epochs": 1, "seq_len": 5,
@@ -56,7 +56,7 @@ def test_model_routes_match_the_schema(spec, owner_api, owner, project):
         format="json",
     )  # fmt: skip
     assert r.status_code == 202
-    _check(spec, "/api/projects/{slug}/trainings/", "post", 202, r.json())
+    check_against_schema(spec, "/api/projects/{slug}/trainings/", "post", 202, r.json())
     train_job = r.json()["job"]["id"]
 
     for path, url in [
@@ -68,5 +68,5 @@ def test_model_routes_match_the_schema(spec, owner_api, owner, project):
     ]:
         r = owner_api.get(url)
         assert r.status_code == 200, url
-        _check(spec, path, "get", 200, r.json())
+        check_against_schema(spec, path, "get", 200, r.json())
     assert owner_api.get(f"/api/jobs/{train_job}/").json()["detail"]["curve"]

@@ -55,13 +55,11 @@ def test_anonymous_never_sees_a_public_project(api, public):
     assert api().get("/api/projects/").status_code == 401
 
 
-def test_only_an_owner_makes_a_project_public(owner_api, collaborator, project, outsider_api):
+def test_only_an_owner_makes_a_project_public(api, owner_api, collaborator, project, outsider_api):
     from backend.projects.services import membership_set
 
     membership_set(project=project, username=collaborator.username, role="editor")
-    from tests.conftest import _client
-
-    editor_api = _client(collaborator)
+    editor_api = api(collaborator)
     r = editor_api.patch("/api/projects/brackets/", {"public": True}, format="json")
     assert r.status_code == 403
     assert outsider_api.get("/api/projects/brackets/").status_code == 404

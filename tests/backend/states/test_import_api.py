@@ -142,8 +142,8 @@ def test_identical_upload_twice_while_queued_is_one_job(owner_api, project, lstm
         import backend.jobs.services as services
 
         sent = []
-        original = services._enqueue
-        services._enqueue = lambda jid, kind: sent.append(jid)
+        original = services.job_send
+        services.job_send = lambda jid, kind: sent.append(jid)
         data = B.zip_dir(lstmvis_dir)
         ids = {
             owner_api.post(
@@ -156,7 +156,7 @@ def test_identical_upload_twice_while_queued_is_one_job(owner_api, project, lstm
         assert len(ids) == 1 and len(sent) == 1
         assert len(list(store_path("uploads").iterdir())) == 1
     finally:
-        services._enqueue = original
+        services.job_send = original
         app.conf.task_always_eager = True
 
 
