@@ -6,12 +6,14 @@ database are relative to that root so the store can move.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 from workers.core.atomic import atomic_file
 
@@ -29,6 +31,13 @@ def store_path(relative: str) -> Path:
     if store_root().resolve() not in path.parents:
         raise ValueError(f"path {relative!r} leaves the store")
     return path
+
+
+def store_delete_on_commit(relative: str) -> None:
+    """Remove a stored file or folder once the transaction deleting its row commits
+    (a rolled-back deletion keeps both)."""
+    path = store_path(relative)
+    transaction.on_commit(lambda: shutil.rmtree(path, ignore_errors=True))
 
 
 def new_dir(kind: str) -> tuple[str, Path]:

@@ -2,7 +2,7 @@
 
 Tasks stay thin: they pass the job id and a work function here. The work function
 gets the job and a progress callback and returns the job's `result`; it must write
-its outputs atomically and create its rows together with `job_succeed` so that a
+its outputs atomically and create its rows together with `job_record` so that a
 cancelled or failed job leaves nothing visible.
 
 While the work runs, a heartbeat thread renews the job's lease, so the lease can be

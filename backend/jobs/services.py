@@ -204,6 +204,14 @@ def job_succeed(*, job: Job, result: dict[str, Any], message: str = "Done") -> b
     )
 
 
+def job_record(*, job: Job, result: dict[str, Any], message: str, what: str) -> None:
+    """Mark a job succeeded with what it made, inside the caller's transaction that
+    records `what` (a state set, a model...). A job cancelled meanwhile raises
+    `Cancelled`, so that transaction rolls back and the caller removes its files."""
+    if not job_succeed(job=job, result=result, message=message):
+        raise Cancelled(f"cancelled before the {what} was recorded")
+
+
 def job_fail(*, job: Job, error: str) -> None:
     Job.objects.filter(id=job.id, status__in=ACTIVE).update(
         status=JobStatus.FAILED,

@@ -34,7 +34,7 @@ from backend.accounts.models import User
 from backend.core.errors import ApplicationError
 from backend.jobs.models import ACTIVE, Job, JobStatus
 from backend.jobs.queue import celery_app
-from backend.jobs.services import job_create, job_fail, job_progress, job_succeed, lease_end
+from backend.jobs.services import job_create, job_fail, job_progress, job_record, lease_end
 from backend.states.models import StateSet
 from backend.states.selectors import stateset_selection, stateset_source, stateset_store
 from workers.core.errors import Cancelled, InputError, ProgressFn
@@ -233,8 +233,7 @@ def match_record(*, match_id: UUID | str, job: Job, result: MatchResult, seconds
         )
         if not updated:
             raise ApplicationError(GONE)
-        if not job_succeed(job=job, result={"match": str(match_id)}, message=_summary(result)):
-            raise Cancelled("cancelled before the match was recorded")
+        job_record(job=job, result={"match": str(match_id)}, message=_summary(result), what="match")
 
 
 def _job_match(job: Job) -> Match:

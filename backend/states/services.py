@@ -22,11 +22,11 @@ from backend.artifacts.services import (
 )
 from backend.core.errors import ApplicationError
 from backend.core.quota import dir_size, storage_check
-from backend.core.storage import new_dir, store_path, store_root, work_dir
+from backend.core.storage import new_dir, store_delete_on_commit, store_path, store_root, work_dir
 from backend.jobs.models import Job
-from backend.jobs.services import job_create, job_succeed
+from backend.jobs.services import job_create, job_record
 from backend.projects.models import Project
-from workers.core.errors import Cancelled, ProgressFn
+from workers.core.errors import ProgressFn
 
 from .models import StateSet
 
@@ -95,10 +95,12 @@ def import_run(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, str]
                 created_by=job.created_by,
             )
             result = {"stateset": str(ss.id)}
-            if not job_succeed(
-                job=job, result=result, message=f"Imported {manifest.length:,} tokens"
-            ):
-                raise Cancelled("cancelled before the state set was recorded")
+            job_record(
+                job=job,
+                result=result,
+                message=f"Imported {manifest.length:,} tokens",
+                what="state set",
+            )
         return result
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)
@@ -109,9 +111,8 @@ def import_run(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, str]
 
 @transaction.atomic
 def stateset_delete(*, stateset: StateSet) -> None:
-    path = store_path(stateset.path)
     stateset.delete()
-    transaction.on_commit(lambda: shutil.rmtree(path, ignore_errors=True))
+    store_delete_on_commit(stateset.path)
 
 
 def index_start(*, stateset: StateSet, user: User | None) -> tuple[Job, bool]:
@@ -139,8 +140,7 @@ def index_run(job: Job, progress: ProgressFn) -> dict[str, str]:
         StateSet.objects.filter(id=ss.id).update(size_bytes=dir_size(path))
         result = {"stateset": str(ss.id)}
         message = f"Built {len(built)} indexes" if built else "Every index was already built"
-        if not job_succeed(job=job, result=result, message=message):
-            raise Cancelled("cancelled before the index was recorded")
+        job_record(job=job, result=result, message=message, what="index")
     return result
 
 
@@ -312,10 +312,12 @@ def extraction_run(job: Job, progress: ProgressFn) -> dict[str, str]:
                 created_by=job.created_by,
             )
             result = {"stateset": str(ss.id)}
-            if not job_succeed(
-                job=job, result=result, message=f"Extracted {int(manifest['length']):,} tokens"
-            ):
-                raise Cancelled("cancelled before the state set was recorded")
+            job_record(
+                job=job,
+                result=result,
+                message=f"Extracted {int(manifest['length']):,} tokens",
+                what="state set",
+            )
     except Exception:
         # A failed or cancelled job starts from scratch if asked again; a killed
         # worker (no exception here) leaves its work for the next attempt.

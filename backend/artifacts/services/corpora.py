@@ -12,11 +12,11 @@ from django.db import transaction
 from backend.accounts.models import User
 from backend.core.errors import ApplicationError
 from backend.core.quota import dir_size, storage_check
-from backend.core.storage import new_dir, store_path
+from backend.core.storage import new_dir, store_delete_on_commit, store_path
 from backend.jobs.models import Job
-from backend.jobs.services import job_succeed
+from backend.jobs.services import job_record
 from backend.projects.models import Project
-from workers.core.errors import Cancelled, ProgressFn
+from workers.core.errors import ProgressFn
 
 from ..models import Corpus, Tokenization, Upload
 from .uploads import consuming_upload, upload_job_start, upload_store
@@ -74,8 +74,7 @@ def corpus_build(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, st
                 created_by=job.created_by,
             )
             result = {"corpus": str(corpus.id)}
-            if not job_succeed(job=job, result=result, message=f"{len(ids):,} tokens"):
-                raise Cancelled("cancelled before the corpus was recorded")
+            job_record(job=job, result=result, message=f"{len(ids):,} tokens", what="corpus")
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)
         raise
@@ -85,6 +84,5 @@ def corpus_build(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, st
 @transaction.atomic
 def corpus_delete(*, corpus: Corpus) -> None:
     """Delete a corpus row now and its folder once the deletion has committed."""
-    path = store_path(corpus.path)
     corpus.delete()
-    transaction.on_commit(lambda: shutil.rmtree(path, ignore_errors=True))
+    store_delete_on_commit(corpus.path)

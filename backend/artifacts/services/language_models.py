@@ -25,11 +25,17 @@ from django.db import transaction
 from backend.accounts.models import User
 from backend.core.errors import ApplicationError
 from backend.core.quota import storage_check
-from backend.core.storage import iter_chunks, new_dir, store_path, store_root
+from backend.core.storage import (
+    iter_chunks,
+    new_dir,
+    store_delete_on_commit,
+    store_path,
+    store_root,
+)
 from backend.jobs.models import Job
-from backend.jobs.services import job_succeed
+from backend.jobs.services import job_record
 from backend.projects.models import Project
-from workers.core.errors import Cancelled, InputError, ProgressFn
+from workers.core.errors import InputError, ProgressFn
 
 from ..models import LanguageModel, ModelOrigin, Upload
 from .common import input_refusal
@@ -316,8 +322,7 @@ def model_upload_run(job: Job, uploads: dict[str, Upload], progress: ProgressFn)
                 name=job.params["name"],
             )
             result = model_job_result(model)
-            if not job_succeed(job=job, result=result, message=_stored_message(info)):
-                raise Cancelled("cancelled before the model was recorded")
+            job_record(job=job, result=result, message=_stored_message(info), what="model")
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)
         raise
@@ -328,6 +333,5 @@ def model_upload_run(job: Job, uploads: dict[str, Upload], progress: ProgressFn)
 def model_delete(*, model: LanguageModel) -> None:
     """Delete a model row now and its folder once the deletion has committed.
     State sets extracted with it stay: they hold their own values."""
-    path = store_path(model.path)
     model.delete()
-    transaction.on_commit(lambda: shutil.rmtree(path, ignore_errors=True))
+    store_delete_on_commit(model.path)

@@ -18,9 +18,9 @@ from backend.core.errors import ApplicationError
 from backend.core.quota import dir_size, storage_check
 from backend.core.storage import store_path, store_root
 from backend.jobs.models import Job
-from backend.jobs.services import job_create, job_detail_set, job_succeed
+from backend.jobs.services import job_create, job_detail_set, job_record
 from backend.projects.models import Project
-from workers.core.errors import Cancelled, InputError, ProgressFn
+from workers.core.errors import InputError, ProgressFn
 
 from ..models import Corpus, LanguageModel, ModelOrigin
 from .common import compute_device, input_refusal, sha256_file
@@ -195,8 +195,7 @@ def training_run(job: Job, progress: ProgressFn) -> dict[str, str]:
                 created_by=job.created_by,
             )
             result = model_job_result(model)
-            if not job_succeed(job=job, result=result, message=_train_message(summary)):
-                raise Cancelled("cancelled before the model was recorded")
+            job_record(job=job, result=result, message=_train_message(summary), what="model")
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)
         raise
