@@ -277,10 +277,8 @@ def model_store_from_files(
 
 def _stored_message(info: ModelInfo) -> str:
     spec = info.spec
-    return (
-        f"Stored a {spec.rnn_type} of {spec.layers} layer{'s' if spec.layers != 1 else ''} "
-        f"x {spec.hidden_size} cells"
-    )
+    layers = f"{spec.layers} layer{'s' if spec.layers != 1 else ''}"
+    return f"Stored the {spec.rnn_type} model: {layers} of {spec.hidden_size} cells"
 
 
 @consuming_uploads
