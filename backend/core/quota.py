@@ -9,12 +9,21 @@ waiting for their job all count against the user who made them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
+from workers.core.files import dir_size
+
 from .errors import ApplicationError
+
+__all__ = [
+    "dir_size",
+    "storage_check",
+    "storage_counter_register",
+    "storage_remaining",
+    "storage_used",
+]
 
 # name -> function(user) -> bytes that user stores in that kind of object.
 _COUNTERS: dict[str, Callable[[Any], int]] = {}
@@ -52,7 +61,3 @@ def storage_check(user: Any | None, adding: int) -> None:
             code="quota_exceeded",
             status_code=413,
         )
-
-
-def dir_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

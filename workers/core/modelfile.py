@@ -44,7 +44,6 @@ web process can import this module for its types without loading torch.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import itertools
 import json
@@ -61,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 from workers.core.atomic import atomic_dir, write_json_synced
 from workers.core.errors import InputError
+from workers.core.files import dir_size, sha256_file
 from workers.core.lstmvis import dictionary_lines
 from workers.core.store import read_manifest_json
 
@@ -1109,18 +1109,6 @@ def load_model(model_dir: Path, device: str | torch.device = "cpu") -> LoadedMod
     return LoadedModel(model=model, spec=spec, vocab=vocab, meta=dict(meta))
 
 
-def _dir_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 _CONFIG_KEYS = ("rnn_type", "vocab_size", "embedding_size", "hidden_size", "layers", "tied")
 
 
@@ -1210,7 +1198,7 @@ def model_upload(
         vocab_size=len(vocab),
         parameters=int(manifest["parameters"]),
         source_format=source_format,
-        size_bytes=_dir_size(final_dir),
-        sha256=_sha256(final_dir / WEIGHTS_NAME),
+        size_bytes=dir_size(final_dir),
+        sha256=sha256_file(final_dir / WEIGHTS_NAME),
         notes=notes,
     )

@@ -7,7 +7,7 @@ Nothing here imports torch at import time: the web process imports this package,
 the functions that need torch (the work functions of jobs) import it when they run.
 """
 
-from .common import compute_device, input_refusal, sha256_file
+from .common import compute_device, input_refusal
 from .corpora import corpus_build, corpus_delete, corpus_upload_start
 from .language_models import (
     MODEL_CONFIG_MAX_BYTES,
@@ -69,7 +69,6 @@ __all__ = [
     "model_store_from_files",
     "model_upload_run",
     "model_upload_start",
-    "sha256_file",
     "training_run",
     "training_start",
     "upload_discard",

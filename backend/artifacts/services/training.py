@@ -21,9 +21,10 @@ from backend.jobs.models import Job
 from backend.jobs.services import job_create, job_detail_set, job_record
 from backend.projects.models import Project
 from workers.core.errors import InputError, ProgressFn
+from workers.core.files import sha256_file
 
 from ..models import Corpus, LanguageModel, ModelOrigin
-from .common import compute_device, input_refusal, sha256_file
+from .common import compute_device, input_refusal
 from .language_models import model_job_result
 
 # A training job keeps at most this many curve points on its row: validation points
