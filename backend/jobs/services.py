@@ -33,6 +33,8 @@ from .queue import celery_app
 
 log = logging.getLogger(__name__)
 
+GIVEN_UP = "The job's worker stopped repeatedly; it was given up."
+
 # kind -> (Celery task name, queue). Tasks are looked up by name so that this
 # module does not import the task modules (and their heavy imports).
 JOB_KINDS: dict[str, tuple[str, str]] = {
@@ -148,16 +150,18 @@ def job_claim(*, job_id: str, worker: str | None = None) -> Job | None:
             attempts=F("attempts") + 1, lease_until=lease_end(), worker=worker, message="Restarted"
         )
     if not claimed:
-        Job.objects.filter(
+        given_up = Job.objects.filter(
             Q(lease_until__lt=now),
             id=job_id,
             status=JobStatus.RUNNING,
             attempts__gte=F("max_attempts"),
         ).update(
             status=JobStatus.FAILED,
-            error="The job's worker stopped repeatedly; it was given up.",
+            error=GIVEN_UP,
             finished_at=now,
         )
+        if given_up:
+            job_work_remove(job_id)
         return None
     return Job.objects.get(id=job_id)
 
@@ -260,11 +264,26 @@ def jobs_requeue_stale(*, worker: str | None = None) -> int:
     )
     for job in stale:
         if job.status == JobStatus.RUNNING and job.attempts >= job.max_attempts:
-            job_fail(job=job, error="The job's worker stopped repeatedly; it was given up.")
+            job_fail(job=job, error=GIVEN_UP)
+            job_work_remove(job.id)
             continue
         job_send(str(job.id), job.kind)
         n += 1
     return n
+
+
+def job_work_remove(job_id: uuid.UUID | str) -> int:
+    """Remove the working folders (`work/<kind>-<job id>`) of a job that will not run
+    again: a job given up after its workers died leaves no partial extraction behind
+    until the next sweep. Returns how many were removed."""
+    work = store_root() / "work"
+    if not work.is_dir():
+        return 0
+    removed = 0
+    for entry in work.glob(f"*-{uuid.UUID(str(job_id)).hex}"):
+        shutil.rmtree(entry, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 def store_sweep(*, older_than_s: float = 24 * 3600) -> int:

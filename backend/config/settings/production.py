@@ -1,20 +1,20 @@
 """Production settings: secrets from the environment, no defaults, hardened cookies.
 
-Startup refuses a missing or well-known `SECRET_KEY` and `DEBUG=True`.
+Startup refuses a missing, short or placeholder `SECRET_KEY` (`backend.core.secretkey`)
+and `DEBUG=True`.
 """
 
 from django.core.exceptions import ImproperlyConfigured
+
+from backend.core.secretkey import secret_key_problem
 
 from .base import *
 from .base import env
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
-if (
-    not SECRET_KEY
-    or len(SECRET_KEY) < 40
-    or SECRET_KEY.startswith(("test-only", "django-insecure"))
-):
-    raise ImproperlyConfigured("SECRET_KEY must be set to a long random value in production.")
+_problem = secret_key_problem(SECRET_KEY)
+if _problem is not None:
+    raise ImproperlyConfigured(_problem)
 if env.bool("DEBUG", default=False):
     raise ImproperlyConfigured("DEBUG must be off in production.")
 DEBUG = False

@@ -48,6 +48,31 @@ def test_redelivered_task_takes_over_after_lease_then_gives_up(project, owner):
 
 
 @pytest.mark.django_db
+def test_a_job_given_up_leaves_no_working_folder(project, owner):
+    """A job whose workers died repeatedly is failed by the next delivery or by a
+    starting worker; its working folder (a partial extraction) goes with it, while a
+    live job's folder stays."""
+    from backend.core.storage import work_dir
+
+    gone, live, stale = (_job(project, owner, kind="extract", max_attempts=1) for _ in range(3))
+    folders = {}
+    for job in (gone, live, stale):
+        folders[job.id] = work_dir("extract", job.id)
+        (folders[job.id] / "chunk.npy").write_bytes(b"x" * 1000)
+        job_claim(job_id=str(job.id), worker="dead")
+    expired = timezone.now() - timedelta(seconds=1)
+    Job.objects.filter(id__in=[gone.id, stale.id]).update(lease_until=expired)
+
+    assert job_claim(job_id=str(gone.id), worker="w2") is None  # a re-delivery gives up
+    jobs_requeue_stale(worker="w3")  # a starting worker gives the other one up
+    for job in (gone, stale):
+        job.refresh_from_db()
+        assert job.status == "failed" and "stopped repeatedly" in job.error
+        assert not folders[job.id].exists()
+    assert folders[live.id].exists()
+
+
+@pytest.mark.django_db
 def test_finished_job_is_never_run_again(project, owner):
     job = _job(project, owner, status=JobStatus.SUCCEEDED)
     calls = []
