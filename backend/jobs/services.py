@@ -14,6 +14,7 @@ import socket
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -43,6 +44,7 @@ JOB_KINDS: dict[str, tuple[str, str]] = {
     "model_upload": ("statelab.model_upload", "cpu"),
     "match": ("statelab.match", "cpu"),
     "index": ("statelab.index", "cpu"),
+    "annotation_upload": ("statelab.annotation_upload", "cpu"),
     "extract": ("statelab.extract", "gpu"),
     "train": ("statelab.train", "gpu"),
 }
@@ -89,38 +91,64 @@ def job_create(
     """Create a job and enqueue it after commit. Returns (job, created).
 
     With a `dedupe_key`, an identical active job is returned instead of a new one.
+    The caller's count of active jobs is checked under a lock on the user's row, so
+    concurrent submissions cannot pass the per-user limit together; an identical job
+    that ends while this one is inserted is retried past, never answered with a 500.
     """
     if kind not in JOB_KINDS:
         raise ApplicationError(f"Unknown job kind '{kind}'.")
-    if user is not None:
-        active = Job.objects.filter(created_by=user, status__in=ACTIVE).count()
-        if active >= settings.STATELAB_MAX_ACTIVE_JOBS_PER_USER:
-            raise ApplicationError(
-                f"You already have {active} jobs queued or running; wait for some to finish.",
-                code="too_many_jobs",
-                status_code=429,
-            )
-    try:
-        with transaction.atomic():
-            job = Job.objects.create(
-                kind=kind,
-                project=project,
-                created_by=user,
-                params=params,
-                dedupe_key=dedupe_key,
-                message=message,
-                max_attempts=settings.STATELAB_JOB_MAX_ATTEMPTS,
-            )
-            job_id, job_kind = str(job.id), job.kind
-            transaction.on_commit(lambda: job_send(job_id, job_kind))
-    except IntegrityError:
-        existing = Job.objects.filter(
-            project=project, kind=kind, dedupe_key=dedupe_key, status__in=ACTIVE
-        ).first()
-        if existing is None:
-            raise
-        return existing, False
-    return job, True
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                existing = _active_duplicate(project, kind, dedupe_key)
+                if existing is not None:
+                    return existing, False
+                if user is not None:
+                    _active_jobs_check(user)
+                job = Job.objects.create(
+                    kind=kind,
+                    project=project,
+                    created_by=user,
+                    params=params,
+                    dedupe_key=dedupe_key,
+                    message=message,
+                    max_attempts=settings.STATELAB_JOB_MAX_ATTEMPTS,
+                )
+                transaction.on_commit(partial(job_send, str(job.id), job.kind))
+            return job, True
+        except IntegrityError:
+            # An identical job was inserted meanwhile: share it, or, when it has
+            # already ended, insert this one on the next round.
+            existing = _active_duplicate(project, kind, dedupe_key)
+            if existing is not None:
+                return existing, False
+    raise ApplicationError(
+        "Identical requests kept colliding; ask again.", code="busy", status_code=409
+    )
+
+
+def _active_duplicate(project: Project, kind: str, dedupe_key: str) -> Job | None:
+    if not dedupe_key:
+        return None
+    return Job.objects.filter(
+        project=project, kind=kind, dedupe_key=dedupe_key, status__in=ACTIVE
+    ).first()
+
+
+def _active_jobs_check(user: User) -> None:
+    """Refuse a job over the user's limit of active jobs. Locks the user's row first
+    (inside the caller's transaction), so that the count and the insert that follows
+    are one step for concurrent submissions of the same user."""
+    # FOR NO KEY UPDATE: job_create calls of the same user wait for each other, while
+    # rows that merely reference the user (their foreign-key checks) do not.
+    User.objects.select_for_update(no_key=True).filter(pk=user.pk).first()
+    active = Job.objects.filter(created_by=user, status__in=ACTIVE).count()
+    if active >= settings.STATELAB_MAX_ACTIVE_JOBS_PER_USER:
+        raise ApplicationError(
+            f"You already have {active} jobs queued or running; wait for some to finish.",
+            code="too_many_jobs",
+            status_code=429,
+        )
 
 
 def lease_end() -> Any:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError
 
 from backend.accounts.models import User
 from backend.core.errors import ApplicationError
@@ -120,16 +119,9 @@ def upload_job_start(
         job_params["uploads"] = {role: str(u.id) for role, u in extra.items()}
     every = [upload, *extra.values()]
     try:
-        try:
-            job, created = job_create(
-                kind=kind, project=project, user=user, params=job_params, dedupe_key=dedupe_key
-            )
-        except IntegrityError:
-            # The identical job this one collided with ended before it could be
-            # returned instead; nothing holds the key now, so this one runs.
-            job, created = job_create(
-                kind=kind, project=project, user=user, params=job_params, dedupe_key=dedupe_key
-            )
+        job, created = job_create(
+            kind=kind, project=project, user=user, params=job_params, dedupe_key=dedupe_key
+        )
     except BaseException:
         uploads_drop(every)
         raise

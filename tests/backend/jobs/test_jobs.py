@@ -204,6 +204,88 @@ def test_twenty_identical_requests_make_one_job(project, owner, monkeypatch):
     assert Job.objects.filter(kind="import_lstmvis").count() == 1
 
 
+def _concurrently(n, fn):
+    def run(i):
+        try:
+            return fn(i)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        return list(pool.map(run, range(n)))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_identical_job_that_ends_during_the_insert_is_retried_past(project, owner, monkeypatch):
+    """The race behind a 500: the insert collides with an identical active job, which
+    ends before it can be shared. The submission must then make its own job."""
+    import threading
+
+    from django.db import IntegrityError
+
+    from backend.jobs.services import job_create
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL")
+    monkeypatch.setattr("backend.jobs.services.job_send", lambda jid, kind: None)
+    real_create = Job.objects.create
+    other: list[Job] = []
+
+    def elsewhere(fn):  # another request, on its own connection, committed at once
+        def run():
+            try:
+                fn()
+            finally:
+                connection.close()
+
+        t = threading.Thread(target=run)
+        t.start()
+        t.join()
+
+    def racing_create(**kw):
+        if other:
+            return real_create(**kw)
+        elsewhere(lambda: other.append(real_create(**{**kw, "params": {"other": True}})))
+        try:
+            return real_create(**kw)
+        except IntegrityError:
+            elsewhere(lambda: Job.objects.filter(id=other[0].id).update(status="succeeded"))
+            raise
+
+    monkeypatch.setattr(Job.objects, "create", racing_create)
+    job, created = job_create(
+        kind="corpus_upload", project=project, user=owner, params={}, dedupe_key="k"
+    )
+    assert created and job.id != other[0].id and job.params == {}
+    assert Job.objects.filter(dedupe_key="k", status="queued").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_submissions_cannot_pass_the_active_jobs_limit(
+    project, owner, settings, monkeypatch
+):
+    """Count-then-insert under a lock on the user's row: 30 concurrent distinct
+    submissions against a limit of 7 make exactly 7 jobs; the rest answer 429."""
+    from backend.core.errors import ApplicationError
+    from backend.jobs.services import job_create
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL")
+    monkeypatch.setattr("backend.jobs.services.job_send", lambda jid, kind: None)
+    settings.STATELAB_MAX_ACTIVE_JOBS_PER_USER = 7
+
+    def submit(i):
+        try:
+            job_create(kind="train", project=project, user=owner, params={"i": i})
+        except ApplicationError as exc:
+            return exc.status_code
+        return 202
+
+    codes = _concurrently(30, submit)
+    assert codes.count(202) == 7 and codes.count(429) == 23
+    assert Job.objects.filter(created_by=owner).count() == 7
+
+
 @pytest.mark.django_db(transaction=True)
 def test_broker_down_leaves_a_queued_job_that_says_so(project, owner, monkeypatch):
     """No task runs inside the request when the broker is down, and the request succeeds."""
