@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.core.errors import ApplicationError
+from backend.core.fields import BoundedListField
 from backend.core.params import int_param
 from backend.core.throttles import JobSubmissionThrottleMixin
 from backend.jobs.api import JobEnvelopeSerializer, job_envelope
@@ -43,7 +44,7 @@ MAX_SIDE = 100
 
 class MatchRequestSerializer(serializers.Serializer[Any]):
     source = serializers.CharField(help_text="the source id (see the state set's `sources`)")  # type: ignore[assignment]
-    cells = serializers.ListField(
+    cells = BoundedListField(
         child=serializers.IntegerField(min_value=0),
         required=False,
         max_length=100_000,
@@ -70,7 +71,7 @@ class MatchRequestSerializer(serializers.Serializer[Any]):
         allow_null=True,
         help_text="default: the source's own",
     )
-    range = serializers.ListField(
+    range = BoundedListField(
         child=serializers.IntegerField(min_value=0),
         min_length=2,
         max_length=2,
