@@ -21,7 +21,7 @@ from types import ModuleType
 
 from workers.benchmarks.common import machine
 
-SECTIONS = ["context", "search", "match", "match_http", "extract"]
+SECTIONS = ["context", "search", "match", "match_http", "extract", "ranking"]
 
 
 def _module(name: str) -> ModuleType:
