@@ -26,9 +26,12 @@ when the engine stopped at its budget) and `unscored`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -51,8 +54,13 @@ from .selectors import (
 )
 
 
+class V2ProjectInfoSerializer(serializers.Serializer[Any]):
+    project = serializers.CharField(help_text="the project id to pass to the other routes")
+    info = serializers.DictField(help_text="the project's lstm.yml-shaped config with sizes")
+
+
 class InfoView(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=V2ProjectInfoSerializer(many=True))
     def get(self, request: Request) -> Response:
         return Response(
             [

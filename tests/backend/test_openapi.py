@@ -67,3 +67,7 @@ def test_responses_match_the_schema(spec, owner_api, project, stateset, owner):
         check_against_schema(spec, path, method, 200, r.json())
     r = owner_api.post("/api/projects/", {"name": "Other"}, format="json")
     check_against_schema(spec, "/api/projects/", "post", 201, r.json())
+    # LSTMVis' info route answers a list of {project, info}, and its schema says so.
+    r = owner_api.get("/api/v2/info")
+    assert r.status_code == 200 and isinstance(r.json(), list)
+    check_against_schema(spec, "/api/v2/info", "get", 200, r.json())
