@@ -63,12 +63,16 @@ def job_send(job_id: str, kind: str) -> None:
         app.tasks[task_name].apply(args=(job_id,))
         return
     try:
+        # A job's outcome lives in its row, never in the result backend: sending with
+        # ignore_result keeps the result backend (and its reconnect retries, 19 s when
+        # Redis is down) out of the request. One quick retry covers a broker blip.
         app.send_task(
             task_name,
             args=[job_id],
             queue=queue,
+            ignore_result=True,
             retry=True,
-            retry_policy={"max_retries": 2, "interval_start": 0.2},
+            retry_policy={"max_retries": 1, "interval_start": 0.2},
         )
     except Exception:
         # The job row is committed; the request must not fail now, and nothing runs

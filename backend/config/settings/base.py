@@ -221,6 +221,13 @@ if CELERY_RESULT_BACKEND.startswith("file://"):
     with contextlib.suppress(OSError):
         Path(CELERY_RESULT_BACKEND[len("file://") :]).mkdir(parents=True, exist_ok=True)
 CELERY_RESULT_EXPIRES = 24 * 3600
+# A broker or result store that does not answer is noticed within about a second:
+# a request that enqueues a job must not hang on it (the job stays queued and says so).
+CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 1.0
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
