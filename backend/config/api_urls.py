@@ -16,10 +16,12 @@ from backend.matching.api import MatchDetailView, StateSetMatchesView
 from backend.projects.api import ProjectDetailView, ProjectListView, ProjectMembersView
 from backend.states.api import (
     ContextView,
+    CorpusAnnotationsView,
     ExtractionView,
     ImportView,
     SearchView,
     SelectionView,
+    StateSetAnnotationsView,
     StateSetDetailView,
     StateSetIndexView,
 )
@@ -33,6 +35,11 @@ urlpatterns = [
     path("projects/<slug:slug>/imports/", ImportView.as_view(), name="project-imports"),
     path("projects/<slug:slug>/corpora/", ProjectCorporaView.as_view(), name="project-corpora"),
     path("corpora/<str:corpus_id>/", CorpusDetailView.as_view(), name="corpus-detail"),
+    path(
+        "corpora/<str:corpus_id>/annotations/",
+        CorpusAnnotationsView.as_view(),
+        name="corpus-annotations",
+    ),
     path("projects/<slug:slug>/models/", ProjectModelsView.as_view(), name="project-models"),
     path("models/<str:model_id>/", ModelDetailView.as_view(), name="model-detail"),
     path("projects/<slug:slug>/extractions/", ExtractionView.as_view(), name="project-extractions"),
@@ -51,6 +58,11 @@ urlpatterns = [
         name="stateset-matches",
     ),
     path("statesets/<str:stateset_id>/index/", StateSetIndexView.as_view(), name="stateset-index"),
+    path(
+        "statesets/<str:stateset_id>/annotations/",
+        StateSetAnnotationsView.as_view(),
+        name="stateset-annotations",
+    ),
     path("matches/<str:match_id>/", MatchDetailView.as_view(), name="match-detail"),
     path("v2/", include("backend.compat.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,5 +1,5 @@
 """State-set routes: LSTMVis import, extraction, describe, context windows, selection,
-phrase search."""
+phrase search, and annotation uploads (for a state set or a corpus)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backend.artifacts.selectors import corpus_in_project, model_in_project
+from backend.artifacts.selectors import corpus_for_user, corpus_in_project, model_in_project
 from backend.artifacts.services import upload_precheck
 from backend.core.errors import ApplicationError
 from backend.core.params import float_param, int_list, int_param, transform_param
@@ -22,6 +22,7 @@ from backend.jobs.api import JobEnvelopeSerializer, job_envelope
 from backend.projects.models import Role
 from backend.projects.selectors import project_for_user
 
+from .annotations import annotation_upload_start
 from .selectors import (
     stateset_context,
     stateset_describe,
@@ -51,6 +52,76 @@ class ImportView(JobSubmissionThrottleMixin, APIView):
             raise ApplicationError("Attach the zip of an LSTMVis project directory as 'file'.")
         job, _ = import_start(project=project, user=request.user, file=file)  # type: ignore[arg-type]
         return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)
+
+
+class AnnotationUploadSerializer(serializers.Serializer[Any]):
+    file = serializers.FileField(help_text="UTF-8 text in the chosen format")
+    name = serializers.CharField(
+        max_length=128, help_text="the track's name: letters, digits, '_' or '-'"
+    )
+    kind = serializers.ChoiceField(choices=["discrete", "scalar"])
+    format = serializers.ChoiceField(
+        choices=["lines", "tsv", "conllu"],
+        help_text="lines: a value per line; tsv: token<TAB>value; conllu: one column",
+    )
+    column = serializers.CharField(
+        required=False,
+        help_text="conllu only: a column name (UPOS, XPOS, DEPREL...) or a 1-based index",
+    )
+    replace = serializers.BooleanField(
+        default=False, help_text="replace a track of the same name instead of refusing"
+    )
+
+
+def _annotation_upload(request: Request, **target: Any) -> Response:
+    upload_precheck(user=request.user, content_length=request.META.get("CONTENT_LENGTH"))  # type: ignore[arg-type]
+    data = AnnotationUploadSerializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    v = data.validated_data
+    job, _ = annotation_upload_start(
+        user=request.user,  # type: ignore[arg-type]
+        file=v["file"],
+        name=v["name"],
+        kind=v["kind"],
+        fmt=v["format"],
+        column=v.get("column"),
+        replace=v["replace"],
+        **target,
+    )
+    return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)
+
+
+_ANNOTATION_DOC = (
+    "Upload a per-token annotation track (docs/api.md#annotation-uploads): a job "
+    '(`annotation_upload`) whose result is `{"annotation": name}`. A name already '
+    "there answers 409 unless `replace` is true."
+)
+
+
+class StateSetAnnotationsView(JobSubmissionThrottleMixin, APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": AnnotationUploadSerializer},
+        responses={202: JobEnvelopeSerializer},
+        description=_ANNOTATION_DOC,
+    )
+    def post(self, request: Request, stateset_id: str) -> Response:
+        ss = stateset_for_user(request.user, stateset_id, need=Role.EDITOR)
+        return _annotation_upload(request, stateset=ss)
+
+
+class CorpusAnnotationsView(JobSubmissionThrottleMixin, APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": AnnotationUploadSerializer},
+        responses={202: JobEnvelopeSerializer},
+        description=_ANNOTATION_DOC + " Every later extraction from the corpus carries it.",
+    )
+    def post(self, request: Request, corpus_id: str) -> Response:
+        corpus = corpus_for_user(request.user, corpus_id, need=Role.EDITOR)
+        return _annotation_upload(request, corpus=corpus)
 
 
 VALUE_KINDS = ["h", "c", "gates"]

@@ -21,6 +21,9 @@ class StateSet(models.Model):
     path = models.CharField(max_length=255)  # relative to the store root, generated
     manifest = models.JSONField(default=dict)
     size_bytes = models.BigIntegerField(default=0)
+    # Bumped whenever the folder changes (an annotation added), in the transaction
+    # that records it: the per-process cache of opened stores is keyed by it.
+    revision = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

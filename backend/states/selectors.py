@@ -26,24 +26,26 @@ def stateset_for_user(user: Any, stateset_id: Any, *, need: str = Role.VIEWER) -
 
 
 @lru_cache(maxsize=32)
-def _open(path: str) -> StoreStateSet:
+def _open(path: str, revision: int) -> StoreStateSet:
     return StoreStateSet.open(store_path(path))
 
 
 def stateset_store(ss: StateSet) -> StoreStateSet:
-    """The opened store of a state set (memory-mapped, cached per process)."""
-    return _open(ss.path)
+    """The opened store of a state set (memory-mapped, cached per process). The cache
+    is keyed by the row's `revision`, which a job that changes the folder (an added
+    annotation) bumps as it records its success: the next request opens it again."""
+    return _open(ss.path, ss.revision)
 
 
 @lru_cache(maxsize=32)
-def _searcher(path: str) -> PhraseSearcher:
-    return PhraseSearcher(_open(path))
+def _searcher(path: str, revision: int) -> PhraseSearcher:
+    return PhraseSearcher(_open(path, revision))
 
 
 def stateset_searcher(ss: StateSet) -> PhraseSearcher:
     """Phrase search over a state set (cached per process with its token table and,
     once built, its memory-mapped search index)."""
-    return _searcher(ss.path)
+    return _searcher(ss.path, ss.revision)
 
 
 def stateset_describe(ss: StateSet) -> dict[str, Any]:

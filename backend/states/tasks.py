@@ -1,4 +1,4 @@
-"""Celery entry points for state-set jobs: thin, by job id."""
+"""Celery entry points for state-set jobs (and annotation uploads): thin, by job id."""
 
 from celery import shared_task
 
@@ -24,3 +24,10 @@ def index(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
     from .services import index_run
 
     run_or_retry(self, job_id, index_run)
+
+
+@shared_task(bind=True, name="statelab.annotation_upload", acks_late=True)
+def annotation_upload(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    from .annotations import annotation_upload_run
+
+    run_or_retry(self, job_id, annotation_upload_run)

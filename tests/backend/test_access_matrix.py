@@ -27,6 +27,7 @@ ROUTE_CASES = {
     "project-imports": [("post", {})],
     "project-corpora": [("get", None), ("post", {})],
     "corpus-detail": [("get", None), ("delete", None)],
+    "corpus-annotations": [("post", {})],
     "project-models": [("get", None), ("post", {})],
     "model-detail": [("get", None), ("delete", None)],
     "project-extractions": [("post", {})],
@@ -39,6 +40,7 @@ ROUTE_CASES = {
     "stateset-search": [("get", None)],
     "stateset-matches": [("post", {"source": "s0", "cells": [1, 2], "threshold": 0.3})],
     "stateset-index": [("post", None)],
+    "stateset-annotations": [("post", {})],
     "match-detail": [("get", None)],
     "v2-info": [("get", None)],
     "v2-context": [("get", None)],
@@ -177,6 +179,8 @@ ROLE_CODES = {
     ("model-detail", "get"): {"owner": 200, "collaborator": 200, "outsider": 404},
     ("project-extractions", "post"): {"owner": 400, "collaborator": 403, "outsider": 404},
     ("project-trainings", "post"): {"owner": 400, "collaborator": 403, "outsider": 404},
+    ("stateset-annotations", "post"): {"owner": 400, "collaborator": 403, "outsider": 404},
+    ("corpus-annotations", "post"): {"owner": 400, "collaborator": 403, "outsider": 404},
     # last: the owner's delete succeeds
     ("model-detail", "delete"): {"owner": 204, "collaborator": 403, "outsider": 404},
 }
@@ -189,7 +193,8 @@ def test_model_routes_answer_each_role(objects, owner, collaborator, outsider):
         for who, user in (("outsider", outsider), ("collaborator", collaborator), ("owner", owner)):
             client = APIClient()
             client.force_authenticate(user)
-            form = "multipart" if name == "project-models" else "json"
+            multipart = ("project-models", "stateset-annotations", "corpus-annotations")
+            form = "multipart" if name in multipart else "json"
             r = getattr(client, method)(url, {}, format=form)
             assert r.status_code == codes[who], (who, method, url, r.status_code, r.content[:200])
             if r.status_code == 404:

@@ -51,6 +51,11 @@ Both are written through a temporary sibling directory
 must not exist yet (:mod:`workers.core.atomic`). A worker killed half-way leaves
 only a ``.tmp-`` directory, which :func:`remove_stale_temp_dirs` sweeps.
 
+A published folder changes in one way only: a user's scalar or discrete track is
+added or replaced (:func:`annotation_stage` + :func:`annotation_publish`, or
+:func:`annotation_put`): the ``.npy`` is renamed into ``annotations/`` and then the
+manifest is replaced atomically, under a lock on the folder.
+
 A long job that must survive its worker dying (extraction) gives the writer a
 temporary directory of its own (``tmp_dir``, on the same filesystem), which the
 writer keeps when the job stops without committing, and fills its arrays out of
@@ -61,6 +66,7 @@ retry can continue where the last attempt's checkpoint says it stopped.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import os
@@ -76,10 +82,13 @@ import numpy as np
 
 from workers.core.atomic import (
     atomic_dir,
+    fsync_path,
     make_temp_dir,
     publish_dir,
     remove_stale_temp_dirs,
     save_npy_synced,
+    temp_sibling,
+    write_json_atomic,
     write_json_synced,
 )
 from workers.core.errors import InputError
@@ -87,14 +96,20 @@ from workers.core.errors import InputError
 __all__ = [
     "CORPUS_FORMAT",
     "STATESET_FORMAT",
+    "AnnotationExistsError",
     "AnnotationInfo",
     "ArrayFile",
     "CorpusData",
     "Manifest",
     "SourceInfo",
+    "StagedAnnotation",
     "StateSet",
     "StateSetWriter",
     "UnknownNameError",
+    "annotation_discard",
+    "annotation_publish",
+    "annotation_put",
+    "annotation_stage",
     "open_corpus",
     "read_manifest_json",
     "remove_stale_temp_dirs",
@@ -115,6 +130,10 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}$")
 _SLICE_ELEMENTS = 4 << 20
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class AnnotationExistsError(InputError):
+    """An annotation track of that name exists and was not to be replaced."""
 
 
 class UnknownNameError(InputError, KeyError):
@@ -1004,3 +1023,111 @@ def open_corpus(path: Path) -> CorpusData:
         path=path,
         annotations=annotations,
     )
+
+
+# --------------------------------------------------------------------------- #
+# Adding or replacing one annotation track of a published folder
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class StagedAnnotation:
+    """A track written under a temporary name inside ``folder/annotations``, waiting
+    for :func:`annotation_publish` (or :func:`annotation_discard`)."""
+
+    folder: Path
+    info: AnnotationInfo
+    tmp: Path
+
+
+def annotation_stage(folder: Path, info: AnnotationInfo, values: np.ndarray) -> StagedAnnotation:
+    """Write a scalar or discrete track for an existing state-set or corpus folder under
+    a temporary name (fsynced), checked against the folder's length; nothing is visible
+    until :func:`annotation_publish`."""
+    folder = Path(folder)
+    _check_name(info.name, "annotation name")
+    if info.kind not in ("scalar", "discrete"):
+        raise ValueError("an added annotation is scalar or discrete")
+    length = int(read_manifest_json(folder)["length"])
+    arr = np.asarray(values)
+    if arr.shape != (length,):
+        raise InputError(
+            f"the annotation {info.name!r} has {arr.shape[0] if arr.ndim else 0:,} values; "
+            f"the tokens number {length:,}"
+        )
+    base = folder / "annotations"
+    base.mkdir(exist_ok=True)
+    tmp = temp_sibling(base / f"{info.name}.npy")
+    try:
+        if info.kind == "scalar":
+            save_npy_synced(tmp, np.ascontiguousarray(arr, dtype=np.float32))
+        else:
+            save_npy_synced(tmp, _as_int32_ids(arr, "discrete annotation values"))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return StagedAnnotation(folder=folder, info=info, tmp=tmp)
+
+
+def annotation_discard(staged: StagedAnnotation) -> None:
+    """Remove a staged track that will not be published (safe after publishing)."""
+    staged.tmp.unlink(missing_ok=True)
+
+
+def annotation_publish(staged: StagedAnnotation, *, replace: bool = False) -> dict[str, Any]:
+    """Move a staged track into place and write the new manifest; returns it.
+
+    Under an exclusive lock on the folder (concurrent writers of one folder take
+    turns), the manifest is read again, the name checked (an existing track is an
+    ``AnnotationExistsError`` unless ``replace``), the ``.npy`` renamed onto its name and the
+    manifest replaced, each atomically (:mod:`workers.core.atomic`): a reader that
+    opens the folder sees the old manifest or the new one. A new track's file is in
+    place before the manifest names it. A replaced track keeps its place in the list.
+    """
+    folder, info = staged.folder, staged.info
+    final = folder / "annotations" / f"{info.name}.npy"
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        data = read_manifest_json(folder)
+        tracks = [dict(a) for a in data.get("annotations") or []]
+        at = next((i for i, a in enumerate(tracks) if a.get("name") == info.name), None)
+        if at is not None and not replace:
+            raise AnnotationExistsError(
+                f"there is already an annotation named {info.name!r}; "
+                "choose another name or replace it"
+            )
+        old_kind = tracks[at].get("kind") if at is not None else None
+        entry = info.to_json()
+        if at is None:
+            tracks.append(entry)
+        else:
+            tracks[at] = entry
+        data["annotations"] = tracks
+        if data.get("format") == STATESET_FORMAT:
+            Manifest.from_json(data)  # the new manifest must still read
+        os.replace(staged.tmp, final)
+        fsync_path(final.parent)
+        try:
+            write_json_atomic(folder / "manifest.json", data)
+        except BaseException:
+            if at is None:
+                final.unlink(missing_ok=True)
+            raise
+        if old_kind == "wordvec":
+            (folder / "annotations" / f"{info.name}.weights.npy").unlink(missing_ok=True)
+        return data
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def annotation_put(
+    folder: Path, info: AnnotationInfo, values: np.ndarray, *, replace: bool = False
+) -> dict[str, Any]:
+    """Add (or with ``replace`` replace) one scalar or discrete track of an existing
+    state-set or corpus folder atomically; returns the new manifest."""
+    staged = annotation_stage(folder, info, values)
+    try:
+        return annotation_publish(staged, replace=replace)
+    finally:
+        annotation_discard(staged)
