@@ -11,8 +11,9 @@ from backend.artifacts.api import (
     ProjectModelsView,
     TrainingView,
 )
+from backend.hypotheses.api import RankingDetailView, RankingExportView, StateSetRankingsView
 from backend.jobs.api import JobCancelView, JobDetailView, ProjectJobsView
-from backend.matching.api import MatchDetailView, StateSetMatchesView
+from backend.matching.api import MatchDetailView, MatchExportView, StateSetMatchesView
 from backend.projects.api import ProjectDetailView, ProjectListView, ProjectMembersView
 from backend.states.api import (
     ContextView,
@@ -23,6 +24,7 @@ from backend.states.api import (
     SelectionView,
     StateSetAnnotationsView,
     StateSetDetailView,
+    StateSetExportView,
     StateSetIndexView,
 )
 
@@ -63,7 +65,18 @@ urlpatterns = [
         StateSetAnnotationsView.as_view(),
         name="stateset-annotations",
     ),
+    path(
+        "statesets/<str:stateset_id>/export/", StateSetExportView.as_view(), name="stateset-export"
+    ),
     path("matches/<str:match_id>/", MatchDetailView.as_view(), name="match-detail"),
+    path("matches/<str:match_id>/export/", MatchExportView.as_view(), name="match-export"),
+    path(
+        "statesets/<str:stateset_id>/rankings/",
+        StateSetRankingsView.as_view(),
+        name="stateset-rankings",
+    ),
+    path("rankings/<str:ranking_id>/", RankingDetailView.as_view(), name="ranking-detail"),
+    path("rankings/<str:ranking_id>/export/", RankingExportView.as_view(), name="ranking-export"),
     path("v2/", include("backend.compat.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

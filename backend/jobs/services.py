@@ -45,6 +45,7 @@ JOB_KINDS: dict[str, tuple[str, str]] = {
     "match": ("statelab.match", "cpu"),
     "index": ("statelab.index", "cpu"),
     "annotation_upload": ("statelab.annotation_upload", "cpu"),
+    "ranking": ("statelab.ranking", "cpu"),
     "extract": ("statelab.extract", "gpu"),
     "train": ("statelab.train", "gpu"),
 }

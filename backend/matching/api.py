@@ -13,12 +13,20 @@ import math
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from django.http.response import HttpResponseBase
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from backend.core.downloads import DownloadNegotiation, download_response
 from backend.core.errors import ApplicationError
 from backend.core.fields import BoundedListField
 from backend.core.params import int_param
@@ -29,6 +37,7 @@ from backend.states.selectors import stateset_for_user
 
 from .models import Match, MatchStatus
 from .selectors import (
+    match_export,
     match_for_user,
     match_histograms,
     match_hits,
@@ -340,3 +349,27 @@ class MatchDetailView(APIView):
         right = _bounded(q.get("right"), "right", 0, 0, MAX_SIDE)
         page = {"offset": offset, "limit": limit, "left": left, "right": right}
         return Response(MatchPageSerializer(match, context={"page": page}).data)
+
+
+class MatchExportView(APIView):
+    """A finished match's hits as CSV (docs/api.md, Exports); 409 while it runs."""
+
+    content_negotiation_class = DownloadNegotiation
+
+    @extend_schema(
+        operation_id="matches_export",
+        parameters=[OpenApiParameter("format", str, enum=["csv"], description="csv (the default)")],
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="`#` comment lines naming the state set, source and query, then "
+                "rank,position,length,intersection,union,jaccard,missing,text",
+            )
+        },
+    )
+    def get(self, request: Request, match_id: str) -> HttpResponseBase:
+        match = match_for_user(request.user, match_id)
+        fmt = request.query_params.get("format") or "csv"
+        if fmt != "csv":
+            raise ApplicationError(f"format must be csv, not '{fmt}'.", code="invalid_format")
+        return download_response(match_export(match))

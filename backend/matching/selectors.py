@@ -17,10 +17,13 @@ from typing import Any
 
 from django.db import connection
 
+from backend.core.downloads import Download
 from backend.core.errors import ApplicationError
 from backend.jobs.models import TERMINAL, Job, JobStatus
 from backend.projects.selectors import get_for_user
-from backend.states.selectors import stateset_context
+from backend.states.exports import safe_filename_part
+from backend.states.selectors import stateset_context, stateset_store
+from workers.core.export import match_csv_chunks
 
 from .models import Match, MatchStatus
 
@@ -173,3 +176,36 @@ def match_page_hits(
             }
         )
     return out
+
+
+def match_export(match: Match) -> Download:
+    """A finished match's ranked hits as CSV (`workers.core.export.match_csv_chunks`),
+    pinned to its state set, source and query; 409 while it is still computed."""
+    if match.status != MatchStatus.DONE:
+        raise ApplicationError(
+            f"The match is not finished yet ({match_status(match)}); export it once it is.",
+            code="match_not_finished",
+            status_code=409,
+            details={"job": str(match.job_id) if match.job_id else None},
+        )
+    ss = match.stateset
+    q = match.query
+    meta = {
+        "match": str(match.id),
+        "stateset": str(ss.id),
+        "stateset_name": ss.name,
+        "project": ss.project.slug,
+        "source": match.source,
+        "cells": [int(c) for c in q.get("cells", [])],
+        "threshold": q.get("threshold"),
+        "constraints": {"zero_left": q.get("zero_left"), "zero_right": q.get("zero_right")},
+        "query": q,
+        "hits": match.hit_count,
+        "exact": match.exact,
+    }
+    name = f"{safe_filename_part(ss.name, 'stateset')}_match-{match.id.hex[:8]}.csv"
+    return Download(
+        name,
+        "text/csv; charset=utf-8",
+        chunks=match_csv_chunks(stateset_store(ss), match_hits(match), meta),
+    )

@@ -1,12 +1,13 @@
 """State-set routes: LSTMVis import, extraction, describe, context windows, selection,
-phrase search, and annotation uploads (for a state set or a corpus)."""
+phrase search, exports, and annotation uploads (for a state set or a corpus)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -15,6 +16,7 @@ from rest_framework.views import APIView
 
 from backend.artifacts.selectors import corpus_for_user, corpus_in_project, model_in_project
 from backend.artifacts.services import upload_precheck
+from backend.core.downloads import DownloadNegotiation, download_response
 from backend.core.errors import ApplicationError
 from backend.core.params import float_param, int_list, int_param, transform_param
 from backend.core.throttles import JobSubmissionThrottleMixin
@@ -23,6 +25,7 @@ from backend.projects.models import Role
 from backend.projects.selectors import project_for_user
 
 from .annotations import annotation_upload_start
+from .exports import export_format, stateset_export
 from .selectors import (
     stateset_context,
     stateset_describe,
@@ -270,6 +273,58 @@ class ContextView(APIView):
             as_arrays=True,
         )
         return Response(body)
+
+
+EXPORT_RESPONSES = {
+    (200, "text/csv"): OpenApiResponse(
+        OpenApiTypes.STR,
+        description="format=csv: `#` comment lines, then position,token,c<cell>...",
+    ),
+    (200, "application/octet-stream"): OpenApiResponse(
+        OpenApiTypes.BINARY, description="format=npz: values, positions, tokens, cells, meta"
+    ),
+    (200, "application/x-hdf5"): OpenApiResponse(
+        OpenApiTypes.BINARY, description="format=hdf5: the same datasets, metadata as attributes"
+    ),
+}
+
+
+class StateSetExportView(APIView):
+    """A slice of states as a file, pinned to its state set (docs/api.md, Exports)."""
+
+    content_negotiation_class = DownloadNegotiation
+
+    @extend_schema(
+        operation_id="statesets_export",
+        parameters=[
+            OpenApiParameter("source", str, required=True),
+            OpenApiParameter("start", int, required=True),
+            OpenApiParameter("end", int, required=True, description="inclusive"),
+            OpenApiParameter("cells", str, description="comma-separated cell indices (all)"),
+            OpenApiParameter("transform", str, enum=["tanh", "none"]),
+            OpenApiParameter(
+                "format", str, enum=["csv", "npz", "hdf5"], description="the file format (csv)"
+            ),
+        ],
+        responses=EXPORT_RESPONSES,
+    )
+    def get(self, request: Request, stateset_id: str) -> HttpResponseBase:
+        ss = stateset_for_user(request.user, stateset_id)
+        q = request.query_params
+        fmt = export_format(q.get("format"))
+        source = q.get("source")
+        if not source:
+            raise ApplicationError("The parameter 'source' is required.")
+        download = stateset_export(
+            ss,
+            source=source,
+            start=int_param(q.get("start"), "start"),
+            end=int_param(q.get("end"), "end"),
+            cells=int_list(q.get("cells"), "cells") or None,
+            transform=transform_param(q.get("transform")),
+            fmt=fmt,
+        )
+        return download_response(download)
 
 
 class SelectionRequestSerializer(serializers.Serializer[Any]):

@@ -9,6 +9,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from backend.artifacts.models import LanguageModel
+from backend.hypotheses.models import Ranking
 from backend.jobs.models import Job
 from backend.matching.models import Match
 
@@ -42,6 +43,11 @@ ROUTE_CASES = {
     "stateset-index": [("post", None)],
     "stateset-annotations": [("post", {})],
     "match-detail": [("get", None)],
+    "stateset-rankings": [("get", None), ("post", {"source": "s0", "annotation": "depth"})],
+    "ranking-detail": [("get", None)],
+    "ranking-export": [("get", None)],
+    "stateset-export": [("get", None)],
+    "match-export": [("get", None)],
     "v2-info": [("get", None)],
     "v2-context": [("get", None)],
     "v2-search": [("get", None)],
@@ -100,10 +106,14 @@ def objects(project, owner, stateset):
         origin="upload",
     )
     match = Match.objects.create(stateset=ss, source="s0", cache_key="0" * 64, query={})
+    ranking = Ranking.objects.create(
+        stateset=ss, source="s0", annotation="depth", measure="pearson"
+    )
     return {
         "slug": "brackets",
         "stateset_id": str(ss.id),
         "match_id": str(match.id),
+        "ranking_id": str(ranking.id),
         "corpus_id": str(corpus.id),
         "job_id": str(job.id),
         "model_id": str(model.id),
@@ -181,6 +191,14 @@ ROLE_CODES = {
     ("project-trainings", "post"): {"owner": 400, "collaborator": 403, "outsider": 404},
     ("stateset-annotations", "post"): {"owner": 400, "collaborator": 403, "outsider": 404},
     ("corpus-annotations", "post"): {"owner": 400, "collaborator": 403, "outsider": 404},
+    # exports: a viewer may export (no parameters: 400); the matrix's match is pending: 409
+    ("stateset-export", "get"): {"owner": 400, "collaborator": 400, "outsider": 404},
+    ("match-export", "get"): {"owner": 409, "collaborator": 409, "outsider": 404},
+    # rankings: a viewer may rank (an empty body: 400) and read them
+    ("stateset-rankings", "post"): {"owner": 400, "collaborator": 400, "outsider": 404},
+    ("stateset-rankings", "get"): {"owner": 200, "collaborator": 200, "outsider": 404},
+    ("ranking-detail", "get"): {"owner": 200, "collaborator": 200, "outsider": 404},
+    ("ranking-export", "get"): {"owner": 200, "collaborator": 200, "outsider": 404},
     # last: the owner's delete succeeds
     ("model-detail", "delete"): {"owner": 204, "collaborator": 403, "outsider": 404},
 }

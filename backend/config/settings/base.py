@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "backend.artifacts",
     "backend.states",
     "backend.matching",
+    "backend.hypotheses",
     "backend.usage",
     "backend.compat",
     "webui",
@@ -143,6 +144,8 @@ STATELAB_MATCH_WAIT_S = env.float("STATELAB_MATCH_WAIT_S", default=3.0)
 STATELAB_MATCH_SHARD_TOKENS = env.int("STATELAB_MATCH_SHARD_TOKENS", default=4_000_000)
 STATELAB_MATCH_GPU_TOKENS = env.int("STATELAB_MATCH_GPU_TOKENS", default=0)
 STATELAB_V2_MATCH_WAIT_S = env.float("STATELAB_V2_MATCH_WAIT_S", default=120.0)
+# The largest state slice one export writes (tokens x cells).
+STATELAB_EXPORT_MAX_VALUES = env.int("STATELAB_EXPORT_MAX_VALUES", default=200_000_000)
 
 # Uploads go to disk, never into memory beyond 2.5 MB; the cap is checked before the job exists.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 << 20

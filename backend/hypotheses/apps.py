@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class HypothesesConfig(AppConfig):
+    name = "backend.hypotheses"
+    label = "hypotheses"

@@ -1,0 +1,12 @@
+"""Celery entry point for ranking jobs: thin, by job id."""
+
+from celery import shared_task
+
+from backend.jobs.tasks import run_or_retry
+
+
+@shared_task(bind=True, name="statelab.ranking", acks_late=True)
+def ranking(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    from .services import ranking_run
+
+    run_or_retry(self, job_id, ranking_run)
