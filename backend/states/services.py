@@ -21,7 +21,7 @@ from backend.artifacts.services import (
     upload_store,
 )
 from backend.core.errors import ApplicationError
-from backend.core.quota import dir_size, storage_check
+from backend.core.quota import dir_size, storage_check, storage_remaining
 from backend.core.storage import new_dir, store_delete_on_commit, store_path, store_root, work_dir
 from backend.jobs.models import Job
 from backend.jobs.services import job_create, job_record
@@ -45,6 +45,20 @@ def import_upload_start(*, project: Project, user: User | None, upload: Upload) 
         upload=upload,
         params={"name": upload.original_name},
         dedupe_key=upload.sha256,
+    )
+
+
+def import_limit(*, user: User | None, upload_size: int) -> int:
+    """The bytes an uploaded import may declare and occupy, charged before anything is
+    written: at most `STATELAB_IMPORT_MAX_EXPANSION` times the upload (a small HDF5 file
+    can declare gigabytes of fill values), within the import cap and the user's storage
+    quota (the upload's own bytes are freed once the import has consumed it)."""
+    return int(
+        min(
+            settings.STATELAB_IMPORT_QUOTA_BYTES,
+            settings.STATELAB_IMPORT_MAX_EXPANSION * upload_size,
+            storage_remaining(user) + upload_size,
+        )
     )
 
 
@@ -73,9 +87,8 @@ def import_run(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, str]
         def index_part(fraction: float, message: str) -> None:
             progress(0.8 + 0.18 * fraction, message)
 
-        manifest = import_lstmvis_dir(
-            project_dir, final, quota_bytes=settings.STATELAB_IMPORT_QUOTA_BYTES, progress=sub
-        )
+        limit = import_limit(user=job.created_by, upload_size=int(upload.size))
+        manifest = import_lstmvis_dir(project_dir, final, quota_bytes=limit, progress=sub)
         build_indexes(final, index_part)
         size = dir_size(final)
         storage_check(job.created_by, size - upload.size)

@@ -134,7 +134,7 @@ def test_declared_size_over_quota_is_refused(tmp_path: Path) -> None:
     with h5py.File(path, "w") as f:
         # 8 GB declared, almost nothing stored: chunks are allocated lazily.
         f.create_dataset("huge", shape=(1 << 20, 2048), dtype="f4", chunks=(1024, 64))
-    _expect_refused(path, "declare 8589934592 bytes", quota=1 << 30)
+    _expect_refused(path, "declare 8,589,934,592 bytes", quota=1 << 30)
 
 
 def test_truncated_file_is_refused(good: Path) -> None:

@@ -248,7 +248,9 @@ def _inspect_in_child(path: Path, quota_bytes: int) -> dict[str, DatasetInfo]:
         )
         if declared > quota_bytes:
             raise _Refused(
-                f"the datasets declare {declared} bytes, more than the {quota_bytes} bytes allowed"
+                f"the datasets declare {declared:,} bytes, more than the {quota_bytes:,} bytes "
+                "allowed for this import (the storage quota, and at most a fixed multiple "
+                "of the bytes uploaded: datasets that were never written still count)"
             )
         for name, ds in handles.items():
             _read_all(name, ds, datasets[name])

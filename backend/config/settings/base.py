@@ -127,6 +127,9 @@ STORAGES = {
 STATELAB_STORE_ROOT = Path(env.str("STATELAB_STORE_ROOT", default=str(VAR_DIR / "store")))
 STATELAB_UPLOAD_MAX_BYTES = env.int("STATELAB_UPLOAD_MAX_BYTES", default=2 << 30)
 STATELAB_IMPORT_QUOTA_BYTES = env.int("STATELAB_IMPORT_QUOTA_BYTES", default=16 << 30)
+# An uploaded import may occupy at most this many times the bytes uploaded: HDF5 fill
+# values (a dataset never written) and filters let a few KB declare gigabytes.
+STATELAB_IMPORT_MAX_EXPANSION = env.int("STATELAB_IMPORT_MAX_EXPANSION", default=32)
 STATELAB_USER_STORAGE_QUOTA_BYTES = env.int("STATELAB_USER_STORAGE_QUOTA_BYTES", default=100 << 30)
 STATELAB_ZIP_MAX_ENTRIES = env.int("STATELAB_ZIP_MAX_ENTRIES", default=10_000)
 STATELAB_JOB_MAX_ATTEMPTS = env.int("STATELAB_JOB_MAX_ATTEMPTS", default=3)

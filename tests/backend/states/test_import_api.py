@@ -176,3 +176,32 @@ def test_manage_import_lstmvis_reports_failure(owner, tmp_path):
     B.make_length_mismatch(proj)
     with pytest.raises(CommandError, match="rows"):
         call_command("import_lstmvis", str(proj), "--project", "lab-data", "--owner", "alice")
+
+
+def test_a_small_upload_declaring_gigabytes_of_fill_values_is_refused(owner_api, project, tmp_path):
+    """A never-written (fill-value) dataset compresses to nothing: a few KB uploaded
+    declared 2.4 GB and filled the store. What an import may occupy is charged
+    before anything is written: a bounded multiple of the bytes uploaded."""
+    proj = B.build_lstmvis_project(tmp_path / "src", n=150, d=8)
+    with h5py.File(proj / "states.hdf5", "a") as f:
+        del f["states1"]
+        f.create_dataset("states1", shape=(150, 700_000), dtype="float32")  # 420 MB, unwritten
+    data = B.zip_dir(proj)
+    assert len(data) < 200_000
+    job = _import(owner_api, data)
+    assert job["status"] == "failed", job
+    assert "never written" in job["error"] and "states.hdf5" in job["error"], job["error"]
+    assert StateSet.objects.count() == 0
+    assert _store_is_empty()
+
+
+def test_the_import_limit_is_the_smallest_of_the_rules(owner, settings):
+    from backend.states.services import import_limit
+
+    settings.STATELAB_IMPORT_MAX_EXPANSION = 32
+    settings.STATELAB_IMPORT_QUOTA_BYTES = 10_000
+    settings.STATELAB_USER_STORAGE_QUOTA_BYTES = 1_000_000
+    assert import_limit(user=owner, upload_size=100) == 3_200
+    assert import_limit(user=owner, upload_size=1_000) == 10_000
+    settings.STATELAB_USER_STORAGE_QUOTA_BYTES = 500
+    assert import_limit(user=owner, upload_size=100) == 600  # quota left + the upload itself
