@@ -12,6 +12,7 @@ hdf5), and without answering 406 to an `Accept` header asking for the file's typ
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -22,6 +23,13 @@ from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
+
+
+def filename_part(text: str, fallback: str) -> str:
+    """`text` made safe as part of a download's file name (letters, digits, `._-`; at
+    most 60 characters), or `fallback` when nothing of it is left."""
+    part = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:60]
+    return part or fallback
 
 
 @dataclass

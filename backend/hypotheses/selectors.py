@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from backend.core.downloads import filename_part
 from backend.projects.selectors import get_for_user
 from backend.states.models import StateSet
 
@@ -75,8 +76,7 @@ def ranking_filename(ranking: Ranking) -> str:
     parts = [ranking.stateset.name, ranking.source, ranking.annotation]
     if ranking.label:
         parts.append(ranking.label)
-    safe = [re.sub(r"[^A-Za-z0-9_.-]+", "_", p).strip("._") or "x" for p in parts]
-    return "ranking-" + "-".join(p[:60] for p in safe) + ".csv"
+    return "ranking-" + "-".join(filename_part(p, "x") for p in parts) + ".csv"
 
 
 def ranking_csv_lines(ranking: Ranking) -> Iterator[str]:

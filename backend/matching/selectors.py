@@ -17,11 +17,10 @@ from typing import Any
 
 from django.db import connection
 
-from backend.core.downloads import Download
+from backend.core.downloads import Download, filename_part
 from backend.core.errors import ApplicationError
 from backend.jobs.models import TERMINAL, Job, JobStatus
 from backend.projects.selectors import get_for_user
-from backend.states.exports import safe_filename_part
 from backend.states.selectors import stateset_context, stateset_store
 from workers.core.export import match_csv_chunks
 
@@ -203,7 +202,7 @@ def match_export(match: Match) -> Download:
         "hits": match.hit_count,
         "exact": match.exact,
     }
-    name = f"{safe_filename_part(ss.name, 'stateset')}_match-{match.id.hex[:8]}.csv"
+    name = f"{filename_part(ss.name, 'stateset')}_match-{match.id.hex[:8]}.csv"
     return Download(
         name,
         "text/csv; charset=utf-8",

@@ -13,7 +13,6 @@ client read it all or went away. A writer killed half-way leaves a
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 
-from backend.core.downloads import Download
+from backend.core.downloads import Download, filename_part
 from backend.core.errors import ApplicationError
 from backend.core.storage import store_root
 from workers.core.export import (
@@ -60,11 +59,6 @@ def export_format(raw: Any) -> str:
             code="invalid_format",
         )
     return str(raw)
-
-
-def safe_filename_part(text: str, fallback: str) -> str:
-    part = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:60]
-    return part or fallback
 
 
 def export_tmp_dir() -> Path:
@@ -130,7 +124,7 @@ def stateset_export(
         block_rows=block_rows,
     )
     filename = (
-        f"{safe_filename_part(ss.name, 'stateset')}_{safe_filename_part(plan.source, 'source')}"
+        f"{filename_part(ss.name, 'stateset')}_{filename_part(plan.source, 'source')}"
         f"_{plan.start}-{plan.end}{_SUFFIXES[fmt]}"
     )
     if fmt == "csv":
