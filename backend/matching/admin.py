@@ -14,6 +14,7 @@ class MatchAdmin(admin.ModelAdmin[Match]):
         "exact",
         "shards",
         "seconds",
+        "result_bytes",
         "created_by",
         "last_used_at",
     ]

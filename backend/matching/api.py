@@ -342,13 +342,18 @@ class MatchDetailView(APIView):
     )
     def get(self, request: Request, match_id: str) -> Response:
         match = match_for_user(request.user, match_id)
-        q = request.query_params
-        offset = _bounded(q.get("offset"), "offset", 0, 0, 10**9)
-        limit = _bounded(q.get("limit"), "limit", 50, 1, MAX_LIMIT)
-        left = _bounded(q.get("left"), "left", 10, 0, MAX_SIDE)
-        right = _bounded(q.get("right"), "right", 0, 0, MAX_SIDE)
-        page = {"offset": offset, "limit": limit, "left": left, "right": right}
-        return Response(MatchPageSerializer(match, context={"page": page}).data)
+        return Response(match_page_answer(match, request.query_params))
+
+
+def match_page_answer(match: Match, q: Any) -> dict[str, Any]:
+    """One page of a match's hits with context, as a query string asks for it
+    (`offset`, `limit`, `left`, `right`, each checked)."""
+    offset = _bounded(q.get("offset"), "offset", 0, 0, 10**9)
+    limit = _bounded(q.get("limit"), "limit", 50, 1, MAX_LIMIT)
+    left = _bounded(q.get("left"), "left", 10, 0, MAX_SIDE)
+    right = _bounded(q.get("right"), "right", 0, 0, MAX_SIDE)
+    page = {"offset": offset, "limit": limit, "left": left, "right": right}
+    return dict(MatchPageSerializer(match, context={"page": page}).data)
 
 
 class MatchExportView(APIView):

@@ -6,6 +6,11 @@ created when a query is first asked (``pending``, with the job that computes it)
 and holds the merged engine answer once that job is done. ``cache_key`` is the
 engine's own cache key for (source, query), a SHA-256 of the canonical query, so
 equal queries meet on one row whatever order their fields came in.
+
+Rows do not stay forever: ``services.match_store_evict`` removes done results that
+no saved hypothesis pins (``pinned_by``, from ``hypotheses.HypothesisVersion.match``)
+once they have gone unused long enough or the store is over its size budget;
+``last_used_at`` and ``result_bytes`` are what it goes by.
 """
 
 import uuid
@@ -44,6 +49,9 @@ class Match(models.Model):
     shards = models.PositiveIntegerField(default=1)
     shards_done = models.PositiveIntegerField(default=0)
     seconds = models.FloatField(null=True, blank=True)  # engine time, summed over shards
+    # The size of `result` as compact JSON text (UTF-8 bytes), set when it is recorded:
+    # what the match store's size budget counts.
+    result_bytes = models.BigIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -56,7 +64,11 @@ class Match(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["stateset", "cache_key"], name="one_match_per_query")
         ]
-        indexes = [models.Index(fields=["stateset", "-last_used_at"])]
+        indexes = [
+            models.Index(fields=["stateset", "-last_used_at"]),
+            # The eviction's order: done rows, least recently used first.
+            models.Index(fields=["status", "last_used_at"], name="match_status_last_used"),
+        ]
         verbose_name_plural = "matches"
 
     def __str__(self) -> str:

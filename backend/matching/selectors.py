@@ -78,7 +78,16 @@ def match_settle(match: Match, job: Job | None, *, wait_s: float) -> Job | None:
         return None
     ended = match_wait(job_id=job.id, timeout_s=wait_s)
     if ended == JobStatus.SUCCEEDED:
-        match.refresh_from_db()
+        try:
+            match.refresh_from_db()
+        except Match.DoesNotExist:
+            # Removed since (its state set deleted, or the store's housekeeping).
+            raise ApplicationError(
+                "The match is no longer stored; ask again to compute it anew.",
+                code="match_gone",
+                status_code=409,
+                details={"job": str(job.id)},
+            ) from None
         return None
     job.refresh_from_db()
     if ended == JobStatus.FAILED:

@@ -16,18 +16,30 @@ always leaves the job in a terminal state.
 
 Matches at least ``gpu_tokens`` long run their shards on the ``gpu`` queue, where
 a worker with CUDA matches on the device.
+
+The store of answers is kept in bounds by ``match_store_evict`` (docs/matching.md,
+"Housekeeping of the match store"): done rows that no saved hypothesis pins go when
+unused for ``STATELAB_MATCH_KEEP_DAYS``, and the least recently used go first while
+all stored results together exceed ``STATELAB_MATCH_STORE_BUDGET_MB``. A row is
+locked before it is deleted, so a request that reuses it at that moment either
+keeps it (its touch came first) or learns that it is gone and computes the answer
+again.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import time
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
 from backend.accounts.models import User
@@ -53,6 +65,7 @@ GONE = "The state set was deleted while it was being matched."
 # module does not import the task module that imports it.
 SHARD_TASK = "statelab.match_shard"
 MERGE_TASK = "statelab.match_merge"
+EVICT_TASK = "statelab.match_evict"
 
 
 def match_query_build(
@@ -142,11 +155,17 @@ def _job_dedupe_key(stateset: StateSet, key: str) -> str:
     return f"{stateset.id.hex}{key}"
 
 
-def match_touch(*, match: Match) -> None:
-    """Record that a stored answer was used again (for eviction of unused results)."""
+def match_touch(*, match: Match) -> bool:
+    """Record that a stored answer was used again (for eviction of unused results).
+
+    False when the row is gone: the match store's housekeeping evicted it after the
+    caller read it (or its state set was deleted). Inside the caller's transaction the
+    touch also holds the row until commit, so the housekeeping passes over it.
+    """
     now = timezone.now()
-    Match.objects.filter(id=match.id).update(last_used_at=now)
+    updated = Match.objects.filter(id=match.id).update(last_used_at=now)
     match.last_used_at = now
+    return bool(updated)
 
 
 def _pending_row(
@@ -179,8 +198,19 @@ def match_start(
     key = match_key(source=source, query=query)
     match = _pending_row(stateset=stateset, user=user, source=source, query=query, key=key)
     if match.status == MatchStatus.DONE:
-        match_touch(match=match)
-        return match, None
+        if match_touch(match=match):
+            return match, None
+        # Evicted between the read and the touch: compute it again on a new row (or
+        # share the row of an identical request that got there first).
+        match = _pending_row(stateset=stateset, user=user, source=source, query=query, key=key)
+        if match.status == MatchStatus.DONE:
+            if match_touch(match=match):
+                return match, None
+            raise ApplicationError(
+                "The stored answer was removed while it was read; ask again.",
+                code="busy",
+                status_code=409,
+            )
     if match.job_id is not None:
         job = Job.objects.filter(id=match.job_id, status__in=ACTIVE).first()
         if job is not None:
@@ -205,10 +235,18 @@ def match_start(
     return match, job
 
 
+def _json_bytes(value: Any) -> int:
+    """The size of `value` as compact JSON text in UTF-8: what a stored result counts
+    against the match store's budget."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
 def _result_fields(result: MatchResult, seconds: float) -> dict[str, Any]:
+    row = result_row(result)
     return {
         "status": MatchStatus.DONE,
-        "result": result_row(result),
+        "result": row,
+        "result_bytes": _json_bytes(row),
         "exact": bool(result.exact),
         "unscored": int(result.unscored),
         "candidates": int(result.candidates),
@@ -234,6 +272,9 @@ def match_record(*, match_id: UUID | str, job: Job, result: MatchResult, seconds
         if not updated:
             raise ApplicationError(GONE)
         job_record(job=job, result={"match": str(match_id)}, message=_summary(result), what="match")
+        # In the worker, after the answer is committed: the store's housekeeping runs
+        # without a beat scheduler.
+        transaction.on_commit(match_evict_soon)
 
 
 def _job_match(job: Job) -> Match:
@@ -396,3 +437,170 @@ def match_merge_run(*, job_id: str, parts: list[dict[str, Any]]) -> None:
         )
     finally:
         _forget_shards(job_id, len(parts))
+
+
+# Housekeeping of the match store (docs/matching.md).
+
+EVICT_BATCH = 500  # rows locked and deleted per transaction
+# A result used this recently is kept even over the size budget: the request that
+# asked for it, the hypothesis being saved with it, or the pages read next need it.
+RECENT_USE = timedelta(minutes=5)
+EVICT_CACHE_KEY = "statelab:match-store-evict"
+
+# This process looks at the cache again only after this time.monotonic().
+_next_evict_check = 0.0
+
+
+def _evictable() -> QuerySet[Match]:
+    """Rows the housekeeping may remove: done (a pending row has a job at work) and
+    pinned by no saved hypothesis version (the reverse relation of
+    `hypotheses.HypothesisVersion.match`, queried without importing that app)."""
+    return Match.objects.filter(status=MatchStatus.DONE, pinned_by__isnull=True)
+
+
+def _stored_bytes() -> int:
+    return int(Match.objects.aggregate(total=Sum("result_bytes"))["total"] or 0)
+
+
+def _lock_batch(candidates: QuerySet[Match]) -> list[tuple[UUID, int]]:
+    """Lock up to `EVICT_BATCH` of `candidates` in the caller's transaction, least
+    recently used first, passing over rows another transaction holds; (id, bytes)."""
+    rows = (
+        candidates.select_for_update(skip_locked=True, of=("self",))
+        .order_by("last_used_at", "id")
+        .values_list("id", "result_bytes")[:EVICT_BATCH]
+    )
+    return [(row_id, int(size)) for row_id, size in rows]
+
+
+def _evict_batch(candidates: QuerySet[Match], *, excess: int | None = None) -> tuple[int, int, int]:
+    """Delete up to `EVICT_BATCH` of `candidates`, least recently used first; with
+    `excess`, only as many as make up that many bytes. Returns (rows looked at, rows
+    deleted, bytes freed).
+
+    The rows are locked first (`FOR UPDATE SKIP LOCKED`) and the filter is applied to
+    their newest version, so a row a request touches at that moment is either passed
+    over (still locked by the touch, or used too recently once it is committed) or
+    deleted before the touch, which then reports it gone (`match_touch`). While the
+    lock is held no hypothesis version can come to point at a row (its foreign key
+    check waits for the lock), and pins committed since the rows were selected are
+    looked for once more before deleting.
+    """
+    with transaction.atomic():
+        rows = _lock_batch(candidates)
+        chosen: list[tuple[UUID, int]] = []
+        for row_id, size in rows:
+            if excess is not None and excess <= 0:
+                break
+            chosen.append((row_id, size))
+            if excess is not None:
+                excess -= size
+        if not chosen:
+            return len(rows), 0, 0
+        free = set(_evictable().filter(id__in=[r[0] for r in chosen]).values_list("id", flat=True))
+        gone = [(row_id, size) for row_id, size in chosen if row_id in free]
+        if gone:
+            Match.objects.filter(id__in=[r[0] for r in gone]).delete()
+    return len(rows), len(gone), sum(size for _, size in gone)
+
+
+def match_store_evict(
+    now: datetime | None = None,
+    *,
+    keep_days: float | None = None,
+    budget_mb: float | None = None,
+) -> dict[str, int]:
+    """Remove stored match results that no saved hypothesis pins and that are either
+    unused (`last_used_at`) for more than `keep_days` (`STATELAB_MATCH_KEEP_DAYS`), or,
+    least recently used first, beyond the size budget of all stored results together
+    (`budget_mb`, `STATELAB_MATCH_STORE_BUDGET_MB`; results used in the last
+    `RECENT_USE` are kept even then). 0 turns a rule off. Pending and pinned rows are
+    never removed. An identical query later simply computes the answer again.
+
+    Returns the rows removed by each rule, the bytes freed, the bytes still stored and
+    the budget in bytes (0: none).
+    """
+    now = now or timezone.now()
+    keep = float(settings.STATELAB_MATCH_KEEP_DAYS if keep_days is None else keep_days)
+    budget_bytes = int(
+        float(settings.STATELAB_MATCH_STORE_BUDGET_MB if budget_mb is None else budget_mb)
+        * (1 << 20)
+    )
+    unused = over_budget = freed = 0
+
+    if keep > 0:
+        stale = _evictable().filter(last_used_at__lt=now - timedelta(days=keep))
+        while True:
+            seen, deleted, size = _evict_batch(stale)
+            unused += deleted
+            freed += size
+            if seen < EVICT_BATCH or deleted == 0:
+                break
+
+    stored = _stored_bytes()
+    if budget_bytes > 0 and stored > budget_bytes:
+        idle = _evictable().filter(last_used_at__lt=now - RECENT_USE)
+        while stored > budget_bytes:
+            seen, deleted, size = _evict_batch(idle, excess=stored - budget_bytes)
+            over_budget += deleted
+            freed += size
+            stored -= size
+            if seen < EVICT_BATCH or deleted == 0:
+                break
+        stored = _stored_bytes()
+
+    if unused or over_budget:
+        log.info(
+            "match store: evicted %d unused and %d over budget (%d bytes); %d bytes stored",
+            unused,
+            over_budget,
+            freed,
+            stored,
+        )
+    return {
+        "evicted_unused": unused,
+        "evicted_over_budget": over_budget,
+        "evicted": unused + over_budget,
+        "bytes_freed": freed,
+        "stored_bytes": stored,
+        "budget_bytes": max(budget_bytes, 0),
+    }
+
+
+def match_evict_due() -> bool:
+    """Whether the match store's sweep is due: at most once every
+    `STATELAB_MATCH_EVICT_EVERY_S` in this process (a clock read), and, where the
+    processes share a cache, once in that time for the whole installation."""
+    global _next_evict_check
+    every = float(settings.STATELAB_MATCH_EVICT_EVERY_S)
+    if every <= 0:
+        return False
+    now = time.monotonic()
+    if now < _next_evict_check:
+        return False
+    _next_evict_check = now + every
+    try:
+        return bool(cache.add(EVICT_CACHE_KEY, 1, timeout=max(math.ceil(every), 1)))
+    except Exception:  # a cache that does not answer: this process's clock decides
+        log.warning("the cache did not answer; sweeping the match store anyway", exc_info=True)
+        return True
+
+
+def match_evict_soon() -> None:
+    """Send the match store's sweep (`statelab.match_evict`) to a worker when it is due.
+
+    Called in the worker after a match result is committed, so that the store is kept
+    in bounds without a beat scheduler; a deployment that runs beat sweeps hourly too.
+    """
+    if not match_evict_due():
+        return
+    app = celery_app()
+    if app.conf.task_always_eager:
+        # Tests without a worker run the sweep here, as a worker would.
+        app.loader.import_default_modules()
+        app.tasks[EVICT_TASK].apply()
+        return
+    try:
+        app.send_task(EVICT_TASK, queue="cpu", ignore_result=True)
+    except Exception:  # the next recorded match tries again once the interval is over
+        log.warning("could not send the match store's sweep to the broker", exc_info=True)

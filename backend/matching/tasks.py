@@ -2,7 +2,9 @@
 
 `statelab.match` runs a match job (or fans it out); `statelab.match_shard` matches
 one token range and keeps its result in the result backend for the chord;
-`statelab.match_merge` is the chord callback that merges and records.
+`statelab.match_merge` is the chord callback that merges and records;
+`statelab.match_evict` is the match store's housekeeping (`services.match_store_evict`),
+sent after a match is recorded when it is due and hourly by Celery beat where one runs.
 """
 
 from typing import Any
@@ -33,3 +35,10 @@ def match_merge(parts: list[dict[str, Any]], job_id: str) -> None:
     from .services import match_merge_run
 
     match_merge_run(job_id=job_id, parts=parts)
+
+
+@shared_task(name="statelab.match_evict", acks_late=True)
+def match_evict() -> dict[str, int]:
+    from .services import match_store_evict
+
+    return match_store_evict()

@@ -147,6 +147,14 @@ STATELAB_MATCH_WAIT_S = env.float("STATELAB_MATCH_WAIT_S", default=3.0)
 STATELAB_MATCH_SHARD_TOKENS = env.int("STATELAB_MATCH_SHARD_TOKENS", default=4_000_000)
 STATELAB_MATCH_GPU_TOKENS = env.int("STATELAB_MATCH_GPU_TOKENS", default=0)
 STATELAB_V2_MATCH_WAIT_S = env.float("STATELAB_V2_MATCH_WAIT_S", default=120.0)
+# Housekeeping of the match store (docs/matching.md): a stored result no saved
+# hypothesis pins goes when unused for STATELAB_MATCH_KEEP_DAYS, and the least recently
+# used go first while all results together exceed STATELAB_MATCH_STORE_BUDGET_MB (0
+# turns either rule off). A worker that records a match sweeps at most every
+# STATELAB_MATCH_EVICT_EVERY_S (0: only `manage.py evict_matches` and Celery beat do).
+STATELAB_MATCH_KEEP_DAYS = env.float("STATELAB_MATCH_KEEP_DAYS", default=30.0)
+STATELAB_MATCH_STORE_BUDGET_MB = env.float("STATELAB_MATCH_STORE_BUDGET_MB", default=512.0)
+STATELAB_MATCH_EVICT_EVERY_S = env.float("STATELAB_MATCH_EVICT_EVERY_S", default=600.0)
 # The largest state slice one export writes (tokens x cells).
 STATELAB_EXPORT_MAX_VALUES = env.int("STATELAB_EXPORT_MAX_VALUES", default=200_000_000)
 
@@ -243,6 +251,15 @@ CELERY_TASK_TIME_LIMIT = env.int("STATELAB_TASK_TIME_LIMIT", default=3 * 3600 + 
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# For a deployment that runs `celery beat`: the match store's housekeeping, hourly (it
+# also runs without beat, after matches are recorded; see STATELAB_MATCH_EVICT_EVERY_S).
+CELERY_BEAT_SCHEDULE = {
+    "match-store-evict": {
+        "task": "statelab.match_evict",
+        "schedule": 3600.0,
+        "options": {"queue": "cpu", "expires": 3000},
+    },
+}
 
 LOGGING = {
     "version": 1,
