@@ -11,7 +11,25 @@ from backend.artifacts.api import (
     ProjectModelsView,
     TrainingView,
 )
-from backend.hypotheses.api import RankingDetailView, RankingExportView, StateSetRankingsView
+from backend.hypotheses.api import (
+    HypothesesView,
+    HypothesisCommentsView,
+    HypothesisCommentView,
+    HypothesisContextView,
+    HypothesisDetailView,
+    HypothesisExportView,
+    HypothesisForkView,
+    HypothesisMatchView,
+    HypothesisSharesView,
+    HypothesisStatisticsView,
+    HypothesisVersionsView,
+    HypothesisVersionView,
+    RankingDetailView,
+    RankingExportView,
+    StateSetRankingsView,
+    StatisticsDetailView,
+    StatisticsExportView,
+)
 from backend.jobs.api import JobCancelView, JobDetailView, ProjectJobsView
 from backend.matching.api import MatchDetailView, MatchExportView, StateSetMatchesView
 from backend.projects.api import ProjectDetailView, ProjectListView, ProjectMembersView
@@ -77,6 +95,70 @@ urlpatterns = [
     ),
     path("rankings/<str:ranking_id>/", RankingDetailView.as_view(), name="ranking-detail"),
     path("rankings/<str:ranking_id>/export/", RankingExportView.as_view(), name="ranking-export"),
+    path("hypotheses/", HypothesesView.as_view(), name="hypothesis-list"),
+    path(
+        "hypotheses/<str:hypothesis_id>/",
+        HypothesisDetailView.as_view(),
+        name="hypothesis-detail",
+    ),
+    path(
+        "hypotheses/<str:hypothesis_id>/versions/",
+        HypothesisVersionsView.as_view(),
+        name="hypothesis-versions",
+    ),
+    path(
+        "hypotheses/<str:hypothesis_id>/versions/<int:number>/",
+        HypothesisVersionView.as_view(),
+        name="hypothesis-version",
+    ),
+    path(
+        "hypotheses/<str:hypothesis_id>/match/",
+        HypothesisMatchView.as_view(),
+        name="hypothesis-match",
+    ),
+    path(
+        "hypotheses/<str:hypothesis_id>/context/",
+        HypothesisContextView.as_view(),
+        name="hypothesis-context",
+    ),
+    path(
+        "hypotheses/<str:hypothesis_id>/export/",
+        HypothesisExportView.as_view(),
+        name="hypothesis-export",
+    ),
+    path(
+        "hypotheses/<str:hypothesis_id>/shares/",
+        HypothesisSharesView.as_view(),
+        name="hypothesis-shares",
+    ),
+    path(
+        "hypotheses/<str:hypothesis_id>/fork/", HypothesisForkView.as_view(), name="hypothesis-fork"
+    ),
+    path(
+        "hypotheses/<str:hypothesis_id>/comments/",
+        HypothesisCommentsView.as_view(),
+        name="hypothesis-comments",
+    ),
+    path(
+        "hypotheses/<str:hypothesis_id>/comments/<str:comment_id>/",
+        HypothesisCommentView.as_view(),
+        name="hypothesis-comment",
+    ),
+    path(
+        "hypotheses/<str:hypothesis_id>/statistics/",
+        HypothesisStatisticsView.as_view(),
+        name="hypothesis-statistics",
+    ),
+    path(
+        "statistics/<str:statistics_id>/",
+        StatisticsDetailView.as_view(),
+        name="statistics-detail",
+    ),
+    path(
+        "statistics/<str:statistics_id>/export/",
+        StatisticsExportView.as_view(),
+        name="statistics-export",
+    ),
     path("v2/", include("backend.compat.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

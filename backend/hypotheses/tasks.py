@@ -1,4 +1,4 @@
-"""Celery entry point for ranking jobs: thin, by job id."""
+"""Celery entry points for ranking and statistics jobs: thin, by job id."""
 
 from celery import shared_task
 
@@ -10,3 +10,10 @@ def ranking(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
     from .services import ranking_run
 
     run_or_retry(self, job_id, ranking_run)
+
+
+@shared_task(bind=True, name="statelab.statistics", acks_late=True)
+def statistics(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    from .services import statistics_run
+
+    run_or_retry(self, job_id, statistics_run)

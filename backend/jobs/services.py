@@ -46,6 +46,7 @@ JOB_KINDS: dict[str, tuple[str, str]] = {
     "index": ("statelab.index", "cpu"),
     "annotation_upload": ("statelab.annotation_upload", "cpu"),
     "ranking": ("statelab.ranking", "cpu"),
+    "statistics": ("statelab.statistics", "cpu"),
     "extract": ("statelab.extract", "gpu"),
     "train": ("statelab.train", "gpu"),
 }
@@ -80,7 +81,8 @@ def job_send(job_id: str, kind: str) -> None:
         # inside it. A worker that starts sends waiting jobs again.
         log.exception("could not send job %s to the broker", job_id)
         Job.objects.filter(id=job_id, status=JobStatus.QUEUED).update(
-            message="Waiting: the job queue did not answer; it is sent again when a worker starts"
+            updated_at=timezone.now(),
+            message="Waiting: the job queue did not answer; it is sent again when a worker starts",
         )
 
 
@@ -165,6 +167,7 @@ def job_claim(*, job_id: str, worker: str | None = None) -> Job | None:
     worker = worker or socket.gethostname()
     now = timezone.now()
     claimed = Job.objects.filter(id=job_id, status=JobStatus.QUEUED).update(
+        updated_at=timezone.now(),
         status=JobStatus.RUNNING,
         attempts=F("attempts") + 1,
         lease_until=lease_end(),
@@ -180,7 +183,11 @@ def job_claim(*, job_id: str, worker: str | None = None) -> Job | None:
             status=JobStatus.RUNNING,
             attempts__lt=F("max_attempts"),
         ).update(
-            attempts=F("attempts") + 1, lease_until=lease_end(), worker=worker, message="Restarted"
+            updated_at=timezone.now(),
+            attempts=F("attempts") + 1,
+            lease_until=lease_end(),
+            worker=worker,
+            message="Restarted",
         )
     if not claimed:
         given_up = Job.objects.filter(
@@ -189,6 +196,7 @@ def job_claim(*, job_id: str, worker: str | None = None) -> Job | None:
             status=JobStatus.RUNNING,
             attempts__gte=F("max_attempts"),
         ).update(
+            updated_at=timezone.now(),
             status=JobStatus.FAILED,
             error=GIVEN_UP,
             finished_at=now,
@@ -203,7 +211,7 @@ def job_progress(*, job: Job, fraction: float, message: str) -> None:
     """Record progress and renew the lease; raises Cancelled when the job was cancelled."""
     fraction = min(max(float(fraction), 0.0), 1.0)
     updated = Job.objects.filter(id=job.id, status=JobStatus.RUNNING).update(
-        progress=fraction, message=message[:500], lease_until=lease_end()
+        updated_at=timezone.now(), progress=fraction, message=message[:500], lease_until=lease_end()
     )
     if not updated:
         raise Cancelled(f"job {job.id} is no longer running")
@@ -225,12 +233,17 @@ def progress_reporter(job: Job, *, every_s: float = 0.5) -> Callable[[float, str
 def job_detail_set(*, job: Job, detail: dict[str, Any]) -> bool:
     """Replace what a running job shows besides its progress (e.g. a training curve).
     Returns False when the job is no longer running."""
-    return bool(Job.objects.filter(id=job.id, status=JobStatus.RUNNING).update(detail=detail))
+    return bool(
+        Job.objects.filter(id=job.id, status=JobStatus.RUNNING).update(
+            updated_at=timezone.now(), detail=detail
+        )
+    )
 
 
 def job_succeed(*, job: Job, result: dict[str, Any], message: str = "Done") -> bool:
     return bool(
         Job.objects.filter(id=job.id, status=JobStatus.RUNNING).update(
+            updated_at=timezone.now(),
             status=JobStatus.SUCCEEDED,
             progress=1.0,
             message=message,
@@ -251,6 +264,7 @@ def job_record(*, job: Job, result: dict[str, Any], message: str, what: str) -> 
 
 def job_fail(*, job: Job, error: str) -> None:
     Job.objects.filter(id=job.id, status__in=ACTIVE).update(
+        updated_at=timezone.now(),
         status=JobStatus.FAILED,
         error=error[:10_000],
         message="Failed",
@@ -261,6 +275,7 @@ def job_fail(*, job: Job, error: str) -> None:
 
 def job_cancel(*, job: Job) -> Job:
     updated = Job.objects.filter(id=job.id, status__in=ACTIVE).update(
+        updated_at=timezone.now(),
         status=JobStatus.CANCELLED,
         message="Cancelled",
         finished_at=timezone.now(),
@@ -287,7 +302,9 @@ def jobs_requeue_stale(*, worker: str | None = None) -> int:
     """
     now = timezone.now()
     if worker:
-        Job.objects.filter(status=JobStatus.RUNNING, worker=worker).update(lease_until=now)
+        Job.objects.filter(status=JobStatus.RUNNING, worker=worker).update(
+            updated_at=timezone.now(), lease_until=now
+        )
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.STATELAB_JOB_LEASE_SECONDS)
     n = 0

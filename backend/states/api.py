@@ -26,6 +26,7 @@ from backend.projects.selectors import project_for_user
 
 from .annotations import annotation_upload_start
 from .exports import export_format, stateset_export
+from .models import StateSet
 from .selectors import (
     stateset_context,
     stateset_describe,
@@ -242,37 +243,42 @@ class ContextView(APIView):
         responses=OpenApiTypes.OBJECT,
     )
     def get(self, request: Request, stateset_id: str) -> Response:
-        from django.conf import settings
-
         ss = stateset_for_user(request.user, stateset_id)
-        q = request.query_params
-        source = q.get("source") or (ss.manifest.get("sources") or [{}])[0].get("id")
-        start = int_param(q.get("start"), "start", 0)
-        end = int_param(q.get("end"), "end", start + 99)
-        if end < start:
-            raise ApplicationError("end must not be before start.")
-        if end - start + 1 > settings.STATELAB_CONTEXT_MAX_TOKENS:
-            raise ApplicationError(
-                f"A window holds at most {settings.STATELAB_CONTEXT_MAX_TOKENS} tokens."
-            )
-        cells = int_list(q.get("cells"), "cells") or None
-        width = len(cells) if cells is not None else _source_cells(ss, str(source))
-        if (end - start + 1) * width > MAX_CONTEXT_VALUES:
-            raise ApplicationError(
-                f"A window of {end - start + 1} tokens x {width} cells is more than "
-                f"{MAX_CONTEXT_VALUES:,} values; ask for fewer cells or a shorter window."
-            )
-        body = stateset_context(
-            ss,
-            str(source),
-            start,
-            end,
-            cells=cells,
-            transform=transform_param(q.get("transform")),
-            threshold=float_param(q.get("threshold"), "threshold"),
-            as_arrays=True,
+        return Response(context_answer(ss, request.query_params))
+
+
+def context_answer(ss: StateSet, q: Any, *, source: str | None = None) -> dict[str, Any]:
+    """The context window a query string asks for (`source`, `start`, `end`, `cells`,
+    `transform`, `threshold`), checked against the window limits; ``source`` fixes
+    the source (the hypothesis route reads only the source it pins)."""
+    from django.conf import settings
+
+    source = source or q.get("source") or (ss.manifest.get("sources") or [{}])[0].get("id")
+    start = int_param(q.get("start"), "start", 0)
+    end = int_param(q.get("end"), "end", start + 99)
+    if end < start:
+        raise ApplicationError("end must not be before start.")
+    if end - start + 1 > settings.STATELAB_CONTEXT_MAX_TOKENS:
+        raise ApplicationError(
+            f"A window holds at most {settings.STATELAB_CONTEXT_MAX_TOKENS} tokens."
         )
-        return Response(body)
+    cells = int_list(q.get("cells"), "cells") or None
+    width = len(cells) if cells is not None else _source_cells(ss, str(source))
+    if (end - start + 1) * width > MAX_CONTEXT_VALUES:
+        raise ApplicationError(
+            f"A window of {end - start + 1} tokens x {width} cells is more than "
+            f"{MAX_CONTEXT_VALUES:,} values; ask for fewer cells or a shorter window."
+        )
+    return stateset_context(
+        ss,
+        str(source),
+        start,
+        end,
+        cells=cells,
+        transform=transform_param(q.get("transform")),
+        threshold=float_param(q.get("threshold"), "threshold"),
+        as_arrays=True,
+    )
 
 
 EXPORT_RESPONSES = {
@@ -331,7 +337,9 @@ class SelectionRequestSerializer(serializers.Serializer[Any]):
     source = serializers.CharField()  # type: ignore[assignment]
     start = serializers.IntegerField(min_value=0)
     end = serializers.IntegerField(min_value=0)
-    threshold = serializers.FloatField()
+    # The same defaults as a match (POST .../matches/), so that a selection and
+    # the match of its cells agree when neither names them.
+    threshold = serializers.FloatField(default=0.3)
     zero_left = serializers.IntegerField(min_value=0, default=1)
     zero_right = serializers.IntegerField(min_value=0, default=0)
     transform = serializers.ChoiceField(choices=["tanh", "none"], required=False)

@@ -91,8 +91,10 @@ def stateset_export(
     transform: str | None,
     fmt: str,
     block_rows: int | None = None,
+    pin_extra: dict[str, Any] | None = None,
 ) -> Download:
-    """The slice `[start, end]` (inclusive) of `source`, in `fmt`, pinned to `ss`.
+    """The slice `[start, end]` (inclusive) of `source`, in `fmt`, pinned to `ss` (and
+    to whatever `pin_extra` names, e.g. the hypothesis version it was exported from).
 
     Bad parameters raise `ApplicationError` / `InputError` (400) before anything is
     written; a slice of more than `STATELAB_EXPORT_MAX_VALUES` values is refused."""
@@ -111,6 +113,7 @@ def stateset_export(
         "stateset_name": ss.name,
         "project": ss.project.slug,
         "format": fmt,
+        **(pin_extra or {}),
     }
     store = stateset_store(ss)
     plan = slice_plan(

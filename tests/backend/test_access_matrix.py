@@ -9,7 +9,14 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from backend.artifacts.models import LanguageModel
-from backend.hypotheses.models import Ranking
+from backend.hypotheses.models import (
+    Comment,
+    Hypothesis,
+    HypothesisShare,
+    HypothesisVersion,
+    Ranking,
+    Statistics,
+)
 from backend.jobs.models import Job
 from backend.matching.models import Match
 
@@ -48,6 +55,41 @@ ROUTE_CASES = {
     "ranking-export": [("get", None)],
     "stateset-export": [("get", None)],
     "match-export": [("get", None)],
+    # A hypothesis of the project (visibility `project`): an outsider may not open it.
+    "hypothesis-list": [
+        ("get", None),
+        (
+            "post",
+            {
+                "stateset": "<stateset_id>",
+                "title": "x",
+                "source": "s0",
+                "cells_added": [1],
+                "threshold": 0.3,
+            },
+        ),
+        ("post", {"ranking": "<ranking_id>", "top": 2, "threshold": 0.3}),
+    ],
+    "hypothesis-detail": [("get", None), ("patch", {"title": "x"}), ("delete", None)],
+    "hypothesis-versions": [("get", None)],
+    "hypothesis-version": [("get", None)],
+    "hypothesis-match": [("get", None)],
+    "hypothesis-context": [("get", None)],
+    "hypothesis-export": [("get", None)],
+    "hypothesis-shares": [
+        ("get", None),
+        ("post", {"username": "charlie"}),
+        ("delete", {"username": "bob"}),
+    ],
+    "hypothesis-fork": [("post", {})],
+    "hypothesis-comments": [("get", None), ("post", {"body": "x"})],
+    "hypothesis-comment": [("patch", {"body": "x"}), ("delete", None)],
+    "hypothesis-statistics": [
+        ("get", None),
+        ("post", {"annotation": "kind", "label": "open"}),
+    ],
+    "statistics-detail": [("get", None)],
+    "statistics-export": [("get", None)],
     "v2-info": [("get", None)],
     "v2-context": [("get", None)],
     "v2-search": [("get", None)],
@@ -109,6 +151,23 @@ def objects(project, owner, stateset):
     ranking = Ranking.objects.create(
         stateset=ss, source="s0", annotation="depth", measure="pearson"
     )
+    # Written directly (no match job): visible to whoever may read the project.
+    hyp = Hypothesis.objects.create(stateset=ss, project=project, owner=owner, visibility="project")
+    version = HypothesisVersion.objects.create(
+        hypothesis=hyp,
+        number=1,
+        title="h",
+        source="s0",
+        threshold=0.3,
+        cells_added=[1, 2],
+        cells=[1, 2],
+        match=match,
+        created_by=owner,
+    )
+    comment = Comment.objects.create(hypothesis=hyp, author=owner, body="c")
+    statistics = Statistics.objects.create(
+        version=version, annotation="kind", label="open", created_by=owner
+    )
     return {
         "slug": "brackets",
         "stateset_id": str(ss.id),
@@ -117,13 +176,41 @@ def objects(project, owner, stateset):
         "corpus_id": str(corpus.id),
         "job_id": str(job.id),
         "model_id": str(model.id),
+        "hypothesis_id": str(hyp.id),
+        "number": "1",
+        "comment_id": str(comment.id),
+        "statistics_id": str(statistics.id),
     }
+
+
+def _body(body, objects):
+    """A request body with `<name>` placeholders filled from `objects`."""
+    if body is None:
+        return None
+    return {
+        k: objects[v[1:-1]] if isinstance(v, str) and v.startswith("<") else v
+        for k, v in body.items()
+    }
+
+
+def _unchanged():
+    """What the matrix' objects hold, to check that no refused call changed it."""
+    hyp = Hypothesis.objects.get()
+    return (
+        Hypothesis.objects.count(),
+        hyp.version,
+        hyp.visibility,
+        HypothesisVersion.objects.count(),
+        list(Comment.objects.values_list("body", flat=True)),
+        HypothesisShare.objects.count(),
+        Statistics.objects.count(),
+    )
 
 
 def _url(route: str, objects) -> str:
     url = "/" + route
     for key, value in objects.items():
-        for conv in ("slug", "str"):
+        for conv in ("slug", "str", "int"):
             url = url.replace(f"<{conv}:{key}>", value)
     assert "<" not in url, url
     if route.startswith("api/v2/"):
@@ -149,16 +236,17 @@ def test_no_route_reveals_the_project(who, objects, outsider, project):
     elif who == "outsider":
         client.force_authenticate(outsider)
     checked = 0
+    before = _unchanged()
     for route, name in _api_routes():
         if name not in ROUTE_CASES:
             continue
         for method, body in ROUTE_CASES[name]:
             url = _url(route, objects)
-            r = getattr(client, method)(url, body, format="json")
+            r = getattr(client, method)(url, _body(body, objects), format="json")
             checked += 1
             if who in ("anonymous", "bad_token"):
                 assert r.status_code == 401, (method, url, r.status_code)
-            elif name in ("project-list", "v2-info") and method == "get":
+            elif name in ("project-list", "v2-info", "hypothesis-list") and method == "get":
                 assert r.status_code == 200, (method, url)
                 assert "brackets" not in r.content.decode(), (method, url)
             elif name == "project-list":
@@ -170,6 +258,7 @@ def test_no_route_reveals_the_project(who, objects, outsider, project):
     # nothing was changed by any of those calls
     assert project.memberships.count() == 2
     assert Job.objects.filter(status="queued").count() == 1
+    assert _unchanged() == before
 
 
 def test_pages_matrix(client, outsider, objects):
@@ -236,11 +325,26 @@ def test_public_project_gives_outsiders_exactly_viewer_rights(
             continue
         for method, body in ROUTE_CASES[name]:
             url = _url(route, objects)
+            body = _body(body, objects)
             as_viewer = getattr(viewer, method)(url, body, format="json")
             as_outsider = getattr(other, method)(url, body, format="json")
-            assert as_outsider.status_code == as_viewer.status_code, (method, url)
+            assert as_outsider.status_code == as_viewer.status_code, (
+                method,
+                url,
+                as_viewer.status_code,
+                as_outsider.status_code,
+            )
             assert APIClient().get(url).status_code == 401
             checked += 1
     assert checked >= 25
     assert project.memberships.count() == 2
     assert LanguageModel.objects.count() == 1
+    # A viewer (and so the outsider) reads, forks, comments and computes statistics on
+    # the project's hypothesis, and may not edit, manage or delete it.
+    hyp = Hypothesis.objects.get(id=objects["hypothesis_id"])
+    assert (hyp.version, hyp.visibility) == (1, "project")
+    assert not HypothesisShare.objects.exists()
+    assert Comment.objects.get(id=objects["comment_id"]).body == "c"
+    assert Comment.objects.filter(hypothesis=hyp, body="x").count() == 2
+    assert Hypothesis.objects.filter(forked_from=hyp, owner=outsider).count() == 1
+    assert Hypothesis.objects.filter(forked_from=hyp, owner=collaborator).count() == 1

@@ -198,6 +198,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ProjectRoleEnum": "backend.projects.models.Role",
+        "HypothesisRoleEnum": ["owner", "editor", "viewer"],
+        "ShareRoleEnum": "backend.hypotheses.models.ShareRole",
+    },
     # Swagger UI served from our own static files: the docs work on a closed network.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -358,3 +358,17 @@ def test_restarted_worker_takes_up_its_own_interrupted_job(project, owner, monke
     assert claimed is not None
     assert claimed.attempts == 2
     assert job_claim(job_id=str(other.id), worker="local@box") is None  # its lease is live
+
+
+@pytest.mark.django_db
+def test_a_viewer_cancels_their_own_job_and_no_one_elses(
+    collaborator_api, project, owner, collaborator
+):
+    """A viewer may start jobs (rankings, statistics); cancelling one's own needs no role."""
+    own = _job(project, collaborator)
+    other = _job(project, owner)
+    r = collaborator_api.post(f"/api/jobs/{own.id}/cancel/")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert collaborator_api.post(f"/api/jobs/{other.id}/cancel/").status_code == 403
+    other.refresh_from_db()
+    assert other.status == JobStatus.QUEUED
