@@ -21,7 +21,7 @@ from types import ModuleType
 
 from workers.benchmarks.common import machine
 
-SECTIONS = ["context", "search", "match", "match_http", "extract", "ranking"]
+SECTIONS = ["context", "search", "match", "match_http", "extract", "ranking", "statistics"]
 
 
 def _module(name: str) -> ModuleType:

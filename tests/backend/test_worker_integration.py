@@ -1,115 +1,25 @@
 """A real Celery worker process, the real broker and the real database.
 
 The worker is started as a separate process (`celery -A backend.config.celery_app worker`) that
-connects to the test database and the broker the suite uses (Redis under CI).
+connects to the test database and the suite's worker broker (Redis under CI); the fixtures
+`worker` and `start_worker` are in tests/backend/conftest.py (tests/support/worker.py).
 """
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 from django.utils import timezone
 
 from backend.jobs.models import Job
 from backend.states.models import StateSet
 from tests.support import lstmvis_builder as B
+from tests.support.worker import job_wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-CELERY = str(Path(sys.executable).parent / "celery")
-
-
-@pytest.fixture
-def broker_mode():
-    """Tasks go through the broker instead of running in-process."""
-    from backend.config.celery_app import app
-
-    app.conf.task_always_eager = False
-    app.control.purge()
-    yield app
-    app.conf.task_always_eager = True
-
-
-@pytest.fixture
-def start_worker(broker_mode, _isolated_store, tmp_path):
-    """Starts worker processes; each is stopped (or already killed) at the end."""
-    procs = []
-
-    def start():
-        env = dict(os.environ)
-        env.update(
-            DJANGO_SETTINGS_MODULE="backend.config.settings.test",
-            STATELAB_EAGER="0",
-            STATELAB_TEST_WORKER_DB=connection.settings_dict["NAME"],
-            STATELAB_STORE_ROOT=str(_isolated_store),
-            STATELAB_JOB_LEASE_SECONDS="3",
-            DATABASE_URL=os.environ.get("DATABASE_URL", ""),
-            CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
-        )
-        log_path = tmp_path / f"worker-{len(procs)}.log"
-        log = open(log_path, "w")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [
-                CELERY,
-                "-A",
-                "backend.config.celery_app",
-                "worker",
-                "-Q",
-                "cpu,gpu",
-                "-c",
-                "1",
-                "-n",
-                f"test-{os.getpid()}-{len(procs)}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        procs.append((proc, log))
-        deadline = time.monotonic() + 60
-        while "ready" not in log_path.read_text():
-            assert proc.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "the worker did not start in 60 s"
-            time.sleep(0.2)
-        return proc
-
-    yield start
-    for proc, log in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
-
-
-@pytest.fixture
-def worker(start_worker):
-    return start_worker()
-
-
-def _wait(job_id, seconds=90):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        job = Job.objects.get(id=job_id)
-        if job.status in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job still {job.status} after {seconds} s: {job.message}")
 
 
 def test_worker_process_runs_an_import(worker, owner_api, project, tmp_path):
@@ -120,7 +30,7 @@ def test_worker_process_runs_an_import(worker, owner_api, project, tmp_path):
         format="multipart",
     )
     assert r.status_code == 202
-    job = _wait(r.json()["job"]["id"])
+    job = job_wait(r.json()["job"]["id"])
     assert job.status == "succeeded", job.error
     assert job.worker.startswith("test-") or job.worker  # claimed by the worker process
     assert job.attempts == 1
@@ -134,7 +44,7 @@ def test_worker_fails_a_hostile_import_with_a_message(worker, owner_api, project
         {"file": SimpleUploadedFile("p.zip", B.zip_with_traversal())},
         format="multipart",
     )
-    job = _wait(r.json()["job"]["id"])
+    job = job_wait(r.json()["job"]["id"])
     assert job.status == "failed" and ".." in job.error
 
 
@@ -162,7 +72,7 @@ def test_job_of_a_dead_worker_is_taken_over(worker, owner, project, tmp_path):
         lease_until=timezone.now() + timedelta(seconds=2),
     )
     job_send(str(job.id), job.kind)  # the broker re-delivers the task
-    job = _wait(job.id)
+    job = job_wait(job.id)
     assert job.status == "succeeded", job.error
     assert job.attempts == 2 and job.worker != "a-worker-that-died"
 
@@ -194,7 +104,7 @@ def test_worker_killed_mid_import_leaves_nothing_and_job_is_retried(
     assert visible == []  # nothing half-written under a final name
     time.sleep(3.5)  # the dead worker's lease runs out
     start_worker()  # a new worker sends stale jobs again when it starts
-    job = _wait(job_id, seconds=120)
+    job = job_wait(job_id, seconds=120)
     assert job.status == "succeeded", job.error
     assert job.attempts == 2
     assert StateSet.objects.filter(id=job.result["stateset"]).exists()
@@ -218,7 +128,7 @@ def test_worker_process_trains_and_extracts_on_the_gpu_queue(worker, owner_api, 
         format="json",
     )  # fmt: skip
     assert r.status_code == 202, r.content
-    job = _wait(r.json()["job"]["id"], seconds=180)
+    job = job_wait(r.json()["job"]["id"], seconds=180)
     assert job.status == "succeeded", job.error
     assert {p["split"] for p in job.detail["curve"]} == {"train", "valid"}
     model = LanguageModel.objects.get(id=job.result["model"])
@@ -229,7 +139,7 @@ def test_worker_process_trains_and_extracts_on_the_gpu_queue(worker, owner_api, 
         {"model": str(model.id), "corpus": str(corpus.id), "streams": 2},
         format="json",
     )
-    job = _wait(r.json()["job"]["id"], seconds=180)
+    job = job_wait(r.json()["job"]["id"], seconds=180)
     assert job.status == "succeeded", job.error
     ss = StateSet.objects.get(id=job.result["stateset"])
     assert ss.origin == "extraction" and ss.manifest["stream_starts"] == [0, 200]

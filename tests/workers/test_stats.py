@@ -17,13 +17,16 @@ from hypothesis import strategies as st
 from scipy.stats import hypergeom
 
 from tests.support.match_oracle import on_matrix
-from workers.core.match import match
+from workers.core.match import MatchHit, MatchResult, match
 from workers.core.stats import (
     Hypothesis,
     agreement_from_counts,
     benjamini_hochberg,
+    covered_ranges,
     hypothesis_statistics,
     jaccard,
+    ranges_jaccard,
+    robustness,
     scan_hypothesis,
 )
 from workers.core.store import AnnotationInfo, SourceInfo, StateSet, StateSetWriter
@@ -162,3 +165,49 @@ def test_jaccard_and_robustness(tmp_path: Path) -> None:
     assert all(0.0 <= x["jaccard"] <= 1.0 for x in rob["threshold"] + rob["leave_one_out"])
     q = sorted(r["q"] for r in out["enrichment"])
     assert all(0.0 <= v <= 1.0 for v in q)
+
+
+def _hits(spans: list[tuple[int, int]]) -> MatchResult:
+    hits = [MatchHit(p, n, 1, 1, 1.0, 0) for p, n in spans]
+    return MatchResult(hits=hits, strict_histogram=[], fuzzy_histogram=[], exact=True,
+                       unscored=0, candidates=len(hits))  # fmt: skip
+
+
+def _positions(spans: list[tuple[int, int]]) -> set[int]:
+    return {t for p, n in spans for t in range(p, p + n)}
+
+
+_spans = st.lists(st.tuples(st.integers(0, 60), st.integers(1, 12)), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=_spans, b=_spans)
+def test_covered_ranges_give_the_jaccard_of_the_positions_exactly(a, b) -> None:
+    ra, rb = covered_ranges(_hits(a)), covered_ranges(_hits(b))
+    for spans, r in ((a, ra), (b, rb)):
+        assert np.all(r[:, 0] < r[:, 1]) and np.all(r[1:, 0] > r[:-1, 1])  # sorted, apart
+        assert set().union(*(range(x, y) for x, y in r.tolist())) == _positions(spans)
+    assert ranges_jaccard(ra, rb) == jaccard(_positions(a), _positions(b))
+
+
+def test_robustness_is_the_jaccard_of_the_hits_positions(tmp_path: Path) -> None:
+    """Against the positions of every hit listed one by one (long, overlapping runs)."""
+    rng = np.random.default_rng(11)
+    raw = np.cumsum(rng.normal(0, 0.4, (3000, 6)), axis=0).astype(np.float32)
+    ss = write(tmp_path / "ss", raw, np.zeros(3000, np.int32), np.zeros(3000, np.float32))
+    h = Hypothesis("s0", (0, 2, 3, 5), 0.2, zero_left=0)
+
+    def covered(**changes: object) -> set[int]:
+        hits = match(ss, "s0", h.query(20, **changes)).hits
+        return _positions([(x.position, x.length) for x in hits])
+
+    base = covered()
+    rob = robustness(ss, h, top_k=20, delta=0.05)
+    assert rob["positions"] == len(base) > 100
+    assert [x["threshold"] for x in rob["threshold"]] == [0.2 - 0.05, 0.2 + 0.05]
+    for item in rob["threshold"]:
+        assert item["jaccard"] == jaccard(base, covered(threshold=item["threshold"]))
+    for item in rob["leave_one_out"]:
+        rest = tuple(c for c in h.cells if c != item["cell"])
+        assert item["jaccard"] == jaccard(base, covered(cells=rest))
+    assert 0.0 < rob["min_jaccard"] < 1.0

@@ -3,6 +3,7 @@ and a Django set-up on a throw-away SQLite database for the HTTP figures."""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -48,14 +49,77 @@ def summarise(samples_s: list[float]) -> dict[str, float]:
     }
 
 
-def build_stateset(path: Path, n: int, d: int, seed: int = 1) -> None:
-    """A random-walk state set (source ``s0``, a ``depth`` annotation) like real cell states."""
+FEATURE_LABELS = ["out", "open", "in", "close"]
+
+
+def feature_states(
+    n: int, cells: int, seed: int, amplitude: float = 2.0, rho: float = 0.9
+) -> tuple[np.ndarray, np.ndarray]:
+    """A latent on/off feature and ``cells`` cells that show it, like a group of real
+    cells that switch on together (inside brackets, inside a quote).
+
+    The feature alternates stretches off (mean 60 tokens) and on (mean 20), both
+    geometric. Each cell is ``amplitude`` (on) or ``-amplitude`` (off) plus its own
+    AR(1) noise of unit variance (``x_t = rho x_(t-1) + e_t``), so the cells jump
+    together where the feature switches and dip below a threshold now and then
+    inside a stretch. Returns ``(values, labels)``: float32 (n, cells) and int32 (n,)
+    ids into :data:`FEATURE_LABELS` (``open``: the first token of an on stretch,
+    ``close``: the first token after one), 5% of the labels replaced at random.
+    """
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    lengths: list[np.ndarray] = []
+    total = 0
+    while total < n:  # pairs of (off, on) stretches
+        part = np.empty(2 * (n // 80 + 16), dtype=np.int64)
+        part[0::2] = rng.geometric(1 / 60, part.size // 2)
+        part[1::2] = rng.geometric(1 / 20, part.size // 2)
+        lengths.append(part)
+        total += int(part.sum())
+    runs = np.concatenate(lengths)
+    on = np.repeat(np.tile(np.array([False, True]), runs.size // 2), runs)[:n]
+    before = np.concatenate([[False], on[:-1]])
+    labels = np.where(on, 2, 0).astype(np.int32)
+    labels[on & ~before] = 1
+    labels[~on & before] = 3
+    noisy = rng.random(n) < 0.05
+    labels[noisy] = rng.integers(0, len(FEATURE_LABELS), int(noisy.sum()))
+    noise = rng.standard_normal((n, cells)) * math.sqrt(1.0 - rho * rho)
+    start = rng.standard_normal((1, cells)) * rho
+    ar = lfilter([1.0], [1.0, -rho], noise, axis=0, zi=start)[0]
+    values = (np.where(on, amplitude, -amplitude)[:, None] + ar).astype(np.float32)
+    return values, labels
+
+
+def build_stateset(
+    path: Path,
+    n: int,
+    d: int,
+    seed: int = 1,
+    *,
+    track_cell: int | None = None,
+    feature_cells: tuple[int, ...] = (),
+) -> None:
+    """A random-walk state set (source ``s0``, a ``depth`` annotation) like real cell states.
+
+    With ``track_cell``, a discrete track ``pos`` (labels ``lo``, ``mid``, ``hi``,
+    ``top``) follows that cell (``min(track_cell, d - 1)``): its value plus N(0, 2)
+    noise, cut at -2, 0 and 2. With ``feature_cells``, those cells show a latent
+    feature instead of the walk (:func:`feature_states`) and a discrete track
+    ``phase`` (:data:`FEATURE_LABELS`) says where it is. Neither option changes the
+    other cells: the walk draws the same random numbers either way.
+    """
     from workers.core.store import AnnotationInfo, SourceInfo, StateSetWriter
 
     rng = np.random.default_rng(seed)
     vocab = [f"w{i}" for i in range(5000)]
     ids = rng.integers(0, len(vocab), size=n).astype(np.int32)
     state = np.zeros(d, dtype=np.float32)
+    labels = np.empty(n if track_cell is not None else 0, dtype=np.int32)
+    feature = list(feature_cells)
+    if feature:
+        shown, phase = feature_states(n, len(feature), seed + 1000)
 
     def fill(a: int, b: int) -> np.ndarray:
         nonlocal state
@@ -64,6 +128,11 @@ def build_stateset(path: Path, n: int, d: int, seed: int = 1) -> None:
         block = np.cumsum(steps, axis=0, dtype=np.float32)
         block *= 0.999  # keep the walk bounded over a long corpus
         state = block[-1].copy()
+        if track_cell is not None:
+            noisy = block[:, min(track_cell, d - 1)] + rng.normal(0, 2.0, b - a)
+            labels[a:b] = np.digitize(noisy, [-2.0, 0.0, 2.0]).astype(np.int32)
+        if feature:
+            block[:, feature] = shown[a:b]
         return block
 
     with StateSetWriter(path) as w:
@@ -73,6 +142,15 @@ def build_stateset(path: Path, n: int, d: int, seed: int = 1) -> None:
             n,
             fill,
         )
+        if track_cell is not None:
+            w.add_annotation(
+                AnnotationInfo(name="pos", kind="discrete", labels=["lo", "mid", "hi", "top"]),
+                labels,
+            )
+        if feature:
+            w.add_annotation(
+                AnnotationInfo(name="phase", kind="discrete", labels=FEATURE_LABELS), phase
+            )
         w.add_annotation(
             AnnotationInfo(name="depth", kind="scalar"), rng.random(n).astype(np.float32)
         )
