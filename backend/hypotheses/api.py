@@ -66,6 +66,7 @@ from .selectors import (
     comment_for_user,
     hypotheses_list,
     hypothesis_for_user,
+    hypothesis_roles,
     hypothesis_stateset_info,
     hypothesis_version,
     hypothesis_versions,
@@ -509,11 +510,13 @@ class HypothesesView(JobSubmissionThrottleMixin, APIView):
             tag=q.get("tag") or None,
             mine=q.get("mine") in ("1", "true", "yes"),
         )
-        out = []
-        for v in versions:
-            role = "owner" if v.hypothesis.owner_id == request.user.pk else None
-            out.append(HypothesisSerializer(v, context={"role": role}).data)
-        return Response(out)
+        roles = hypothesis_roles(request.user, [v.hypothesis for v in versions])
+        return Response(
+            [
+                HypothesisSerializer(v, context={"role": roles[v.hypothesis_id]}).data
+                for v in versions
+            ]
+        )
 
     @extend_schema(
         request=HypothesisCreateSerializer,

@@ -31,7 +31,7 @@ from django.http import Http404
 from backend.core.downloads import filename_part
 from backend.core.errors import ApplicationError
 from backend.core.params import uuid_or_404
-from backend.projects.models import Role
+from backend.projects.models import Membership, Role
 from backend.projects.selectors import (
     get_for_user,
     membership_role,
@@ -43,6 +43,7 @@ from backend.states.models import StateSet
 from .models import (
     Comment,
     Hypothesis,
+    HypothesisShare,
     HypothesisVersion,
     Ranking,
     ShareRole,
@@ -163,29 +164,49 @@ def hypothesis_role(user: Any, hyp: Hypothesis, *, link: str | None = None) -> s
         return None
     if hyp.owner_id == user.pk:
         return "owner" if owner_keeps_access(user, hyp) else None
-    roles: list[str] = []
     share = hyp.shares.filter(user=user).only("role").first()
-    if share is not None:
-        roles.append("editor" if share.role == ShareRole.EDITOR else "viewer")
-    if hyp.visibility != Visibility.PRIVATE:
-        project_role = role_of(user, hyp.project)
-        if project_role is not None and hyp.visibility in (
-            Visibility.PROJECT,
-            Visibility.LINK,
-            Visibility.PUBLIC,
-        ):
-            roles.append(
-                {Role.OWNER: "owner", Role.EDITOR: "editor"}.get(Role(project_role), "viewer")
-            )
-        if hyp.visibility == Visibility.PUBLIC:
-            roles.append("viewer")
-        if (
-            hyp.visibility == Visibility.LINK
-            and link
-            and secrets.compare_digest(str(link).encode(), hyp.link_token.encode())
-        ):
-            roles.append("viewer")
+    project_role = role_of(user, hyp.project) if hyp.visibility != Visibility.PRIVATE else None
+    link_ok = bool(
+        hyp.visibility == Visibility.LINK
+        and link
+        and secrets.compare_digest(str(link).encode(), hyp.link_token.encode())
+    )
+    return _role(hyp, share.role if share else None, project_role, link_ok)
+
+
+def _role(
+    hyp: Hypothesis, share_role: str | None, project_role: str | None, link_ok: bool
+) -> str | None:
+    """The best of what a share, the project role (when not private), public
+    visibility and a valid link give a caller who does not own the hypothesis."""
+    roles: list[str] = []
+    if share_role is not None:
+        roles.append("editor" if share_role == ShareRole.EDITOR else "viewer")
+    if hyp.visibility != Visibility.PRIVATE and project_role is not None:
+        roles.append({Role.OWNER: "owner", Role.EDITOR: "editor"}.get(Role(project_role), "viewer"))
+    if hyp.visibility == Visibility.PUBLIC or link_ok:
+        roles.append("viewer")
     return max(roles, key=ROLE_ORDER.__getitem__) if roles else None
+
+
+def hypothesis_roles(user: Any, hyps: list[Hypothesis]) -> dict[Any, str | None]:
+    """The caller's role on each of many hypotheses (the list route), in two queries."""
+    shares = dict(
+        HypothesisShare.objects.filter(user=user, hypothesis__in=hyps).values_list(
+            "hypothesis_id", "role"
+        )
+    )
+    member = dict(Membership.objects.filter(user=user).values_list("project_id", "role"))
+    out: dict[Any, str | None] = {}
+    for hyp in hyps:
+        if hyp.owner_id == user.pk:
+            out[hyp.id] = "owner"
+            continue
+        project_role = member.get(hyp.project_id)
+        if project_role is None and hyp.project.public:
+            project_role = Role.VIEWER
+        out[hyp.id] = _role(hyp, shares.get(hyp.id), project_role, False)
+    return out
 
 
 def owner_keeps_access(user: Any, hyp: Hypothesis, depth: int = 0) -> bool:
@@ -288,7 +309,13 @@ def hypotheses_list(
     versions = (
         HypothesisVersion.objects.filter(hypothesis__in=hyps)
         .filter(number=F("hypothesis__version"))
-        .select_related("hypothesis__owner", "hypothesis__forked_from", "match", "created_by")
+        .select_related(
+            "hypothesis__owner",
+            "hypothesis__project",
+            "hypothesis__forked_from",
+            "match__job",
+            "created_by",
+        )
         .order_by("-hypothesis__updated_at")
     )
     if tag:

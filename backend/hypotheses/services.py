@@ -696,6 +696,7 @@ def statistics_run(job: Job, progress: ProgressFn) -> dict[str, str]:
         zero_right=int(version.zero_right),
         min_length=int(version.min_length or 1),
         transform=version.transform or None,
+        max_length=version.max_length,
     )
     result = hypothesis_statistics(
         stateset_store(ss),

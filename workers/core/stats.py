@@ -75,6 +75,9 @@ class Hypothesis:
     zero_right: int = 0
     min_length: int = 2
     transform: str | None = None
+    # Limits the match (robustness' top-K hits) only; agreement and enrichment take
+    # every run of at least ``min_length``.
+    max_length: int | None = None
 
     def query(self, limit: int = 50, **changes: Any) -> MatchQuery:
         """The match query of this hypothesis (with ``changes`` applied)."""
@@ -84,6 +87,7 @@ class Hypothesis:
             "zero_left": self.zero_left,
             "zero_right": self.zero_right,
             "min_length": self.min_length,
+            "max_length": self.max_length,
             "limit": limit,
             "transform": self.transform,
         }

@@ -919,7 +919,15 @@ def test_the_list_filters_and_never_shows_what_the_caller_may_not_open(
     rows = {x["id"]: x for x in alice.get("/api/hypotheses/").json()}
     assert rows[shared["id"]]["role"] == "owner" and rows[shared["id"]]["link"]
     rows = {x["id"]: x for x in bob.get("/api/hypotheses/").json()}
-    assert rows[shared["id"]]["link"] is None and rows[shared["id"]]["role"] != "owner"
+    assert rows[shared["id"]]["link"] is None and rows[shared["id"]]["role"] == "viewer"
+    # each row's role is the one its detail answers
+    alice.post(_u(private, "shares/"), {"username": "bob", "role": "editor"}, format="json")
+    for client in (alice, bob, charlie):
+        for row in client.get("/api/hypotheses/").json():
+            assert row["role"] == client.get(_u(row)).json()["role"], row["title"]
+    assert {x["id"]: x["role"] for x in bob.get("/api/hypotheses/").json()}[private["id"]] == (
+        "editor"
+    )
     assert api().get("/api/hypotheses/").status_code == 401
 
 
