@@ -45,6 +45,9 @@ class Job(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True, default="")
     dedupe_key = models.CharField(max_length=128, blank=True, default="")
+    # When the job's task last reached the broker; null while it never did (the
+    # broker was down): the periodic sweep (`jobs_resend`) sends it then.
+    sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -52,7 +55,10 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["project", "-created_at"])]
+        indexes = [
+            models.Index(fields=["project", "-created_at"]),
+            models.Index(fields=["status", "sent_at"]),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["project", "kind", "dedupe_key"],

@@ -55,8 +55,9 @@ JOB_KINDS: dict[str, tuple[str, str]] = {
 def job_send(job_id: str, kind: str) -> None:
     """Send a committed job's task to its queue by name (never run it in the request).
 
-    A broker that does not answer leaves the job queued with a message saying so; a
-    worker that starts sends waiting jobs again (`jobs_requeue_stale`)."""
+    A broker that does not answer leaves the job queued with a message saying so and
+    `sent_at` empty; every worker's periodic sweep (`jobs_resend`) sends it once the
+    broker answers again, and a worker that starts does too (`jobs_requeue_stale`)."""
     app = celery_app()
     task_name, queue = JOB_KINDS[kind]
     if app.conf.task_always_eager:
@@ -76,13 +77,15 @@ def job_send(job_id: str, kind: str) -> None:
             retry=True,
             retry_policy={"max_retries": 1, "interval_start": 0.2},
         )
+        Job.objects.filter(id=job_id).update(sent_at=timezone.now())
     except Exception:
         # The job row is committed; the request must not fail now, and nothing runs
         # inside it. A worker that starts sends waiting jobs again.
         log.exception("could not send job %s to the broker", job_id)
+        Job.objects.filter(id=job_id).update(sent_at=None)
         Job.objects.filter(id=job_id, status=JobStatus.QUEUED).update(
             updated_at=timezone.now(),
-            message="Waiting: the job queue did not answer; it is sent again when a worker starts",
+            message="Waiting: the job queue did not answer; the job is sent as soon as it does",
         )
 
 
@@ -320,6 +323,42 @@ def jobs_requeue_stale(*, worker: str | None = None) -> int:
         job_send(str(job.id), job.kind)
         n += 1
     return n
+
+
+def jobs_resend(*, now: Any = None) -> int:
+    """Send again the jobs no broker holds: queued jobs whose task never reached it
+    (the broker was down when they were created; `sent_at` empty), queued jobs sent
+    longer ago than `STATELAB_JOB_RESEND_AFTER_S` (a broker restarted without
+    persistence loses its queue), and running jobs whose lease ran out (their worker
+    died) while attempts are left; those without attempts left fail. Returns how
+    many were sent.
+
+    Run by every worker every `STATELAB_JOB_SWEEP_S` seconds, so a broker outage
+    needs no worker restart. Each job is taken by one conditional update of its
+    `sent_at`, so several workers sweeping at once send it once; a duplicate
+    delivery would be harmless anyway (`job_claim`).
+    """
+    now = now or timezone.now()
+    fresh = now - timedelta(seconds=2)  # a job just created is being sent after commit
+    resend_after = now - timedelta(seconds=settings.STATELAB_JOB_RESEND_AFTER_S)
+    lease = now - timedelta(seconds=settings.STATELAB_JOB_LEASE_SECONDS)
+    due = Job.objects.filter(
+        Q(status=JobStatus.QUEUED, sent_at__isnull=True, created_at__lt=fresh)
+        | Q(status=JobStatus.QUEUED, sent_at__lt=resend_after)
+        | Q(status=JobStatus.RUNNING, lease_until__lt=now)
+        & (Q(sent_at__isnull=True) | Q(sent_at__lt=lease))
+    ).only("id", "kind", "status", "attempts", "max_attempts", "sent_at")
+    sent = 0
+    for job in due[:500]:
+        if job.status == JobStatus.RUNNING and job.attempts >= job.max_attempts:
+            job_fail(job=job, error=GIVEN_UP)
+            job_work_remove(job.id)
+            continue
+        taken = Job.objects.filter(id=job.id, sent_at=job.sent_at).update(sent_at=now)
+        if taken:
+            job_send(str(job.id), job.kind)
+            sent += 1
+    return sent
 
 
 def job_work_remove(job_id: uuid.UUID | str) -> int:

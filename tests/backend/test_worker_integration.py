@@ -143,3 +143,42 @@ def test_worker_process_trains_and_extracts_on_the_gpu_queue(worker, owner_api, 
     assert job.status == "succeeded", job.error
     ss = StateSet.objects.get(id=job.result["stateset"])
     assert ss.origin == "extraction" and ss.manifest["stream_starts"] == [0, 200]
+
+
+def test_jobs_made_while_the_broker_was_down_run_once_it_answers(
+    start_worker, owner_api, project, monkeypatch, tmp_path
+):
+    """The broker is down while a user uploads: the request answers at once with a
+    queued job that says so. Once the broker answers again, a worker that has been
+    running all along sends the job by its periodic sweep: no worker restart."""
+    from celery import Celery
+
+    import backend.jobs.services as services
+
+    start_worker(extra_env={"STATELAB_JOB_SWEEP_S": "1"})
+    dead = "redis://127.0.0.1:1/0"
+    down = Celery("down", set_as_current=False)
+    down.config_from_object("django.conf:settings", namespace="CELERY")
+    down.conf.update(broker_url=dead, result_backend=dead, task_always_eager=False)
+    with monkeypatch.context() as m:
+        # Celery lets the environment variable win over the configuration: set both.
+        m.setenv("CELERY_BROKER_URL", dead)
+        m.setattr(services, "celery_app", lambda: down)
+        t = time.monotonic()
+        r = owner_api.post(
+            "/api/projects/brackets/corpora/",
+            {
+                "file": SimpleUploadedFile("a.txt", b"the cat sat on the mat\n"),
+                "tokenization": "word",
+            },
+            format="multipart",
+        )
+        assert r.status_code == 202, r.content
+        assert time.monotonic() - t < 5
+    # the broker is back (the web side's app is the real one again): the worker's
+    # sweep, not the request, delivered the job
+    job = job_wait(r.json()["job"]["id"], 60)
+    assert job.status == "succeeded", job.error
+    assert job.sent_at is not None and job.attempts == 1
+    log = (tmp_path / "worker-0.log").read_text()
+    assert "sent 1 job(s) again that no broker held" in log

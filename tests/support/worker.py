@@ -88,7 +88,13 @@ class WorkerProcesses:
         self.broker, self.store, self.logs = broker, store, logs
         self.procs: list[tuple[subprocess.Popen[bytes], Any]] = []
 
-    def start(self, *, concurrency: int = 1, lease_seconds: int = 3) -> subprocess.Popen[bytes]:
+    def start(
+        self,
+        *,
+        concurrency: int = 1,
+        lease_seconds: int = 3,
+        extra_env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
         from django.db import connection
 
         env = dict(os.environ)
@@ -102,6 +108,7 @@ class WorkerProcesses:
             CELERY_BROKER_URL=self.broker,
             CELERY_RESULT_BACKEND=self.broker if self.broker.startswith("redis") else "",
         )
+        env.update(extra_env or {})
         n = len(self.procs)
         log_path = self.logs / f"worker-{n}.log"
         log = open(log_path, "w")  # noqa: SIM115

@@ -134,6 +134,12 @@ STATELAB_USER_STORAGE_QUOTA_BYTES = env.int("STATELAB_USER_STORAGE_QUOTA_BYTES",
 STATELAB_ZIP_MAX_ENTRIES = env.int("STATELAB_ZIP_MAX_ENTRIES", default=10_000)
 STATELAB_JOB_MAX_ATTEMPTS = env.int("STATELAB_JOB_MAX_ATTEMPTS", default=3)
 STATELAB_JOB_LEASE_SECONDS = env.int("STATELAB_JOB_LEASE_SECONDS", default=60)
+# Every worker sends again, every STATELAB_JOB_SWEEP_S seconds (0: never), the jobs no
+# broker holds: never delivered (the broker was down), queued for longer than
+# STATELAB_JOB_RESEND_AFTER_S (a broker restarted without persistence), or running
+# under an expired lease.
+STATELAB_JOB_SWEEP_S = env.float("STATELAB_JOB_SWEEP_S", default=15.0)
+STATELAB_JOB_RESEND_AFTER_S = env.float("STATELAB_JOB_RESEND_AFTER_S", default=900.0)
 STATELAB_MAX_ACTIVE_JOBS_PER_USER = env.int("STATELAB_MAX_ACTIVE_JOBS_PER_USER", default=20)
 STATELAB_LOGIN_FAILURES_ALLOWED = env.int("STATELAB_LOGIN_FAILURES_ALLOWED", default=10)
 STATELAB_LOGIN_FAILURE_WINDOW_S = env.int("STATELAB_LOGIN_FAILURE_WINDOW_S", default=900)

@@ -372,3 +372,36 @@ def test_a_viewer_cancels_their_own_job_and_no_one_elses(
     assert collaborator_api.post(f"/api/jobs/{other.id}/cancel/").status_code == 403
     other.refresh_from_db()
     assert other.status == JobStatus.QUEUED
+
+
+@pytest.mark.django_db
+def test_the_sweep_sends_what_no_broker_holds_once(project, owner, monkeypatch, settings):
+    """jobs_resend: never delivered (after a moment's grace), delivered long ago,
+    running under an expired lease; each sent by one sweep only; out of attempts: failed."""
+    from backend.jobs.services import jobs_resend
+
+    settings.STATELAB_JOB_RESEND_AFTER_S = 600
+    sent = []
+    monkeypatch.setattr("backend.jobs.services.job_send", lambda jid, kind: sent.append(jid))
+    now = timezone.now()
+    old = now - timedelta(minutes=5)  # more than a lease ago
+    undelivered = _job(project, owner)
+    Job.objects.filter(id=undelivered.id).update(created_at=old)
+    just_made = _job(project, owner)  # its own send after commit is still under way
+    delivered = _job(project, owner, sent_at=now - timedelta(minutes=3))
+    lost = _job(project, owner, sent_at=now - timedelta(minutes=20))
+    orphan = _job(
+        project, owner, status=JobStatus.RUNNING, attempts=1, lease_until=old, sent_at=old
+    )
+    alive = _job(
+        project, owner, status=JobStatus.RUNNING, attempts=1, lease_until=now + timedelta(minutes=1)
+    )
+    spent = _job(project, owner, status=JobStatus.RUNNING, attempts=3, lease_until=old, sent_at=old)
+    assert jobs_resend(now=now) == 3
+    assert sorted(sent) == sorted(str(j.id) for j in (undelivered, lost, orphan))
+    assert jobs_resend(now=now) == 0  # each was taken once
+    spent.refresh_from_db()
+    assert spent.status == JobStatus.FAILED
+    for job in (just_made, delivered, alive):
+        job.refresh_from_db()
+        assert job.status in (JobStatus.QUEUED, JobStatus.RUNNING)
