@@ -17,7 +17,9 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from backend.projects.selectors import project_for_user
-from backend.states.selectors import stateset_for_user
+from backend.states.selectors import stateset_describe, stateset_for_user
+
+from .guide import demo_guide
 
 
 def _page(
@@ -93,9 +95,11 @@ def project(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 def stateset(request: HttpRequest, stateset_id: Any) -> HttpResponse:
-    """A first look at a state set: cell values over a window of tokens."""
+    """The analysis page of a state set: the selection view (cell values over a window
+    of tokens, a hypothesis range and its cells) and the match view."""
     ss = stateset_for_user(request.user, stateset_id)
-    api = reverse("stateset-detail", kwargs={"stateset_id": str(ss.id)})
+    ids = {"stateset_id": str(ss.id)}
+    api = reverse("stateset-detail", kwargs=ids)
     return _page(
         request,
         "webui/stateset.html",
@@ -103,8 +107,17 @@ def stateset(request: HttpRequest, stateset_id: Any) -> HttpResponse:
             "id": str(ss.id),
             "api": {
                 "stateset": api,
-                "context": reverse("stateset-context", kwargs={"stateset_id": str(ss.id)}),
+                "context": reverse("stateset-context", kwargs=ids),
+                "selection": reverse("stateset-selection", kwargs=ids),
+                "search": reverse("stateset-search", kwargs=ids),
+                "matches": reverse("stateset-matches", kwargs=ids),
+                "matchBase": "/api/matches/",
+                "jobBase": "/api/jobs/",
             },
+            # The description the page starts from (its JSON twin answers the same),
+            # so that the first window is asked for without a round trip before it.
+            "stateset": stateset_describe(ss),
+            "guide": demo_guide(ss),
         },
         api_twin=api,
         title=ss.name,

@@ -159,3 +159,102 @@ def stateset(user, project, tmp_path):
     job.refresh_from_db()
     assert job.status == "succeeded", job.error
     return StateSet.objects.get(id=job.result["stateset"])
+
+
+def write_brackets(
+    project, owner, *, n: int = 3000, d: int = 16, seed: int = 5, name: str = "brackets"
+):
+    """A state set like the demo's, with states *constructed* so that what a range
+    selects is known: characters of nested brackets with letters and newlines; in
+    source ``l1_h`` (values in [-1, 1], no transform) cell ``k`` (k < 5) is on
+    where the nesting depth is at least k + 1, cell 5 inside any bracket, cell 6 on
+    letters, the rest noise; ``l1_gate_i`` is a gate (0..1, unsigned) with the
+    same cells squashed. Tracks: ``depth`` (scalar 0..5), ``kind`` (discrete),
+    ``top_predictions`` (top 3 with weights) and ``surprisal`` (scalar).
+    Returns (state set, depth array, tokens)."""
+    import numpy as np
+
+    from backend.core.storage import new_dir
+    from backend.states.models import StateSet
+    from workers.core.store import AnnotationInfo, SourceInfo, StateSetWriter
+
+    rng = np.random.default_rng(seed)
+    tokens: list[str] = []
+    depth_now = 0
+    while len(tokens) < n:
+        r = rng.random()
+        if depth_now < 5 and r < 0.32:
+            tokens.append("(")
+            depth_now += 1
+        elif depth_now > 0 and r < 0.55:
+            tokens.append(")")
+            depth_now -= 1
+        elif depth_now == 0 and r < 0.62:
+            tokens.append("\n")
+        else:
+            tokens.append("abcd"[int(rng.integers(0, 4))])
+    tokens = tokens[:n]
+    vocab = ["(", ")", "\n", "a", "b", "c", "d"]
+    index = {t: i for i, t in enumerate(vocab)}
+    ids = np.array([index[t] for t in tokens], dtype=np.int32)
+    step = np.where(ids == 0, 1, np.where(ids == 1, -1, 0))
+    depth = np.cumsum(step).astype(np.float32)
+    letters = ids >= 3
+    noise = lambda: rng.normal(0, 0.05, n)  # noqa: E731
+    h = np.tanh(np.cumsum(rng.normal(0, 0.35, size=(n, d)), axis=0)).astype(np.float64)
+    for k in range(5):
+        h[:, k] = np.where(depth >= k + 1, 0.8, -0.8) + noise()
+    h[:, 5] = np.where(depth > 0, 0.7, -0.7) + noise()
+    h[:, 6] = np.where(letters, 0.75, -0.75) + noise()
+    h = np.clip(h, -0.999, 0.999).astype(np.float32)
+    gate = (1.0 / (1.0 + np.exp(-3.0 * h))).astype(np.float32)
+    topk = np.stack([ids, (ids + 1) % len(vocab), (ids + 2) % len(vocab)], axis=1).astype(np.int32)
+    weights = np.stack([np.full(n, 0.7), np.full(n, 0.2), np.full(n, 0.1)], axis=1).astype(
+        np.float32
+    )
+    surprisal = (rng.random(n) * 4).astype(np.float32)
+    rel, final = new_dir("statesets")
+    with StateSetWriter(final) as w:
+        w.set_tokens(ids, vocab)
+        w.add_source(
+            SourceInfo(id="l1_h", name="layer 1 h", layer=1, kind="h", cells=d, transform="none"),
+            n,
+            lambda a, b: h[a:b],
+        )
+        w.add_source(
+            SourceInfo(
+                id="l1_gate_i",
+                name="layer 1 gate_i",
+                layer=1,
+                kind="gate_i",
+                cells=d,
+                transform="none",
+                unsigned=True,
+            ),
+            n,
+            lambda a, b: gate[a:b],
+        )
+        w.add_annotation(AnnotationInfo(name="depth", kind="scalar", range=[0, 5]), depth)
+        w.add_annotation(
+            AnnotationInfo(name="kind", kind="discrete", labels=["open", "close", "other"]),
+            np.where(ids == 0, 0, np.where(ids == 1, 1, 2)).astype(np.int32),
+        )
+        w.add_annotation(AnnotationInfo(name="top_predictions", kind="wordvec", k=3), topk, weights)
+        w.add_annotation(AnnotationInfo(name="surprisal", kind="scalar"), surprisal)
+        w.set_extra({"name": name})
+        manifest = w.commit()
+    ss = StateSet.objects.create(
+        project=project,
+        name=name,
+        length=n,
+        path=rel,
+        manifest=manifest.to_json(),
+        created_by=owner,
+    )
+    return ss, depth, tokens
+
+
+@pytest.fixture
+def brackets(user, project):
+    """The demo-like state set of :func:`write_brackets`."""
+    return write_brackets(project, user)

@@ -220,6 +220,7 @@ def test_stateset_page_draws_and_keeps_its_view_in_the_url(page, signed_in, stat
     expect(page.locator(".token")).to_have_count(100)
 
     # Select a cell by clicking its heatmap row; it shows as a chip and in the URL.
+    page.locator("#heatmap").scroll_into_view_if_needed()
     box = page.locator("#heatmap svg .hit").bounding_box()
     rows = first["cells"]
     page.mouse.click(box["x"] + 30, box["y"] + box["height"] * 2.5 / rows)

@@ -132,9 +132,21 @@ def test_stateset_page_boot_data(owner, stateset):
     boot = _boot(response)
     assert boot["id"] == str(stateset.id)
     assert boot["api"]["context"] == f"/api/statesets/{stateset.id}/context/"
+    assert boot["api"]["selection"] == f"/api/statesets/{stateset.id}/selection/"
+    assert boot["api"]["matches"] == f"/api/statesets/{stateset.id}/matches/"
+    assert boot["api"]["search"] == f"/api/statesets/{stateset.id}/search/"
+    assert boot["api"]["jobBase"] == "/api/jobs/" and boot["api"]["matchBase"] == "/api/matches/"
+    # The description the page starts from is the JSON twin's answer.
+    twin = _client(owner).get(f"/api/statesets/{stateset.id}/").json()
+    assert boot["stateset"]["sources"] == twin["sources"]
+    assert boot["stateset"]["annotations"] == twin["annotations"]
+    assert boot["guide"] is None  # only the demo opens on a guided view
     body = response.content.decode()
     assert f'href="/api/statesets/{stateset.id}/"' in body
     assert "/static/webui/vendor/d3-7.9.2.min.js" in body
+    for name in ("Range start", "Range end", "Off before", "Off after", "Add cell", "Search"):
+        assert f"<span>{name}</span>" in body, name
+    assert '<section id="hypothesis-panel" class="panel" hidden></section>' in body
 
 
 @pytest.mark.django_db
@@ -169,6 +181,12 @@ def test_static_files_are_in_place():
         "js/pages/home.js",
         "js/pages/project.js",
         "js/pages/stateset.js",
+        "js/pages/analysis-state.js",
+        "js/core/drag.js",
+        "js/views/tracks.js",
+        "js/views/matches.js",
+        "js/views/histogram.js",
+        "js/views/overview.js",
     ]:
         assert (STATIC / rel).is_file(), rel
     assert "Copyright" in (STATIC / "vendor" / "d3-LICENSE.txt").read_text()

@@ -32,14 +32,20 @@ export function createHeatmap(root) {
     image.height = Math.max(1, rows);
     const ictx = image.getContext("2d");
     const img = ictx.createImageData(image.width, image.height);
-    const { lut, index } = divergingLut(extent);
+    const { lut, steps } = divergingLut(extent);
+    const px = img.data;
+    const scale = (steps - 1) / (2 * extent);
     for (let r = 0; r < rows; r++) {
       const row = data.values[r];
       for (let c = 0; c < cols; c++) {
-        const k = index(row[c]);
+        const v = row[c];
         const o = (r * cols + c) * 4;
-        if (k < 0) img.data.set([200, 200, 200, 255], o);
-        else img.data.set(lut.subarray(k, k + 4), o);
+        if (!Number.isFinite(v)) {
+          px[o] = 200; px[o + 1] = 200; px[o + 2] = 200; px[o + 3] = 255;
+          continue;
+        }
+        const k = Math.round((Math.max(-extent, Math.min(extent, v)) + extent) * scale) * 4;
+        px[o] = lut[k]; px[o + 1] = lut[k + 1]; px[o + 2] = lut[k + 2]; px[o + 3] = 255;
       }
     }
     ictx.putImageData(img, 0, 0);
@@ -65,7 +71,7 @@ export function createHeatmap(root) {
   });
 
   return {
-    update(data, state, layout, cursor, extent = 1) {
+    update(data, state, layout, cursor, extent = 1, hoverCell = null) {
       const rows = data.cells.length;
       const cols = data.values[0] ? data.values[0].length : 0;
       const height = heatmapHeight(rows);
@@ -104,11 +110,13 @@ export function createHeatmap(root) {
         .attr("class", "cursor-col")
         .attr("x", (d) => layout.left + d.t * layout.colW).attr("width", layout.colW)
         .attr("y", 0).attr("height", height);
-      const curRow = cur.filter((d) => rowOf.has(d.cell));
+      const rowCell = hoverCell !== null && hoverCell !== undefined ? hoverCell : (cursor ? cursor.cell : null);
+      const curRow = rowOf.has(rowCell) ? [{ cell: rowCell }] : [];
       marks.selectAll("rect.cursor-row").data(curRow).join("rect")
         .attr("class", "cursor-row")
         .attr("x", layout.left).attr("width", layout.width)
-        .attr("y", (d) => rowOf.get(d.cell) * rowH).attr("height", Math.max(rowH, 1));
+        .attr("y", (d) => rowOf.get(d.cell) * rowH - (rowH < 3 ? 1.5 : 0))
+        .attr("height", Math.max(rowH, 3));
       hit.attr("x", layout.left).attr("y", 0).attr("width", layout.width).attr("height", height);
 
       canvas.setAttribute("aria-label",

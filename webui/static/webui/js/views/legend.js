@@ -1,21 +1,28 @@
-// A colour legend for the diverging palette plus a key to the line plot's marks.
+// The figure's legend: the diverging scale of the heatmap, a key to the line
+// plot's marks (all cells, selected cells, threshold, range, off positions), and
+// the shading of the tokens by how many selected cells are on.
 
 import d3 from "../lib/d3.js";
 import { diverging } from "../core/palettes.js";
+import { countShade } from "./tokens.js";
 
 let gradientSeq = 0;
 
 export function createLegend(root) {
   const id = `legend-grad-${++gradientSeq}`;
+  let lastKey = null;
   return {
-    update({ extent = 1, threshold }) {
-      const width = 220;
+    update({ extent = 1, threshold, k = 0, selectedColour = "#E69F00" }) {
+      const key = `${extent}|${threshold}|${k}|${selectedColour}`;
+      if (key === lastKey) return;
+      lastKey = key;
+      const width = 200;
       const svg = d3.create("svg")
         .attr("class", "legend")
         .attr("width", width + 30)
         .attr("height", 40)
         .attr("role", "img")
-        .attr("aria-label", `Colour scale from ${-extent} (blue) through 0 (white) to ${extent} (red)`);
+        .attr("aria-label", `Heatmap colours from ${-extent} (blue) through 0 (white) to ${extent} (red)`);
       const grad = svg.append("defs").append("linearGradient").attr("id", id);
       for (let i = 0; i <= 10; i++) {
         grad.append("stop").attr("offset", `${i * 10}%`).attr("stop-color", diverging(i / 10));
@@ -28,11 +35,31 @@ export function createLegend(root) {
         .call(d3.axisBottom(x).ticks(5).tickSizeOuter(0))
         .call((a) => a.select(".domain").remove());
 
-      const key = d3.create("div").attr("class", "legend-key");
-      key.append("span").attr("class", "key-line key-all").text("all cells");
-      key.append("span").attr("class", "key-line key-selected").text("selected cells");
-      key.append("span").attr("class", "key-line key-threshold").text(`threshold ${threshold}`);
-      root.replaceChildren(svg.node(), key.node());
+      const keyEl = d3.create("div").attr("class", "legend-key");
+      keyEl.append("span").attr("class", "key-line key-all").text("all cells");
+      keyEl.append("span").attr("class", "key-line key-selected").style("--sel", selectedColour).text("selected cells");
+      keyEl.append("span").attr("class", "key-line key-threshold").text(`threshold ${threshold}`);
+      keyEl.append("span").attr("class", "key-box key-range").text("range");
+      keyEl.append("span").attr("class", "key-box key-off").text("must be off");
+
+      const counts = d3.create("div").attr("class", "legend-counts")
+        .attr("aria-label", k ? `Tokens shaded by how many of the ${k} selected cells are on` : "Tokens are shaded once cells are selected");
+      counts.append("span").attr("class", "muted").text("tokens: cells on");
+      if (k) {
+        const steps = Math.min(k, 6);
+        const values = [...new Set(Array.from({ length: steps + 1 }, (_, i) => Math.round((i * k) / steps)))];
+        for (const v of values) {
+          const shade = countShade(v, k);
+          counts.append("span").attr("class", "count-box")
+            .style("background", shade ? shade.background : "#fff")
+            .style("color", shade ? shade.color : "inherit")
+            .text(v);
+        }
+        counts.append("span").attr("class", "muted").text(`of ${k}`);
+      } else {
+        counts.append("span").attr("class", "muted").text("(none selected)");
+      }
+      root.replaceChildren(svg.node(), keyEl.node(), counts.node());
       root.dataset.ready = "true";
     },
     destroy() { root.replaceChildren(); },
