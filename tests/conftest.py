@@ -10,6 +10,18 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with no throttle counts, login lockouts or other cached marks,
+    and leaves none: they live in the shared cache (Redis), under this run's key
+    prefix (backend/config/settings/test.py)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _isolated_store(settings, tmp_path):
     """Each test gets its own state store, so leftovers are attributable to it."""
     settings.STATELAB_STORE_ROOT = tmp_path / "store"

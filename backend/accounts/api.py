@@ -28,7 +28,11 @@ class TokenView(APIView):
     def post(self, request: Request) -> Response:
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        # Django's request, not DRF's wrapper: axes marks a locked-out attempt on it
+        # for its middleware to answer 429.
         token = token_issue(
-            username=data.validated_data["username"], password=data.validated_data["password"]
+            request=request._request,
+            username=data.validated_data["username"],
+            password=data.validated_data["password"],
         )
         return Response({"token": token})

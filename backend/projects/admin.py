@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Membership, Project
+from .models import Invitation, Membership, Project
 
 
 class MembershipInline(admin.TabularInline[Membership, Project]):
@@ -14,3 +14,13 @@ class ProjectAdmin(admin.ModelAdmin[Project]):
     list_filter = ["public"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin[Invitation]):
+    """Invitations waiting for their user; `user` empty: the name belonged to no one
+    when it was sent, and no one can accept it."""
+
+    list_display = ["username", "project", "role", "user", "invited_by", "created_at"]
+    search_fields = ["username", "project__slug"]
+    raw_id_fields = ["project", "user", "invited_by"]

@@ -1,4 +1,5 @@
-"""Projects and members: `/api/projects/`, `/api/projects/{slug}/`, `/api/projects/{slug}/members/`."""
+"""Projects, members and invitations: `/api/projects/`, `/api/projects/{slug}/`,
+`/api/projects/{slug}/members/`, `/api/invitations/`."""
 
 from __future__ import annotations
 
@@ -10,11 +11,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .models import Membership, Project, Role
-from .selectors import membership_role, project_for_user, projects_for_user, role_of
+from .models import Invitation, Membership, Project, Role
+from .selectors import (
+    invitation_for_user,
+    invitations_for,
+    membership_role,
+    project_for_user,
+    projects_for_user,
+    role_of,
+)
 from .services import (
+    invitation_accept,
+    invitation_decline,
+    member_add,
     membership_remove,
-    membership_set,
     project_create,
     project_delete,
     project_update,
@@ -158,12 +168,30 @@ class ProjectDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MemberSerializer(serializers.ModelSerializer[Membership]):
-    username = serializers.CharField(source="user.username", read_only=True)
+class MemberSerializer(serializers.Serializer[Any]):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+    invited = serializers.BooleanField(
+        help_text="Invited, not yet a member: waiting for the user to accept. Owners see "
+        "invitations; one shows the same whether or not its name belongs to anyone."
+    )
+    created_at = serializers.DateTimeField(help_text="When they joined, or were invited.")
 
-    class Meta:
-        model = Membership
-        fields = ["username", "role", "created_at"]
+
+def member_row(m: Membership | Invitation) -> dict[str, Any]:
+    if isinstance(m, Invitation):
+        return {
+            "username": m.username,
+            "role": m.role,
+            "invited": True,
+            "created_at": m.created_at,
+        }
+    return {
+        "username": m.user.username,
+        "role": m.role,
+        "invited": False,
+        "created_at": m.created_at,
+    }
 
 
 class MemberWriteSerializer(serializers.Serializer[Any]):
@@ -178,22 +206,84 @@ class MemberRemoveSerializer(serializers.Serializer[Any]):
 class ProjectMembersView(APIView):
     @extend_schema(responses=MemberSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:
-        project, _ = project_for_user(request.user, slug)
-        members = project.memberships.select_related("user").order_by("user__username")
-        return Response(MemberSerializer(members, many=True).data)
+        project, role = project_for_user(request.user, slug)
+        rows: list[Membership | Invitation] = list(
+            project.memberships.select_related("user").order_by("user__username")
+        )
+        if role == Role.OWNER:
+            rows += list(project.invitations.order_by("username"))
+        return Response(MemberSerializer([member_row(m) for m in rows], many=True).data)
 
-    @extend_schema(request=MemberWriteSerializer, responses={201: MemberSerializer})
+    @extend_schema(
+        request=MemberWriteSerializer,
+        responses={201: MemberSerializer, 202: MemberSerializer},
+        description="Add a member, or change a member's role. A user the caller can "
+        "already see (a member of a project the caller may read) is added at once (201); "
+        "any other name is invited (202), alike whether or not it belongs to anyone, and "
+        "joins when that user accepts.",
+    )
     def post(self, request: Request, slug: str) -> Response:
         project, _ = project_for_user(request.user, slug, need=Role.OWNER)
         data = MemberWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        membership = membership_set(project=project, **data.validated_data)
-        return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
+        added = member_add(project=project, by=request.user, **data.validated_data)  # type: ignore[arg-type]
+        code = (
+            status.HTTP_202_ACCEPTED if isinstance(added, Invitation) else status.HTTP_201_CREATED
+        )
+        return Response(MemberSerializer(member_row(added)).data, status=code)
 
-    @extend_schema(request=MemberRemoveSerializer, responses={204: None})
+    @extend_schema(
+        request=MemberRemoveSerializer,
+        responses={204: None},
+        description="Remove a member, or withdraw an invitation.",
+    )
     def delete(self, request: Request, slug: str) -> Response:
         project, _ = project_for_user(request.user, slug, need=Role.OWNER)
         data = MemberRemoveSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         membership_remove(project=project, username=data.validated_data["username"])
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InvitationSerializer(serializers.ModelSerializer[Invitation]):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)  # type: ignore[var-annotated]
+    project_name = serializers.CharField(source="project.name", read_only=True)
+    invited_by = serializers.SlugRelatedField(  # type: ignore[var-annotated]
+        slug_field="username", read_only=True, allow_null=True
+    )
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "project", "project_name", "role", "invited_by", "created_at"]
+        read_only_fields = fields
+
+
+class InvitationListView(APIView):
+    @extend_schema(
+        responses=InvitationSerializer(many=True),
+        description="The caller's invitations to join projects, newest first.",
+    )
+    def get(self, request: Request) -> Response:
+        return Response(InvitationSerializer(invitations_for(request.user), many=True).data)
+
+
+class InvitationDetailView(APIView):
+    @extend_schema(responses={204: None}, description="Decline an invitation.")
+    def delete(self, request: Request, invitation_id: str) -> Response:
+        invitation_decline(invitation=invitation_for_user(request.user, invitation_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InvitationAcceptView(APIView):
+    @extend_schema(
+        request=None,
+        responses={201: ProjectSerializer},
+        description="Accept an invitation: the caller joins the project with its role.",
+    )
+    def post(self, request: Request, invitation_id: str) -> Response:
+        invitation = invitation_for_user(request.user, invitation_id)
+        membership = invitation_accept(invitation=invitation, user=request.user)  # type: ignore[arg-type]
+        return Response(
+            ProjectSerializer(membership.project, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )

@@ -1,4 +1,6 @@
-"""Projects and memberships (owner, editor, viewer)."""
+"""Projects, memberships (owner, editor, viewer) and invitations to join."""
+
+import uuid
 
 from django.conf import settings
 from django.db import models
@@ -47,3 +49,41 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}@{self.project_id}:{self.role}"
+
+
+class Invitation(models.Model):
+    """An owner's invitation of a user name to a project, waiting for that user to
+    accept it (it then becomes a membership) or decline it.
+
+    Adding a user the owner cannot already see (docs/security.md, "User names") makes
+    one, whether or not the name belongs to anyone: `user` is the account the name
+    belonged to when invited, or None, and only that account can accept. Owners see
+    their project's invitations; an invitation for a name no one holds stays pending,
+    so the owner learns nothing about the name.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    username = models.CharField(max_length=150)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="project_invitations",
+    )
+    role = models.CharField(max_length=10, choices=Role.choices)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "username"], name="one_invitation_per_username"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username}@{self.project_id}:{self.role} (invited)"

@@ -7,6 +7,10 @@ is visible through the project it belongs to.
 
 A project is seen by its members (owner, editor, viewer) and, when it is public
 inside the installation, by every signed-in user, who then has viewer rights.
+
+`user_visible_to` is how a user name typed by a caller is looked up: only among the
+users the caller can already see, so that no answer tells whether a name exists
+(docs/security.md, "User names").
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from typing import Any, TypeVar
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404
 
+from backend.accounts.models import User
 from backend.core.errors import ApplicationError
 from backend.core.params import uuid_or_404
 
-from .models import ROLE_RANK, Membership, Project, Role
+from .models import ROLE_RANK, Invitation, Membership, Project, Role
 
 M = TypeVar("M", bound=Model)
 
@@ -31,6 +36,39 @@ def projects_for_user(user: Any) -> QuerySet[Project]:
         return Project.objects.none()
     member_of = Membership.objects.filter(user=user).values("project_id")
     return Project.objects.filter(Q(id__in=member_of) | Q(public=True))
+
+
+def user_visible_to(caller: Any, username: str) -> User | None:
+    """The active user named `username` if `caller` can already see them: a member of
+    a project the caller may read (whose member list the caller can open), or the
+    caller themself. Anyone else, existing or not, is None alike."""
+    if not getattr(caller, "is_authenticated", False):
+        return None
+    if username == caller.get_username() and caller.is_active:
+        return caller  # type: ignore[no-any-return]
+    readable = projects_for_user(caller).values("id")
+    members = Membership.objects.filter(project_id__in=readable).values("user_id")
+    return User.objects.filter(username=username, is_active=True, id__in=members).first()
+
+
+def invitations_for(user: Any) -> QuerySet[Invitation]:
+    """The invitations `user` may accept or decline, newest first."""
+    if not getattr(user, "is_authenticated", False):
+        return Invitation.objects.none()
+    return (
+        Invitation.objects.filter(user=user)
+        .select_related("project", "invited_by")
+        .order_by("-created_at")
+    )
+
+
+def invitation_for_user(user: Any, invitation_id: Any) -> Invitation:
+    """One of `user`'s invitations; anyone else's, a malformed id and a missing one all
+    answer the same 404."""
+    invitation = invitations_for(user).filter(id=uuid_or_404(invitation_id)).first()
+    if invitation is None:
+        raise Http404("No such invitation.")
+    return invitation
 
 
 def membership_role(user: Any, project: Project) -> str | None:

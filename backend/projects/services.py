@@ -1,4 +1,11 @@
-"""Writes for projects and memberships."""
+"""Writes for projects, memberships and invitations.
+
+An owner adds a member by user name (`member_add`). A user the owner can already see
+(`selectors.user_visible_to`) becomes a member at once; any other name, whether it
+belongs to someone or not, gets an invitation that answers and lists exactly alike,
+and that only the named user, if there is one, can accept (docs/security.md, "User
+names"). `membership_set` adds a known user directly, for administration and imports.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,8 @@ from django.utils.text import slugify
 from backend.accounts.models import User
 from backend.core.errors import ApplicationError
 
-from .models import Membership, Project, Role
+from .models import Invitation, Membership, Project, Role
+from .selectors import user_visible_to
 
 
 @transaction.atomic
@@ -77,14 +85,69 @@ def membership_set(*, project: Project, username: str, role: str) -> Membership:
 
 
 @transaction.atomic
+def member_add(*, project: Project, username: str, role: str, by: User) -> Membership | Invitation:
+    """What an owner's "add `username` as `role`" does: changes the role of a member,
+    adds a user `by` can already see, and invites any other name (see the module)."""
+    if role not in Role.values:
+        raise ApplicationError(f"Unknown role '{role}'; use owner, editor or viewer.")
+    member = (
+        Membership.objects.filter(project=project, user__username=username)
+        .select_related("user")
+        .first()
+    )
+    user = member.user if member is not None else user_visible_to(by, username)
+    if user is not None:
+        Invitation.objects.filter(project=project, username=username).delete()
+        return membership_set(project=project, username=user.username, role=role)
+    named = User.objects.filter(username=username, is_active=True).first()
+    invitation, created = Invitation.objects.select_for_update().get_or_create(
+        project=project,
+        username=username,
+        defaults={"role": role, "user": named, "invited_by": by},
+    )
+    if not created:
+        invitation.role = role
+        invitation.user = named
+        invitation.invited_by = by
+        invitation.save(update_fields=["role", "user", "invited_by"])
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
+    """The invited user joins with the invitation's role (a member already keeps the
+    role they have); the invitation is used up."""
+    locked = Invitation.objects.select_for_update().filter(id=invitation.id, user=user).first()
+    if locked is None:
+        raise ApplicationError(
+            "This invitation was withdrawn.", code="not_invited", status_code=404
+        )
+    membership, _ = Membership.objects.get_or_create(
+        project=locked.project, user=user, defaults={"role": locked.role}
+    )
+    locked.delete()
+    return membership
+
+
+def invitation_decline(*, invitation: Invitation) -> None:
+    invitation.delete()
+
+
+@transaction.atomic
 def membership_remove(*, project: Project, username: str) -> None:
+    """Remove a member, or withdraw the invitation of a name."""
     membership = (
         Membership.objects.select_for_update()
         .filter(project=project, user__username=username)
         .first()
     )
     if membership is None:
-        raise ApplicationError(f"'{username}' is not a member.", code="not_member", status_code=404)
+        withdrawn, _ = Invitation.objects.filter(project=project, username=username).delete()
+        if withdrawn:
+            return
+        raise ApplicationError(
+            f"'{username}' is neither a member nor invited.", code="not_member", status_code=404
+        )
     if membership.role == Role.OWNER:
         _ensure_another_owner(project, membership.user)
     membership.delete()

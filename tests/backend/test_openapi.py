@@ -71,3 +71,86 @@ def test_responses_match_the_schema(spec, owner_api, project, stateset, owner):
     r = owner_api.get("/api/v2/info")
     assert r.status_code == 200 and isinstance(r.json(), list)
     check_against_schema(spec, "/api/v2/info", "get", 200, r.json())
+
+
+def _operations(spec):
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method in ("get", "post", "put", "patch", "delete"):
+                yield path, method, op
+
+
+def test_every_operation_declares_its_error_answers(spec):
+    """The error statuses each operation can answer are in the schema, each with the
+    error envelope: 401 wherever a caller authenticates, 400/413/415 wherever a body is
+    read, 404 wherever an object is named, 403 on every change, 429 where throttled."""
+    envelope = {"$ref": "#/components/schemas/Error"}
+    missing = []
+    for path, method, op in _operations(spec):
+        codes = set(op["responses"])
+        where = {p["in"] for p in op.get("parameters", [])}
+        want = set()
+        if op.get("security") != [{}]:
+            want |= {"401"}
+        if method != "get" and op.get("security") != [{}]:
+            want |= {"400", "403"}
+        if "requestBody" in op:
+            want |= {"400", "413", "415"}
+        if "path" in where:
+            want |= {"404"}
+        if want - codes:
+            missing.append(f"{method.upper()} {path}: {sorted(want - codes)}")
+        for code, response in op["responses"].items():
+            if code.startswith(("4", "5")):
+                assert response["content"]["application/json"]["schema"] == envelope, (path, code)
+    assert not missing, "\n".join(missing)
+    # Throttled and job-starting operations say so.
+    assert "429" in spec["paths"]["/api/auth/token/"]["post"]["responses"]
+    imports = spec["paths"]["/api/projects/{slug}/imports/"]["post"]["responses"]
+    assert {"409", "429"} <= set(imports)
+    assert "Retry-After" in imports["429"]["headers"]
+    assert "503" in spec["paths"]["/api/v2/match"]["get"]["responses"]
+    assert "409" in spec["paths"]["/api/jobs/{job_id}/cancel/"]["post"]["responses"]
+    # Reads of a list name nothing: no 404 promised there.
+    assert "404" not in spec["paths"]["/api/projects/"]["get"]["responses"]
+
+
+def test_the_extra_errors_name_real_operations(spec):
+    from backend.config.openapi import EXTRA_ERRORS
+
+    for path, method in EXTRA_ERRORS:
+        assert method.lower() in spec["paths"].get(path, {}), (path, method)
+
+
+def test_error_answers_match_the_schema(
+    spec, api, owner_api, collaborator_api, project, owner, settings, monkeypatch
+):
+    from rest_framework.throttling import ScopedRateThrottle
+
+    from backend.jobs.models import Job
+
+    def check(path, method, response, status):
+        assert response.status_code == status, response.content
+        check_against_schema(spec, path, method, status, response.json())
+
+    check("/api/projects/", "get", api().get("/api/projects/"), 401)
+    check("/api/projects/{slug}/", "get", owner_api.get("/api/projects/nope/"), 404)
+    check("/api/projects/", "post", owner_api.post("/api/projects/", {}, format="json"), 400)
+    r = collaborator_api.patch("/api/projects/brackets/", {"name": "x"}, format="json")
+    check("/api/projects/{slug}/", "patch", r, 403)
+    r = owner_api.post("/api/projects/", "name=x", content_type="text/plain")
+    check("/api/projects/", "post", r, 415)
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    r = owner_api.post("/api/projects/", {"name": "x" * 2000}, format="json")
+    check("/api/projects/", "post", r, 413)
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 20 << 20
+    job = Job.objects.create(
+        kind="corpus_upload", project=project, created_by=owner, status="succeeded"
+    )
+    check("/api/jobs/{job_id}/cancel/", "post", owner_api.post(f"/api/jobs/{job.id}/cancel/"), 409)
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"jobs": "1/min"})
+    url = "/api/projects/brackets/corpora/"
+    owner_api.post(url, {}, format="multipart")
+    r = owner_api.post(url, {}, format="multipart")
+    check("/api/projects/{slug}/corpora/", "post", r, 429)
+    assert int(r.headers["Retry-After"]) > 0

@@ -61,10 +61,22 @@ def _members(page, slug: str) -> dict[str, str]:
     return {m["username"]: m["role"] for m in answer.json()}
 
 
+def _invited(page, slug: str) -> dict[str, bool]:
+    answer = page.request.get(f"/api/projects/{slug}/members/")
+    assert answer.ok
+    return {m["username"]: m["invited"] for m in answer.json()}
+
+
 def test_owner_adds_changes_and_removes_a_member(page, signed_in, project, problems):
+    from backend.projects.services import membership_set, project_create
+
     problems.expect(r"HTTP 400: POST .*/api/projects/brackets/members/$")
     problems.expect(r"status of 400")
-    _make_user("grace")
+    # grace shares a project with ada, so ada can already see her: she is added at once.
+    grace = _make_user("grace")
+    membership_set(
+        project=project_create(user=grace, name="Lab", slug="lab"), username="ada", role="viewer"
+    )
     asked = _accept_dialogs(page)
     page.goto(f"/p/{project.slug}/")
     members = page.locator("#members")
@@ -72,7 +84,7 @@ def test_owner_adds_changes_and_removes_a_member(page, signed_in, project, probl
     expect(members.locator("tbody tr")).to_have_count(1)
     expect(members.locator('tr[data-username="ada"]')).to_have_attribute("data-role", "owner")
 
-    # Add an existing user as viewer.
+    # Add a user ada can see as viewer.
     form = page.locator("#member-form")
     form.get_by_label("User name").fill("grace")
     form.get_by_label("Role").select_option("viewer")
@@ -80,6 +92,7 @@ def test_owner_adds_changes_and_removes_a_member(page, signed_in, project, probl
     expect(form.locator(".form-status")).to_have_text("grace is now viewer.")
     row = members.locator('tr[data-username="grace"]')
     expect(row).to_have_attribute("data-role", "viewer")
+    expect(row).to_have_attribute("data-invited", "false")
     expect(row.get_by_label("Role of grace")).to_have_value("viewer")
     expect(form.get_by_label("User name")).to_have_value("")
     assert _members(page, project.slug) == {"ada": "owner", "grace": "viewer"}
@@ -90,11 +103,27 @@ def test_owner_adds_changes_and_removes_a_member(page, signed_in, project, probl
     expect(page.locator("#members-status")).to_have_text("grace is now editor.")
     assert _members(page, project.slug) == {"ada": "owner", "grace": "editor"}
 
-    # The server's message for a user who does not exist.
+    # A name ada cannot see is invited, whether or not it belongs to anyone: the page
+    # cannot tell a missing user from a real one.
     form.get_by_label("User name").fill("nobody")
     form.get_by_role("button", name="Save member").click()
-    expect(form.locator(".form-status")).to_have_text("There is no user named 'nobody'.")
-    expect(members.locator("tbody tr")).to_have_count(2)
+    expect(form.locator(".form-status")).to_have_text(
+        "Invited nobody as viewer; they join when they accept."
+    )
+    invited = members.locator('tr[data-username="nobody"]')
+    expect(invited).to_have_attribute("data-invited", "true")
+    expect(invited).to_have_attribute("data-role", "viewer")
+    expect(invited.get_by_test_id("invited")).to_have_text("invited")
+    expect(invited.get_by_role("button", name="Remove nobody")).to_have_count(0)
+    assert _invited(page, project.slug) == {"ada": False, "grace": False, "nobody": True}
+
+    # The invitation's role changes from its row; it stays an invitation.
+    invited.get_by_label("Role of nobody").select_option("editor")
+    expect(page.locator("#members-status")).to_have_text(
+        "Invited nobody as editor; they join when they accept."
+    )
+    expect(invited).to_have_attribute("data-role", "editor")
+    expect(invited).to_have_attribute("data-invited", "true")
 
     # The last owner cannot step down; the select shows the real role again.
     own = members.locator('tr[data-username="ada"]')
@@ -105,12 +134,16 @@ def test_owner_adds_changes_and_removes_a_member(page, signed_in, project, probl
     expect(members).to_have_attribute("data-ready", "true")
     expect(own.get_by_label("Role of ada")).to_have_value("owner")
 
-    # Remove, after confirming.
+    # Remove a member and withdraw an invitation, after confirming each.
     row.get_by_role("button", name="Remove grace").click()
     expect(row).to_have_count(0)
     expect(page.locator("#members-status")).to_have_text("grace was removed.")
-    assert asked == ["Remove grace from this project?"]
-    assert _members(page, project.slug) == {"ada": "owner"}
+    invited.get_by_role("button", name="Withdraw the invitation of nobody").click()
+    expect(invited).to_have_count(0)
+    expect(page.locator("#members-status")).to_have_text("The invitation of nobody was withdrawn.")
+    expect(members).to_have_attribute("data-ready", "true")
+    assert asked == ["Remove grace from this project?", "Withdraw the invitation of nobody?"]
+    assert _invited(page, project.slug) == {"ada": False}
 
 
 def test_owner_stepping_down_or_leaving_updates_the_page(page, signed_in, project, live_server):
@@ -143,13 +176,14 @@ def test_owner_stepping_down_or_leaving_updates_the_page(page, signed_in, projec
 
 
 def test_viewer_sees_members_and_data_read_only(page, signed_in, user):
-    from backend.projects.services import membership_set, project_create
+    from backend.projects.services import member_add, membership_set, project_create
 
     grace = _make_user("grace")
     project = project_create(user=grace, name="Shared", slug="shared")
     membership_set(project=project, username=user.username, role="viewer")
     write_stateset(project, grace)
     _corpus(project, grace, "tiny")
+    member_add(project=project, username="zoe", role="viewer", by=grace)  # owners only see it
 
     page.goto(f"/p/{project.slug}/")
     for view in ("#members", "#statesets", "#corpora"):

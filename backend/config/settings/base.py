@@ -12,6 +12,8 @@ from pathlib import Path
 import django_stubs_ext
 import environ
 
+from backend.core.cache import cache_settings
+
 # Lets admin and queryset classes be subscripted for type checking at run time.
 django_stubs_ext.monkeypatch()
 
@@ -32,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "backend.accounts",
@@ -48,6 +51,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -56,6 +60,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "backend.usage.middleware.UsageMiddleware",
+    # Login limits (backend/accounts/lockout.py); axes' middleware stays last.
+    "backend.accounts.lockout.LoginThrottleMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "backend.config.urls"
@@ -143,6 +150,10 @@ STATELAB_JOB_RESEND_AFTER_S = env.float("STATELAB_JOB_RESEND_AFTER_S", default=9
 STATELAB_MAX_ACTIVE_JOBS_PER_USER = env.int("STATELAB_MAX_ACTIVE_JOBS_PER_USER", default=20)
 STATELAB_LOGIN_FAILURES_ALLOWED = env.int("STATELAB_LOGIN_FAILURES_ALLOWED", default=10)
 STATELAB_LOGIN_FAILURE_WINDOW_S = env.int("STATELAB_LOGIN_FAILURE_WINDOW_S", default=900)
+# How many proxies in front of the web server append the client's address to
+# X-Forwarded-For (deploy/nginx.conf.example is one). Rate limits and login lockouts
+# believe that header only this far (backend/core/clientip.py); 0 ignores it.
+STATELAB_TRUSTED_PROXIES = env.int("STATELAB_TRUSTED_PROXIES", default=0)
 STATELAB_CONTEXT_MAX_TOKENS = env.int("STATELAB_CONTEXT_MAX_TOKENS", default=5_000)
 # Matching: how long `POST /matches/` waits for its job before answering 202; the
 # state-set length above which a match is split into shards run as a Celery group;
@@ -184,9 +195,10 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "backend.config.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "backend.core.errors.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["backend.core.throttles.ClientScopedRateThrottle"],
+    "NUM_PROXIES": STATELAB_TRUSTED_PROXIES,
     "DEFAULT_THROTTLE_RATES": {
         "login": env.str("STATELAB_LOGIN_RATE", default="20/min"),
         "jobs": env.str("STATELAB_JOB_RATE", default="60/min"),
@@ -213,6 +225,24 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+}
+
+# Content-Security-Policy on every answer (django-csp; docs/security.md). Pages run
+# only scripts and styles served from /static/ (boot data is JSON, never executed);
+# no inline script, inline style attribute, eval or foreign origin. The API docs page
+# widens this for itself alone (backend/config/apidocs.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
 }
 
 # Celery: the job row is the source of truth; Celery only carries job ids.
@@ -271,6 +301,36 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": "cpu", "expires": 3000},
     },
 }
+
+# The cache every web process shares (backend/core/cache.py): throttle counts and login
+# lockouts must not be counted per process. STATELAB_CACHE_URL (redis://, rediss://,
+# file:///path) when set, else the broker's Redis, else files under var/cache/.
+CACHES = cache_settings(
+    url=env.str("STATELAB_CACHE_URL", default=""),
+    broker_url=CELERY_BROKER_URL,
+    var_dir=VAR_DIR,
+    prefix=env.str("STATELAB_CACHE_PREFIX", default="statelab"),
+)
+
+# Login lockouts (django-axes; backend/accounts/lockout.py): failures are counted per
+# user name AND client address in the shared cache; STATELAB_LOGIN_FAILURES_ALLOWED
+# failures lock that pair for STATELAB_LOGIN_FAILURE_WINDOW_S, whatever the password.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = "backend.accounts.lockout.failure_limit"
+AXES_COOLOFF_TIME = "backend.accounts.lockout.cool_off"
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "backend.accounts.lockout.lockout_username"
+AXES_CLIENT_IP_CALLABLE = "backend.accounts.lockout.lockout_ip"
+AXES_CLIENT_STR_CALLABLE = "backend.accounts.lockout.client_str"
+AXES_LOCKOUT_CALLABLE = "backend.accounts.lockout.lockout_response"
+# Attempts are in the cache, not in axes' tables: their admin pages would stay empty.
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False  # no banner at each start; failures and lockouts are still logged
 
 LOGGING = {
     "version": 1,

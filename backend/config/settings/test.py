@@ -57,8 +57,10 @@ if _missing:
     if any(m.startswith("Redis") for m in _missing):
         os.environ["CELERY_BROKER_URL"] = "filesystem://"
 
+from backend.core.cache import cache_settings  # noqa: E402
+
 from .base import *  # noqa: E402
-from .base import DATABASES, REST_FRAMEWORK, VAR_DIR  # noqa: E402
+from .base import CELERY_BROKER_URL, DATABASES, REST_FRAMEWORK, VAR_DIR  # noqa: E402
 
 SECRET_KEY = "test-only-secret-key-not-for-deployment"
 DEBUG = False
@@ -89,3 +91,13 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# The shared cache as deployed (the broker's Redis, or files under the run's var/), its
+# keys under a prefix of this run's own: runs side by side on one Redis keep their
+# throttle counts and lockouts apart, and `cache.clear()` (tests/conftest.py, before
+# every test) removes only this run's keys.
+CACHES = cache_settings(
+    url=os.environ.get("STATELAB_CACHE_URL", ""),
+    broker_url=CELERY_BROKER_URL,
+    var_dir=Path(VAR_DIR),
+    prefix=os.environ.get("STATELAB_CACHE_PREFIX") or f"statelab-test-{os.getpid()}",
+)

@@ -85,9 +85,11 @@ def test_browser_login_is_rate_limited(client, owner, settings):
 
     cache.clear()
     settings.STATELAB_LOGIN_FAILURES_ALLOWED = 3
-    for _ in range(3):
-        r = client.post("/accounts/login/", {"username": "alice", "password": "wrong"})
-        assert r.status_code == 200
+    codes = [
+        client.post("/accounts/login/", {"username": "alice", "password": "wrong"}).status_code
+        for _ in range(3)
+    ]
+    assert codes == [200, 200, 429]  # the third failure locks
     r = client.post("/accounts/login/", {"username": "alice", "password": "a-long-test-password-1"})
     assert r.status_code == 429
     assert b"Too many failed attempts" in r.content
