@@ -12,5 +12,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("p/<slug:slug>/", views.project, name="project"),
     path("statesets/<uuid:stateset_id>/", views.stateset, name="stateset"),
+    path("h/<uuid:hypothesis_id>/", views.hypothesis, name="hypothesis"),
     path("", views.home, name="home"),
 ]

@@ -10,13 +10,15 @@ as the API: a project or state set the caller may not see is a 404 here too.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from backend.projects.selectors import project_for_user
+from backend.hypotheses.selectors import SESSION_LINKS, hypothesis_for_user, hypothesis_version
+from backend.projects.selectors import project_for_user, role_of
 from backend.states.selectors import stateset_describe, stateset_for_user
 
 from .guide import demo_guide
@@ -44,12 +46,16 @@ def _page(
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """The caller's projects and a form to create one."""
+    """The caller's projects, the invitations to join others waiting for them, and a
+    form to create a project."""
     api = reverse("project-list")
     return _page(
         request,
         "webui/home.html",
-        boot={"api": {"projects": api}, "pageUrl": "/p/"},
+        boot={
+            "api": {"projects": api, "invitations": reverse("invitation-list")},
+            "pageUrl": "/p/",
+        },
         api_twin=api,
         title="Projects",
     )
@@ -90,6 +96,61 @@ def project(request: HttpRequest, slug: str) -> HttpResponse:
         project=proj,
         can_write=role in ("owner", "editor"),
         is_owner=role == "owner",
+    )
+
+
+@login_required
+def hypothesis(request: HttpRequest, hypothesis_id: Any) -> HttpResponse:
+    """A hypothesis' link: `/h/<id>/[?v=<version>][&link=<token>]`.
+
+    Whoever may read its state set goes on to the analysis page with the hypothesis
+    open. A reader it is shared with (or who has its link) gets the same page over
+    the hypothesis' own routes, which show its state set through it only; a link
+    token is kept in the session, so that the page's requests need not carry it.
+    Anyone else: 404.
+    """
+    link = request.GET.get("link") or None
+    hyp, _ = hypothesis_for_user(request.user, hypothesis_id, link=link)
+    raw = request.GET.get("v")
+    version = hypothesis_version(hyp, int(raw) if raw and raw.isdigit() else None)
+    query = {"h": str(hyp.id)}
+    if raw and raw.isdigit():
+        query["v"] = str(version.number)
+    if role_of(request.user, hyp.project) is not None:
+        target = reverse("stateset", kwargs={"stateset_id": hyp.stateset_id})
+        return redirect(f"{target}?{urlencode(query)}")
+    if link:
+        links = dict(request.session.get(SESSION_LINKS) or {})
+        links[str(hyp.id)] = link
+        request.session[SESSION_LINKS] = links
+    ss = hyp.stateset
+    ids = {"hypothesis_id": str(hyp.id)}
+    described = stateset_describe(ss)
+    # Only the source the version pins: the reader's routes serve that one.
+    described["sources"] = [x for x in described["sources"] if x["id"] == version.source]
+    return _page(
+        request,
+        "webui/stateset.html",
+        boot={
+            "id": str(ss.id),
+            "api": {
+                "stateset": reverse("hypothesis-detail", kwargs=ids),
+                "context": reverse("hypothesis-context", kwargs=ids),
+                "selection": reverse("hypothesis-selection", kwargs=ids),
+                "search": reverse("hypothesis-search", kwargs=ids),
+                "matches": reverse("hypothesis-matches", kwargs=ids),
+                "matchBase": reverse("hypothesis-matches", kwargs=ids),
+                "jobBase": "/api/jobs/",
+            },
+            "stateset": described,
+            "guide": None,
+            "hypothesis": {"id": str(hyp.id), "version": query.get("v"), "reader": True},
+        },
+        api_twin=reverse("hypothesis-detail", kwargs=ids),
+        title=version.title,
+        project=None,
+        stateset=ss,
+        reader=True,
     )
 
 

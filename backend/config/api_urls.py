@@ -1,7 +1,7 @@
 """Every route under /api/. The security matrix test walks this list."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from backend.accounts.api import TokenView
 from backend.artifacts.api import (
@@ -11,6 +11,7 @@ from backend.artifacts.api import (
     ProjectModelsView,
     TrainingView,
 )
+from backend.config.apidocs import api_docs_view
 from backend.hypotheses.api import (
     HypothesesView,
     HypothesisCommentsView,
@@ -19,7 +20,11 @@ from backend.hypotheses.api import (
     HypothesisDetailView,
     HypothesisExportView,
     HypothesisForkView,
+    HypothesisMatchDetailView,
+    HypothesisMatchesView,
     HypothesisMatchView,
+    HypothesisSearchView,
+    HypothesisSelectionView,
     HypothesisSharesView,
     HypothesisStatisticsView,
     HypothesisVersionsView,
@@ -32,7 +37,14 @@ from backend.hypotheses.api import (
 )
 from backend.jobs.api import JobCancelView, JobDetailView, ProjectJobsView
 from backend.matching.api import MatchDetailView, MatchExportView, StateSetMatchesView
-from backend.projects.api import ProjectDetailView, ProjectListView, ProjectMembersView
+from backend.projects.api import (
+    InvitationAcceptView,
+    InvitationDetailView,
+    InvitationListView,
+    ProjectDetailView,
+    ProjectListView,
+    ProjectMembersView,
+)
 from backend.states.api import (
     ContextView,
     CorpusAnnotationsView,
@@ -51,6 +63,17 @@ urlpatterns = [
     path("projects/", ProjectListView.as_view(), name="project-list"),
     path("projects/<slug:slug>/", ProjectDetailView.as_view(), name="project-detail"),
     path("projects/<slug:slug>/members/", ProjectMembersView.as_view(), name="project-members"),
+    path("invitations/", InvitationListView.as_view(), name="invitation-list"),
+    path(
+        "invitations/<str:invitation_id>/",
+        InvitationDetailView.as_view(),
+        name="invitation-detail",
+    ),
+    path(
+        "invitations/<str:invitation_id>/accept/",
+        InvitationAcceptView.as_view(),
+        name="invitation-accept",
+    ),
     path("projects/<slug:slug>/jobs/", ProjectJobsView.as_view(), name="project-jobs"),
     path("projects/<slug:slug>/imports/", ImportView.as_view(), name="project-imports"),
     path("projects/<slug:slug>/corpora/", ProjectCorporaView.as_view(), name="project-corpora"),
@@ -117,6 +140,26 @@ urlpatterns = [
         name="hypothesis-match",
     ),
     path(
+        "hypotheses/<str:hypothesis_id>/selection/",
+        HypothesisSelectionView.as_view(),
+        name="hypothesis-selection",
+    ),
+    path(
+        "hypotheses/<str:hypothesis_id>/search/",
+        HypothesisSearchView.as_view(),
+        name="hypothesis-search",
+    ),
+    path(
+        "hypotheses/<str:hypothesis_id>/matches/",
+        HypothesisMatchesView.as_view(),
+        name="hypothesis-matches",
+    ),
+    path(
+        "hypotheses/<str:hypothesis_id>/matches/<str:match_id>/",
+        HypothesisMatchDetailView.as_view(),
+        name="hypothesis-match-detail",
+    ),
+    path(
         "hypotheses/<str:hypothesis_id>/context/",
         HypothesisContextView.as_view(),
         name="hypothesis-context",
@@ -161,5 +204,5 @@ urlpatterns = [
     ),
     path("v2/", include("backend.compat.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("docs/", api_docs_view(url_name="schema"), name="api-docs"),
 ]

@@ -19,7 +19,7 @@ import math
 from typing import Any
 
 from django.conf import settings
-from django.http import FileResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -37,19 +37,30 @@ from rest_framework.views import APIView
 from backend.core.downloads import Download, DownloadNegotiation, download_response
 from backend.core.errors import ApplicationError
 from backend.core.fields import BoundedListField
-from backend.core.params import int_list, int_param, transform_param
+from backend.core.params import int_list, int_param, transform_param, uuid_or_404
 from backend.core.renderers import FastJSONRenderer
 from backend.core.throttles import JobSubmissionThrottleMixin
 from backend.jobs.api import JobEnvelopeSerializer, job_envelope
 from backend.matching.api import (
     MAX_LIMIT,
+    MatchAnswerSerializer,
     MatchPageSerializer,
+    MatchRequestSerializer,
     MatchSummarySerializer,
     match_page_answer,
+    match_post_answer,
 )
-from backend.matching.models import MatchStatus
+from backend.matching.models import Match, MatchStatus
 from backend.matching.selectors import match_settle
-from backend.states.api import EXPORT_RESPONSES, context_answer
+from backend.states.api import (
+    EXPORT_RESPONSES,
+    SearchResponseSerializer,
+    SelectionRequestSerializer,
+    SelectionResponseSerializer,
+    context_answer,
+    search_answer,
+    selection_answer,
+)
 from backend.states.exports import export_format, stateset_export
 from backend.states.selectors import stateset_for_user
 
@@ -63,6 +74,8 @@ from .models import (
     Visibility,
 )
 from .selectors import (
+    SESSION_LINKS,
+    Link,
     comment_for_user,
     hypotheses_list,
     hypothesis_for_user,
@@ -261,8 +274,15 @@ LINK_PARAM = OpenApiParameter(
 )
 
 
-def _link(request: Request) -> str | None:
-    return request.query_params.get("link") or None
+def _link(request: Request) -> Link:
+    """The link token a request gives (`?link=`), else those its browser session
+    opened links with: the analysis page of a link reader sends no token itself."""
+    token = request.query_params.get("link")
+    if token:
+        return str(token)
+    session = getattr(request._request, "session", None)
+    links = session.get(SESSION_LINKS) if session is not None else None
+    return links if isinstance(links, dict) else None
 
 
 class HypothesisSpecSerializer(serializers.Serializer[Any]):
@@ -984,3 +1004,80 @@ class HypothesisExportView(APIView):
             },
         )
         return download_response(download)
+
+
+# --- the analysis page for a reader of the hypothesis --------------------------------
+# A reader the hypothesis is shared with (or who has its link) may not open its state
+# set; these routes give them what the analysis page asks of a state set, on the
+# source the version pins only: selections, phrase search, new matches and their
+# pages. Whoever may open the hypothesis may use them.
+
+
+class HypothesisSelectionView(APIView):
+    @extend_schema(
+        parameters=[LINK_PARAM, OpenApiParameter("version", int, description="default: newest")],
+        request=SelectionRequestSerializer,
+        responses=SelectionResponseSerializer,
+        description="`POST /api/statesets/{id}/selection/` on the pinned source.",
+    )
+    def post(self, request: Request, hypothesis_id: str) -> Response:
+        hyp, _ = hypothesis_for_user(request.user, hypothesis_id, link=_link(request))
+        version = _version_param(request, hyp)
+        return Response(selection_answer(hyp.stateset, request.data, source=version.source))
+
+
+class HypothesisSearchView(APIView):
+    @extend_schema(
+        parameters=[
+            LINK_PARAM,
+            OpenApiParameter("q", str, required=True, description="the phrase"),
+            OpenApiParameter("limit", int, description="at most this many positions (1-1000)"),
+        ],
+        responses=SearchResponseSerializer,
+        description="`GET /api/statesets/{id}/search/` over the hypothesis' state set.",
+    )
+    def get(self, request: Request, hypothesis_id: str) -> Response:
+        hyp, _ = hypothesis_for_user(request.user, hypothesis_id, link=_link(request))
+        return Response(search_answer(hyp.stateset, request.query_params))
+
+
+class HypothesisMatchesView(JobSubmissionThrottleMixin, APIView):
+    throttle_scope = "matches"
+
+    @extend_schema(
+        parameters=[LINK_PARAM, OpenApiParameter("version", int, description="default: newest")],
+        request=MatchRequestSerializer,
+        responses={200: MatchAnswerSerializer, 202: JobEnvelopeSerializer},
+        description="`POST /api/statesets/{id}/matches/` on the pinned source.",
+    )
+    def post(self, request: Request, hypothesis_id: str) -> Response:
+        hyp, _ = hypothesis_for_user(request.user, hypothesis_id, link=_link(request))
+        version = _version_param(request, hyp)
+        return match_post_answer(hyp.stateset, request.data, request.user, source=version.source)
+
+
+class HypothesisMatchDetailView(APIView):
+    @extend_schema(
+        parameters=[
+            LINK_PARAM,
+            OpenApiParameter("offset", int, description="first hit (default 0)"),
+            OpenApiParameter("limit", int, description="hits per page (default 50)"),
+            OpenApiParameter("left", int, description="tokens of context before a hit (10)"),
+            OpenApiParameter("right", int, description="tokens of context after a hit (0)"),
+        ],
+        responses=MatchPageSerializer,
+        description="`GET /api/matches/{id}/` for a match of the hypothesis' state set "
+        "on a source one of its versions pins.",
+    )
+    def get(self, request: Request, hypothesis_id: str, match_id: str) -> Response:
+        hyp, _ = hypothesis_for_user(request.user, hypothesis_id, link=_link(request))
+        sources = set(hyp.versions.values_list("source", flat=True))
+        match = (
+            Match.objects.select_related("job")
+            .filter(id=uuid_or_404(match_id), stateset=hyp.stateset, source__in=sources)
+            .first()
+        )
+        if match is None:
+            raise Http404("No such match.")
+        match.stateset = hyp.stateset
+        return Response(match_page_answer(match, request.query_params))

@@ -22,7 +22,7 @@ import csv
 import io
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from django.db.models import F, Q, QuerySet
@@ -52,6 +52,10 @@ from .models import (
 )
 
 ROLE_ORDER = {"viewer": 1, "editor": 2, "owner": 3}
+# A link token, or the tokens a browser session opened links with (hypothesis id ->
+# token; see `webui.views.hypothesis`).
+Link = str | Mapping[str, str] | None
+SESSION_LINKS = "hypothesis_links"
 
 
 def ranking_for_user(user: Any, ranking_id: Any) -> Ranking:
@@ -157,9 +161,12 @@ def hypotheses_visible(user: Any) -> QuerySet[Hypothesis]:
     )
 
 
-def hypothesis_role(user: Any, hyp: Hypothesis, *, link: str | None = None) -> str | None:
+def hypothesis_role(user: Any, hyp: Hypothesis, *, link: Link = None) -> str | None:
     """The caller's role on a hypothesis (``owner``/``editor``/``viewer``), or None when
-    they may not open it. A ``link`` token opens a ``link`` hypothesis for viewing."""
+    they may not open it. A ``link`` token opens a ``link`` hypothesis for viewing
+    (given as the token, or as the tokens a browser session opened, by hypothesis id)."""
+    if isinstance(link, Mapping):
+        link = link.get(str(hyp.id))
     if not _signed_in(user):
         return None
     if hyp.owner_id == user.pk:
@@ -236,7 +243,7 @@ def may_share_outside(user: Any, hyp: Hypothesis) -> bool:
 
 
 def hypothesis_for_user(
-    user: Any, hypothesis_id: Any, *, need: str = "viewer", link: str | None = None
+    user: Any, hypothesis_id: Any, *, need: str = "viewer", link: Link = None
 ) -> tuple[Hypothesis, str]:
     """(hypothesis, the caller's role), checked against ``need``.
 
@@ -330,7 +337,7 @@ def comment_for_user(user: Any, hyp: Hypothesis, comment_id: Any) -> Comment:
     return comment
 
 
-def statistics_for_user(user: Any, statistics_id: Any, *, link: str | None = None) -> Statistics:
+def statistics_for_user(user: Any, statistics_id: Any, *, link: Link = None) -> Statistics:
     """Statistics are seen by whoever may open their hypothesis, its link included
     (404 otherwise)."""
     row = (

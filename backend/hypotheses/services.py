@@ -35,7 +35,7 @@ from backend.jobs.services import job_create, job_record
 from backend.matching.models import Match
 from backend.matching.services import match_query_build, match_start
 from backend.projects.models import Role
-from backend.projects.selectors import membership_role, role_of
+from backend.projects.selectors import membership_role, role_of, user_visible_to
 from backend.states.models import StateSet
 from backend.states.selectors import stateset_selection, stateset_source, stateset_store
 from workers.core.errors import ProgressFn
@@ -112,6 +112,22 @@ def ranking_request_check(
     return source_id, annotation, label
 
 
+def _core_label(stateset: StateSet, annotation: str, label: str) -> str | int | None:
+    """A request's label as the compute core takes it: its name, or its number for a
+    discrete track without label names; None for a scalar track."""
+    if not label:
+        return None
+    labels = next(
+        (
+            a.get("labels")
+            for a in stateset.manifest.get("annotations", [])
+            if a.get("name") == annotation
+        ),
+        None,
+    )
+    return label if labels else int(label)
+
+
 def _dedupe_key(stateset: StateSet, source: str, annotation: str, label: str) -> str:
     canon = json.dumps([stateset.id.hex, stateset.revision, source, annotation, label])
     return hashlib.sha256(canon.encode()).hexdigest()
@@ -185,16 +201,7 @@ def ranking_run(job: Job, progress: ProgressFn) -> dict[str, str]:
     if stateset is None:
         raise ApplicationError(GONE)
     label = str(params.get("label") or "")
-    labels = next(
-        (
-            a.get("labels")
-            for a in stateset.manifest.get("annotations", [])
-            if a.get("name") == params["annotation"]
-        ),
-        None,
-    )
-    # A discrete track without label names is addressed by label number.
-    wanted: str | int | None = (int(label) if not labels else label) if label else None
+    wanted = _core_label(stateset, str(params["annotation"]), label)
     result = rank_cells(
         stateset_store(stateset),
         str(params["source"]),
@@ -521,9 +528,15 @@ def share_set(*, hyp: Hypothesis, username: str, role: str, by: User) -> Hypothe
     """Share a hypothesis with one user (viewer or editor); sharing again changes the role."""
     if role not in ShareRole.values:
         raise ApplicationError(f"Unknown role '{role}'; use viewer or editor.")
-    user = User.objects.filter(username=username, is_active=True).first()
+    # Only users `by` can already see are found, so that the answer never tells whether
+    # a name exists (docs/security.md, "User names").
+    user = user_visible_to(by, username)
     if user is None:
-        raise ApplicationError(f"There is no user named '{username}'.", code="unknown_user")
+        raise ApplicationError(
+            f"No member of a project you can see is named '{username}'. Share the "
+            "hypothesis by link, or invite them to the project.",
+            code="unknown_user",
+        )
     if user.pk == hyp.owner_id:
         raise ApplicationError(f"'{username}' owns this hypothesis already.")
     if membership_role(user, hyp.project) is None and not may_share_outside(by, hyp):
@@ -679,15 +692,7 @@ def statistics_run(job: Job, progress: ProgressFn) -> dict[str, str]:
     ss = version.hypothesis.stateset
     revision = int(ss.revision)
     label = str(params.get("label") or "")
-    labels = next(
-        (
-            a.get("labels")
-            for a in ss.manifest.get("annotations", [])
-            if a.get("name") == params["annotation"]
-        ),
-        None,
-    )
-    wanted: str | int | None = (int(label) if not labels else label) if label else None
+    wanted = _core_label(ss, str(params["annotation"]), label)
     core = CoreHypothesis(
         source=version.source,
         cells=tuple(int(c) for c in version.cells),

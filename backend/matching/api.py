@@ -33,6 +33,7 @@ from backend.core.params import int_param
 from backend.core.throttles import JobSubmissionThrottleMixin
 from backend.jobs.api import JobEnvelopeSerializer, job_envelope
 from backend.jobs.models import JobStatus
+from backend.states.models import StateSet
 from backend.states.selectors import stateset_for_user
 
 from .models import Match, MatchStatus
@@ -290,37 +291,43 @@ class StateSetMatchesView(JobSubmissionThrottleMixin, APIView):
     )
     def post(self, request: Request, stateset_id: str) -> Response:
         ss = stateset_for_user(request.user, stateset_id)
-        data = MatchRequestSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        window = v.get("range")
-        source, query = match_query_build(
-            stateset=ss,
-            source=v["source"],
-            cells=v.get("cells"),
-            start=v.get("start"),
-            end=v.get("end"),
-            threshold=v["threshold"],
-            zero_left=v["zero_left"],
-            zero_right=v["zero_right"],
-            min_length=v.get("min_length"),
-            max_length=v.get("max_length"),
-            length=v.get("length"),
-            limit=v["limit"],
-            transform=v.get("transform"),
-            window=(window[0], window[1]) if window else None,
-        )
-        match, job = match_start(
-            stateset=ss,
-            user=request.user,  # type: ignore[arg-type]
-            source=source,
-            query=query,
-        )
-        running = match_settle(match, job, wait_s=float(settings.STATELAB_MATCH_WAIT_S))
-        if running is not None:
-            return Response(job_envelope(running), status=status.HTTP_202_ACCEPTED)
-        answer = MatchAnswerSerializer(match, context={"reused": job is None})
-        return Response(answer.data)
+        return match_post_answer(ss, request.data, request.user)
+
+
+def match_post_answer(ss: StateSet, body: Any, user: Any, *, source: str | None = None) -> Response:
+    """Match a request's cells or hypothesis range over a state set: 200 with the answer,
+    or 202 with the job; ``source`` fixes the source (the hypothesis routes)."""
+    data = MatchRequestSerializer(data={**body, "source": source} if source else body)
+    data.is_valid(raise_exception=True)
+    v = data.validated_data
+    window = v.get("range")
+    source_id, query = match_query_build(
+        stateset=ss,
+        source=v["source"],
+        cells=v.get("cells"),
+        start=v.get("start"),
+        end=v.get("end"),
+        threshold=v["threshold"],
+        zero_left=v["zero_left"],
+        zero_right=v["zero_right"],
+        min_length=v.get("min_length"),
+        max_length=v.get("max_length"),
+        length=v.get("length"),
+        limit=v["limit"],
+        transform=v.get("transform"),
+        window=(window[0], window[1]) if window else None,
+    )
+    match, job = match_start(
+        stateset=ss,
+        user=user,
+        source=source_id,
+        query=query,
+    )
+    running = match_settle(match, job, wait_s=float(settings.STATELAB_MATCH_WAIT_S))
+    if running is not None:
+        return Response(job_envelope(running), status=status.HTTP_202_ACCEPTED)
+    answer = MatchAnswerSerializer(match, context={"reused": job is None})
+    return Response(answer.data)
 
 
 def _bounded(raw: Any, name: str, default: int, low: int, high: int) -> int:

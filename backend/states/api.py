@@ -364,28 +364,27 @@ class SelectionView(APIView):
     @extend_schema(request=SelectionRequestSerializer, responses=SelectionResponseSerializer)
     def post(self, request: Request, stateset_id: str) -> Response:
         ss = stateset_for_user(request.user, stateset_id)
-        data = SelectionRequestSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        cells = stateset_selection(
-            ss,
-            v["source"],
-            v["start"],
-            v["end"],
-            v["threshold"],
-            zero_left=v["zero_left"],
-            zero_right=v["zero_right"],
-            transform=v.get("transform"),
-        )
-        return Response(
-            {
-                **{
-                    k: v[k]
-                    for k in ("source", "start", "end", "threshold", "zero_left", "zero_right")
-                },
-                "cells": cells,
-            }
-        )
+        return Response(selection_answer(ss, request.data))
+
+
+def selection_answer(ss: StateSet, body: Any, *, source: str | None = None) -> dict[str, Any]:
+    """The cells a request's hypothesis range selects; ``source`` fixes the source
+    (the hypothesis routes read only the source they pin)."""
+    data = SelectionRequestSerializer(data={**body, "source": source} if source else body)
+    data.is_valid(raise_exception=True)
+    v = data.validated_data
+    cells = stateset_selection(
+        ss,
+        v["source"],
+        v["start"],
+        v["end"],
+        v["threshold"],
+        zero_left=v["zero_left"],
+        zero_right=v["zero_right"],
+        transform=v.get("transform"),
+    )
+    keys = ("source", "start", "end", "threshold", "zero_left", "zero_right")
+    return {**{k: v[k] for k in keys}, "cells": cells}
 
 
 class SearchResponseSerializer(serializers.Serializer[Any]):
@@ -413,19 +412,17 @@ class SearchView(APIView):
     )
     def get(self, request: Request, stateset_id: str) -> Response:
         ss = stateset_for_user(request.user, stateset_id)
-        q = request.query_params.get("q", "")
-        if not q:
-            raise ApplicationError("Give the phrase to search for as 'q'.")
-        limit = min(max(int_param(request.query_params.get("limit"), "limit", 50), 1), 1000)
-        searcher = stateset_searcher(ss)
-        phrase = searcher.split(q)
-        positions = searcher.search(phrase, limit)
-        total = searcher.count(phrase) if len(positions) == limit else len(positions)
-        return Response(
-            {
-                "q": q,
-                "tokens": phrase,
-                "positions": [int(p) for p in positions],
-                "total": total,
-            }
-        )
+        return Response(search_answer(ss, request.query_params))
+
+
+def search_answer(ss: StateSet, params: Any) -> dict[str, Any]:
+    """Exact phrase search (`q`, `limit`) over a state set's tokens."""
+    q = params.get("q", "")
+    if not q:
+        raise ApplicationError("Give the phrase to search for as 'q'.")
+    limit = min(max(int_param(params.get("limit"), "limit", 50), 1), 1000)
+    searcher = stateset_searcher(ss)
+    phrase = searcher.split(q)
+    positions = searcher.search(phrase, limit)
+    total = searcher.count(phrase) if len(positions) == limit else len(positions)
+    return {"q": q, "tokens": phrase, "positions": [int(p) for p in positions], "total": total}

@@ -19,6 +19,7 @@ from backend.hypotheses.models import (
 )
 from backend.jobs.models import Job
 from backend.matching.models import Match
+from backend.projects.models import Invitation
 
 pytestmark = pytest.mark.django_db
 
@@ -32,6 +33,10 @@ ROUTE_CASES = {
         ("delete", {"username": "bob"}),
     ],
     "project-jobs": [("get", None)],
+    # The caller's own invitations: the outsider lists none, and opens no one else's.
+    "invitation-list": [("get", None)],
+    "invitation-detail": [("delete", None)],
+    "invitation-accept": [("post", None)],
     "project-imports": [("post", {})],
     "project-corpora": [("get", None), ("post", {})],
     "corpus-detail": [("get", None), ("delete", None)],
@@ -76,6 +81,10 @@ ROUTE_CASES = {
     "hypothesis-match": [("get", None)],
     "hypothesis-context": [("get", None)],
     "hypothesis-export": [("get", None)],
+    "hypothesis-selection": [("post", {"start": 1, "end": 2, "threshold": 0.1})],
+    "hypothesis-search": [("get", None)],
+    "hypothesis-matches": [("post", {"cells": [1, 2], "threshold": 0.3})],
+    "hypothesis-match-detail": [("get", None)],
     "hypothesis-shares": [
         ("get", None),
         ("post", {"username": "charlie"}),
@@ -102,6 +111,7 @@ PAGES = {
     "home",
     "project",
     "stateset",
+    "hypothesis",
 }  # pages: checked in test_pages_matrix below
 
 
@@ -165,6 +175,7 @@ def objects(project, owner, stateset):
         created_by=owner,
     )
     comment = Comment.objects.create(hypothesis=hyp, author=owner, body="c")
+    invitation = Invitation.objects.create(project=project, username="dave", role="viewer")
     statistics = Statistics.objects.create(
         version=version, annotation="kind", label="open", created_by=owner
     )
@@ -180,6 +191,7 @@ def objects(project, owner, stateset):
         "number": "1",
         "comment_id": str(comment.id),
         "statistics_id": str(statistics.id),
+        "invitation_id": str(invitation.id),
     }
 
 
@@ -246,7 +258,10 @@ def test_no_route_reveals_the_project(who, objects, outsider, project):
             checked += 1
             if who in ("anonymous", "bad_token"):
                 assert r.status_code == 401, (method, url, r.status_code)
-            elif name in ("project-list", "v2-info", "hypothesis-list") and method == "get":
+            elif (
+                name in ("project-list", "v2-info", "hypothesis-list", "invitation-list")
+                and method == "get"
+            ):
                 assert r.status_code == 200, (method, url)
                 assert "brackets" not in r.content.decode(), (method, url)
             elif name == "project-list":
@@ -262,12 +277,15 @@ def test_no_route_reveals_the_project(who, objects, outsider, project):
 
 
 def test_pages_matrix(client, outsider, objects):
-    for url in ("/", "/p/brackets/", f"/statesets/{objects['stateset_id']}/"):
+    hyp = f"/h/{objects['hypothesis_id']}/"
+    for url in ("/", "/p/brackets/", f"/statesets/{objects['stateset_id']}/", hyp):
         r = client.get(url)
         assert r.status_code == 302 and "/accounts/login/" in r["Location"], url
     client.force_login(outsider)
-    for url in ("/p/brackets/", f"/statesets/{objects['stateset_id']}/"):
-        assert client.get(url).status_code == 404, url
+    for url in ("/p/brackets/", f"/statesets/{objects['stateset_id']}/", hyp, hyp + "?link=x"):
+        r = client.get(url)
+        assert r.status_code == 404, url
+        assert "brackets" not in r.content.decode()
 
 
 # (route, method) -> expected status for the owner, a viewer collaborator and an outsider.

@@ -316,7 +316,7 @@ def test_the_hypothesis_panel_api(page, signed_in, user, brackets):
     expected = _selected(user, ss, a, b)
     page.goto(f"/statesets/{ss.id}/")
     _ready(page)
-    expect(page.locator("#hypothesis-panel")).to_be_hidden()
+    expect(page.locator("#hypothesis-panel")).to_be_visible()
     result = page.evaluate(
         """async ([a, b]) => {
             const m = await import("/static/webui/js/pages/analysis-state.js");

@@ -66,7 +66,9 @@ def test_home_lists_through_the_api_and_links_its_json_twin(owner):
     response = _client(owner).get("/")
     assert response.status_code == 200
     assert _boot(response)["api"]["projects"] == "/api/projects/"
+    assert _boot(response)["api"]["invitations"] == "/api/invitations/"
     body = response.content.decode()
+    assert 'id="invitations"' in body
     assert 'href="/api/projects/"' in body
     assert 'action="/accounts/logout/"' in body and 'method="post"' in body
     assert "alice" in body
@@ -197,3 +199,67 @@ def test_modules_import_only_relative_paths():
     for js in (STATIC / "js").rglob("*.js"):
         for spec in re.findall(r'^import .*? from "([^"]+)";', js.read_text(), flags=re.M):
             assert spec.startswith("../") or spec.startswith("./"), f"{js.name}: {spec}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hypothesis_link_opens_the_analysis_page_for_its_readers(
+    client, owner, collaborator, outsider, project
+):
+    """/h/<id>/: a reader of the state set goes on to its analysis page with the
+    hypothesis open; a reader of the hypothesis only gets the page over the
+    hypothesis' routes (and a link token kept in the session, so that the page's
+    requests work without it); anyone else, and a withdrawn link, 404."""
+    from rest_framework.test import APIClient
+
+    from tests.conftest import write_stateset
+
+    ss = write_stateset(project, owner)[0]
+    alice = APIClient()
+    alice.force_authenticate(owner)
+    r = alice.post(
+        "/api/hypotheses/",
+        {"stateset": str(ss.id), "source": "s0", "title": "T", "threshold": 0.3,
+         "cells_added": [1, 2], "visibility": "project"},
+        format="json",
+    )  # fmt: skip
+    assert r.status_code == 201, r.content
+    hid = r.json()["id"]
+    page = f"/h/{hid}/"
+    client.force_login(collaborator)  # a viewer of the project
+    r = client.get(page + "?v=1")
+    assert r.status_code == 302 and r["Location"] == f"/statesets/{ss.id}/?h={hid}&v=1"
+    client.force_login(outsider)
+    assert client.get(page).status_code == 404
+    token = alice.patch(f"/api/hypotheses/{hid}/", {"visibility": "link"}, format="json").json()[
+        "link"
+    ]
+    r = client.get(page + f"?link={token}")
+    assert r.status_code == 200
+    boot = _boot(r)
+    assert boot["hypothesis"] == {"id": hid, "version": None, "reader": True}
+    assert boot["api"]["context"] == f"/api/hypotheses/{hid}/context/"
+    assert [x["id"] for x in boot["stateset"]["sources"]] == ["s0"]
+    # the page's own requests carry no token: the session has it
+    assert client.get(f"/api/hypotheses/{hid}/context/?start=0&end=3").status_code == 200
+    assert (
+        client.post(
+            f"/api/hypotheses/{hid}/selection/",
+            {"start": 0, "end": 3},
+            content_type="application/json",
+        ).status_code
+        == 200
+    )
+    m = client.post(
+        f"/api/hypotheses/{hid}/matches/", {"cells": [1, 2], "threshold": 0.3},
+        content_type="application/json",
+    )  # fmt: skip
+    assert m.status_code == 200, m.content
+    assert client.get(f"/api/hypotheses/{hid}/matches/{m.json()['id']}/").status_code == 200
+    assert client.get(f"/api/hypotheses/{hid}/search/?q=a").status_code == 200
+    # the state set itself stays closed to them
+    assert client.get(f"/api/statesets/{ss.id}/context/?start=0&end=3").status_code == 404
+    assert client.get(f"/api/matches/{m.json()['id']}/").status_code == 404
+    # the owner withdraws the link: the session's token opens nothing any more
+    alice.patch(f"/api/hypotheses/{hid}/", {"rotate_link": True}, format="json")
+    assert client.get(f"/api/hypotheses/{hid}/context/?start=0&end=3").status_code == 404
+    assert client.get(page).status_code == 404

@@ -26,6 +26,7 @@ from backend.matching.models import Match
 from backend.projects.services import membership_set
 from tests.backend.test_openapi import check_against_schema
 from tests.conftest import write_stateset
+from tests.support.people import acquaint
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -451,9 +452,10 @@ def test_link_opens_every_reading_route_and_rotation_kills_it(owner_api, outside
 
 
 def test_a_share_opens_the_hypothesis_and_nothing_else_of_its_project(
-    owner_api, outsider_api, owner, stateset, spec
+    owner_api, outsider_api, owner, outsider, stateset, spec
 ):
     ss, _, ids, vocab = stateset
+    acquaint(owner, outsider)  # alice and charlie share another project
     other_ss = write_stateset(ss.project, owner, name="other", seed=3)[0]
     h = _save(owner_api, ss)
     missing = _missing_answer(outsider_api)
@@ -510,10 +512,12 @@ def test_a_share_opens_the_hypothesis_and_nothing_else_of_its_project(
     assert not HypothesisShare.objects.exists()
 
 
-def test_share_requests_are_checked(owner_api, stateset):
+def test_share_requests_are_checked(owner_api, outsider, stateset):
     h = _save(owner_api, stateset[0])
     for body, says in (
-        ({"username": "nobody"}, "no user named"),
+        ({"username": "nobody"}, "No member of a project you can see is named 'nobody'"),
+        # charlie exists but shares no project with alice: the same answer as for nobody.
+        ({"username": "charlie"}, "No member of a project you can see is named 'charlie'"),
         ({"username": "alice"}, "owns this hypothesis"),
         ({"username": "charlie", "role": "owner"}, "role"),
         ({}, "username"),
@@ -525,6 +529,7 @@ def test_share_requests_are_checked(owner_api, stateset):
 
 def test_an_editor_writes_versions_but_does_not_manage(api, owner, outsider, stateset):
     alice, charlie = api(owner), api(outsider)
+    acquaint(owner, outsider)
     h = _save(alice, stateset[0], visibility="link")
     alice.post(_u(h, "shares/"), {"username": "charlie", "role": "editor"}, format="json")
     r = charlie.patch(_u(h), {"title": "edited by charlie"}, format="json")
@@ -672,7 +677,7 @@ def test_every_route_answers_each_role(
 ):
     """Owner, collaborator (a viewer of the project) and outsider on every route under a
     hypothesis: what their role allows answers 2xx, too low a role 403, no role 404."""
-    make_user("dave")
+    acquaint(owner, collaborator, outsider, make_user("dave"))
     users = {"alice": owner, "bob": collaborator, "charlie": outsider}
     clients = {name: api(user) for name, user in users.items()}
     owner_name, visibility, shares, personas = SCENARIOS[scenario]
@@ -967,7 +972,8 @@ def test_only_an_editor_of_the_project_publishes_beyond_it(
     visibility or a share with a non-member shows the project's states beyond it:
     403 with what it needs, and nothing changes."""
     bob = api(collaborator)
-    make_user("dave")  # in no project
+    # dave is in no project of alice's; he and bob know each other from another one.
+    acquaint(make_user("dave"), collaborator)
     erin = make_user("erin")
     membership_set(project=project, username="erin", role="viewer")
     ss = stateset[0]
@@ -1007,6 +1013,7 @@ def test_a_fork_by_someone_outside_the_project_lives_as_long_as_their_share(
     api, owner, outsider, stateset
 ):
     alice, charlie = api(owner), api(outsider)
+    acquaint(owner, outsider)
     h = _save(alice, stateset[0])
     assert alice.post(_u(h, "shares/"), {"username": "charlie"}, format="json").status_code == 201
     fork = charlie.post(_u(h, "fork/"), {}, format="json").json()

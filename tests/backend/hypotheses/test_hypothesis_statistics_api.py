@@ -20,6 +20,7 @@ from backend.hypotheses.models import Statistics
 from backend.jobs.models import Job
 from backend.states.models import StateSet
 from tests.backend.test_openapi import check_against_schema
+from tests.support.people import acquaint
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -183,6 +184,7 @@ def test_bad_requests_say_what_exists(owner_api, stateset, body, status, says):
 
 def test_the_starter_follows_the_job_outside_the_project(api, owner, outsider, stateset):
     alice, charlie = api(owner), api(outsider)
+    acquaint(owner, outsider)  # they share another project, so alice can name charlie
     ss = stateset[0]
     h = _save(alice, ss)
     assert _post(charlie, h, **KIND).status_code == 404

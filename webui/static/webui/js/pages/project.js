@@ -1,12 +1,13 @@
 // A project: its state sets, corpora and models (which editors and owners may
-// delete), its jobs with live progress (a training job shows its learning curve),
-// its members (which owners manage), and the forms to upload, import, extract and
-// train. The parts live in ../project/; this entry only wires them together around
-// one loader of the project (GET boot.api.project).
+// delete), its saved hypotheses, its jobs with live progress (a training job shows
+// its learning curve), its members (which owners manage), and the forms to upload,
+// import, extract and train. The parts live in ../project/; this entry only wires
+// them together around one loader of the project (GET boot.api.project).
 
 import { get, isAbort } from "../core/api.js";
 import { bootData } from "../core/format.js";
 import { createExtractForm } from "../project/extract.js";
+import { createHypothesesList } from "../project/hypotheses.js";
 import { createJobsPanel } from "../project/jobs.js";
 import { createProjectLists } from "../project/lists.js";
 import { createMembersPanel } from "../project/members.js";
@@ -52,6 +53,9 @@ const members = createMembersPanel(byId("members"), {
   status: byId("members-status"), form: byId("member-form"), boot,
 });
 
+const hypotheses = createHypothesesList(byId("hypotheses"), { slug: boot.slug, statesetBase: boot.statesetBase });
+
 loadProject();
+hypotheses.load();
 members.load();
 jobs.start();

@@ -19,6 +19,7 @@
 import { get, isAbort, post, withQuery } from "../core/api.js";
 import { bootData, fmtInt, fmtValue, h, showToken } from "../core/format.js";
 import { codecs, createUrlState } from "../core/urlstate.js";
+import { mountHypothesisPanel } from "../views/hypothesis-panel.js";
 import { okabeIto } from "../core/palettes.js";
 import { createHeatmap } from "../views/heatmap.js";
 import { createHistograms } from "../views/histogram.js";
@@ -1230,3 +1231,4 @@ async function start() {
 
 void okabeIto;
 start();
+mountHypothesisPanel(document.getElementById("hypothesis-panel"));
