@@ -164,6 +164,14 @@ def index_run(job: Job, progress: ProgressFn) -> dict[str, str]:
 # --------------------------------------------------------------------------- #
 
 
+def default_extraction_name(model: str, corpus: str) -> str:
+    """The name "<model> on <corpus>", unless the model's name says the corpus already (a model
+    trained here is called "LSTM on <corpus>"): no "LSTM on X on X"."""
+    if model.endswith(f" on {corpus}") or model == corpus:
+        return model
+    return f"{model} on {corpus}"
+
+
 def extraction_start(
     *,
     project: Project,
@@ -194,7 +202,7 @@ def extraction_start(
         surprisal=surprisal,
         streams=streams,
     )
-    display = (name.strip() or f"{model.name} on {corpus.name}")[:200]
+    display = (name.strip() or default_extraction_name(model.name, corpus.name))[:200]
     key = hashlib.sha256(
         json.dumps([str(model.id), str(corpus.id), display, extract_json]).encode()
     ).hexdigest()

@@ -289,3 +289,16 @@ def test_worker_start_sweeps_working_folders_of_finished_jobs(owner, project, _i
     gone.mkdir()  # a job that no longer exists
     store_sweep()
     assert keep.is_dir() and not drop.exists() and not gone.exists()
+
+
+def test_the_default_name_does_not_repeat_the_corpus(owner_api, owner, project, lm, tmp_path):
+    """A model trained here is called "<type> on <corpus>"; its extraction over the same
+    corpus keeps that name instead of "LSTM on parens on parens"."""
+    corpus, _ = _corpus(project, owner, n=60)
+    names = {}
+    for model_name in ("tiny", "LSTM on parens"):
+        model = _store_model(project, owner, lm, tmp_path / model_name, name=model_name)
+        r = _extract(owner_api, model=str(model.id), corpus=str(corpus.id), values=["h"])
+        job = owner_api.get(f"/api/jobs/{r.json()['job']['id']}/").json()
+        names[model_name] = StateSet.objects.get(id=job["result"]["stateset"]).name
+    assert names == {"tiny": "tiny on parens", "LSTM on parens": "LSTM on parens"}
