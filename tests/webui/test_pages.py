@@ -263,3 +263,10 @@ def test_a_hypothesis_link_opens_the_analysis_page_for_its_readers(
     alice.patch(f"/api/hypotheses/{hid}/", {"rotate_link": True}, format="json")
     assert client.get(f"/api/hypotheses/{hid}/context/?start=0&end=3").status_code == 404
     assert client.get(page).status_code == 404
+
+
+@pytest.mark.django_db
+def test_every_page_links_the_api_documentation(owner, project):
+    for path in ("/", "/p/brackets/"):
+        body = _client(owner).get(path).content.decode()
+        assert 'href="/api/docs/">API documentation</a>' in body, path
