@@ -1,7 +1,7 @@
 """The demo's guided first view.
 
-The demo project's hint says "select a range inside deep brackets and match it".
-With the default off-constraint (a selected cell must be off at the position
+The demo project's hint asks for a range that starts at an opening bracket deep
+in the nesting, matched; the hits then lie inside deep brackets. With the default off-constraint (a selected cell must be off at the position
 before the range, `zero_left` 1) a range that starts *inside* a bracket selects
 no cell: the cells that count nesting switched on at the opening bracket, before
 the range, so none is off there. A range that starts at the opening bracket that

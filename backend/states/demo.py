@@ -94,7 +94,9 @@ def demo_create(*, owner: User) -> Job | None:
             description=(
                 "A 32-cell LSTM trained on the nested-parenthesis language of the LSTMVis "
                 "paper, its states over generated text, and the nesting depth as an "
-                "annotation. Select a range inside deep brackets and match it."
+                "annotation. Select a range that starts at an opening bracket deep in "
+                "the nesting (the state-set page opens on one) and match it: the hits lie "
+                "inside deep brackets."
             ),
             public=True,
         )
