@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: run test lint bench install install-dev clean
+.PHONY: run test lint bench loadtest install install-dev clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ lint: install-dev
 
 bench: install-dev
 	$(PY) -m workers.bench
+
+# 50 users for 5 minutes against a throw-away lab on loopback (docs/performance.md,
+# "Load test"); e.g. `make loadtest LOADTEST_ARGS="--users 20 --minutes 1"`.
+loadtest: install-dev
+	$(PY) -m workers.benchmarks.loadtest $(LOADTEST_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+import sys
+
+from workers.benchmarks.loadtest.runner import main
+
+sys.exit(main())
