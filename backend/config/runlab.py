@@ -108,6 +108,10 @@ def main() -> int:
             "4",
             "--timeout",
             "120",
+            # A script that reuses its connection after a pause of a few seconds must
+            # not find it closed under a POST (clients resend only idempotent calls).
+            "--keep-alive",
+            "10",
             "--access-logfile",
             "-",
         ],
