@@ -258,3 +258,74 @@ def write_brackets(
 def brackets(user, project):
     """The demo-like state set of :func:`write_brackets`."""
     return write_brackets(project, user)
+
+
+# --- helpers the browser tests share ---------------------------------------------
+
+
+def run_at(depth, tokens, level: int = 3, after: int = 40) -> tuple[int, int]:
+    """The first range that opens depth `level` with "(" and stays at least that deep."""
+    n = len(tokens)
+    for a in range(after, n - 1):
+        if tokens[a] == "(" and depth[a] == level and depth[a - 1] == level - 1:
+            b = a
+            while b + 1 < n and depth[b + 1] >= level:
+                b += 1
+            if 4 <= b - a + 1 <= 30:
+                return a, b
+    raise AssertionError("no range found")
+
+
+def api_as(user):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def selected(user, ss, a, b, **extra) -> list[int]:
+    body = {"source": "l1_h", "start": a, "end": b, **extra}
+    answer = api_as(user).post(f"/api/statesets/{ss.id}/selection/", body, format="json")
+    assert answer.status_code == 200, answer.content
+    return answer.json()["cells"]
+
+
+def open_page_as(browser, live_server, user, problems):
+    """A second browser context signed in as `user`, its problems recorded too."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    ctx = browser.new_context(
+        viewport=VIEWPORT,
+        device_scale_factor=1,
+        reduced_motion="reduce",
+        base_url=live_server.url,
+        locale="en-GB",
+        timezone_id="UTC",
+    )
+    ctx.set_default_timeout(10_000)
+    ctx.add_cookies(
+        [
+            {
+                "name": "sessionid",
+                "value": client.cookies["sessionid"].value,
+                "url": live_server.url,
+            }
+        ]
+    )
+    pg = ctx.new_page()
+
+    def on_console(msg):
+        if msg.type == "error":
+            problems.add(f"console error ({user}): {msg.text}")
+
+    def on_response(resp):
+        if resp.status >= 400:
+            problems.add(f"HTTP {resp.status} ({user}): {resp.request.method} {resp.url}")
+
+    pg.on("console", on_console)
+    pg.on("response", on_response)
+    pg.on("pageerror", lambda err: problems.add(f"page error ({user}): {err}"))
+    return ctx, pg

@@ -14,37 +14,11 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from .conftest import api_as, run_at, selected
+
 pytestmark = pytest.mark.e2e
 
 LINE_ORANGE = (230, 159, 0)  # the first selected line's colour (#E69F00)
-
-
-def _run_at(depth, tokens, level: int = 3, after: int = 40) -> tuple[int, int]:
-    """The first range that opens depth `level` with "(" and stays at least that deep."""
-    n = len(tokens)
-    for a in range(after, n - 1):
-        if tokens[a] == "(" and depth[a] == level and depth[a - 1] == level - 1:
-            b = a
-            while b + 1 < n and depth[b + 1] >= level:
-                b += 1
-            if 4 <= b - a + 1 <= 30:
-                return a, b
-    raise AssertionError("no range found")
-
-
-def _api(user):
-    from rest_framework.test import APIClient
-
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-def _selected(user, ss, a, b, **extra) -> list[int]:
-    body = {"source": "l1_h", "start": a, "end": b, **extra}
-    answer = _api(user).post(f"/api/statesets/{ss.id}/selection/", body, format="json")
-    assert answer.status_code == 200, answer.content
-    return answer.json()["cells"]
 
 
 def _ready(page):
@@ -88,8 +62,8 @@ def _rows(page):
 
 def test_brush_threshold_match_filter_open_and_reload(page, signed_in, user, brackets):
     ss, depth, tokens = brackets
-    a, b = _run_at(depth, tokens)
-    expected = _selected(user, ss, a, b)
+    a, b = run_at(depth, tokens)
+    expected = selected(user, ss, a, b)
     assert 2 in expected and 0 not in expected and 1 not in expected, expected
 
     page.goto(f"/statesets/{ss.id}/?pos={a - 20}")
@@ -126,7 +100,7 @@ def test_brush_threshold_match_filter_open_and_reload(page, signed_in, user, bra
     page.get_by_role("spinbutton", name="Threshold").fill("0.5")
     page.get_by_role("spinbutton", name="Threshold").press("Enter")
     expect(page).to_have_url(re.compile(r"threshold=0\.5"))
-    expected_05 = _selected(user, ss, a, b, threshold=0.5)
+    expected_05 = selected(user, ss, a, b, threshold=0.5)
     expect(page.locator("#chips .chip")).to_have_count(len(expected_05))
     assert _chips(page) == expected_05
     knob = page.locator("#lineplot .threshold-knob")
@@ -195,8 +169,8 @@ def test_brush_threshold_match_filter_open_and_reload(page, signed_in, user, bra
 def test_paging_sources_cells_search_and_keys(page, signed_in, user, brackets):
     ss, depth, tokens = brackets
     # A range that opens depth 1: cell 0 and the "inside" cell 5 are selected.
-    a, b = _run_at(depth, tokens, level=1)
-    expected = _selected(user, ss, a, b)
+    a, b = run_at(depth, tokens, level=1)
+    expected = selected(user, ss, a, b)
     page.goto(f"/statesets/{ss.id}/?start={a}&end={b}&pos={max(0, a - 10)}&match=1")
     _ready(page)
     expect(page.locator("#chips .chip")).to_have_count(len(expected))
@@ -272,8 +246,8 @@ def test_a_long_match_shows_its_jobs_progress(page, signed_in, user, project, br
     from backend.jobs.models import Job
 
     ss, depth, tokens = brackets
-    a, b = _run_at(depth, tokens)
-    done = _api(user).post(
+    a, b = run_at(depth, tokens)
+    done = api_as(user).post(
         f"/api/statesets/{ss.id}/matches/",
         {"source": "l1_h", "start": a, "end": b},
         format="json",
@@ -310,10 +284,10 @@ def test_a_long_match_shows_its_jobs_progress(page, signed_in, user, project, br
     expect(page.locator("#match-exact")).to_be_hidden()
 
 
-def test_the_hypothesis_panel_api(page, signed_in, user, brackets):
+def test_the_hypothesis_panelapi_as(page, signed_in, user, brackets):
     ss, depth, tokens = brackets
-    a, b = _run_at(depth, tokens)
-    expected = _selected(user, ss, a, b)
+    a, b = run_at(depth, tokens)
+    expected = selected(user, ss, a, b)
     page.goto(f"/statesets/{ss.id}/")
     _ready(page)
     expect(page.locator("#hypothesis-panel")).to_be_visible()
@@ -352,8 +326,8 @@ def test_the_hypothesis_panel_api(page, signed_in, user, brackets):
 
 def test_selection_api_takes_the_match_defaults(user, brackets):
     ss, depth, tokens = brackets
-    a, b = _run_at(depth, tokens)
-    answer = _api(user).post(
+    a, b = run_at(depth, tokens)
+    answer = api_as(user).post(
         f"/api/statesets/{ss.id}/selection/",
         {"source": "l1_h", "start": a, "end": b},
         format="json",

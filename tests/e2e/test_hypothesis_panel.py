@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import PASSWORD, VIEWPORT
+from .conftest import PASSWORD, api_as, open_page_as, run_at, selected
 
 pytestmark = pytest.mark.e2e
 
@@ -32,34 +32,6 @@ SPEC_JS = """async () => {
 }"""
 
 
-def _run_at(depth, tokens, level: int = 3, after: int = 40) -> tuple[int, int]:
-    """The first range that opens depth `level` with "(" and stays at least that deep."""
-    n = len(tokens)
-    for a in range(after, n - 1):
-        if tokens[a] == "(" and depth[a] == level and depth[a - 1] == level - 1:
-            b = a
-            while b + 1 < n and depth[b + 1] >= level:
-                b += 1
-            if 4 <= b - a + 1 <= 30:
-                return a, b
-    raise AssertionError("no range found")
-
-
-def _api(user):
-    from rest_framework.test import APIClient
-
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-def _selected(user, ss, a, b, **extra) -> list[int]:
-    body = {"source": "l1_h", "start": a, "end": b, **extra}
-    answer = _api(user).post(f"/api/statesets/{ss.id}/selection/", body, format="json")
-    assert answer.status_code == 200, answer.content
-    return answer.json()["cells"]
-
-
 def _save(user, ss, a, b, **extra) -> dict:
     body = {
         "stateset": str(ss.id),
@@ -70,7 +42,7 @@ def _save(user, ss, a, b, **extra) -> dict:
         "title": "deep brackets",
         **extra,
     }
-    answer = _api(user).post("/api/hypotheses/", body, format="json")
+    answer = api_as(user).post("/api/hypotheses/", body, format="json")
     assert answer.status_code == 201, answer.content
     return answer.json()
 
@@ -99,50 +71,10 @@ def _spec(page) -> dict:
     return page.evaluate(SPEC_JS)
 
 
-def _page_as(browser, live_server, user, problems):
-    """A second browser context signed in as `user`, its problems recorded too."""
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    ctx = browser.new_context(
-        viewport=VIEWPORT,
-        device_scale_factor=1,
-        reduced_motion="reduce",
-        base_url=live_server.url,
-        locale="en-GB",
-        timezone_id="UTC",
-    )
-    ctx.set_default_timeout(10_000)
-    ctx.add_cookies(
-        [
-            {
-                "name": "sessionid",
-                "value": client.cookies["sessionid"].value,
-                "url": live_server.url,
-            }
-        ]
-    )
-    pg = ctx.new_page()
-
-    def on_console(msg):
-        if msg.type == "error":
-            problems.add(f"console error ({user}): {msg.text}")
-
-    def on_response(resp):
-        if resp.status >= 400:
-            problems.add(f"HTTP {resp.status} ({user}): {resp.request.method} {resp.url}")
-
-    pg.on("console", on_console)
-    pg.on("response", on_response)
-    pg.on("pageerror", lambda err: problems.add(f"page error ({user}): {err}"))
-    return ctx, pg
-
-
 def test_save_reload_and_versions(page, signed_in, user, brackets):
     ss, depth, tokens = brackets
-    a, b = _run_at(depth, tokens)
-    expected = _selected(user, ss, a, b)
+    a, b = run_at(depth, tokens)
+    expected = selected(user, ss, a, b)
     page.goto(f"/statesets/{ss.id}/?pos={a - 20}&start={a}&end={b}")
     _ready(page)
     panel = page.locator("#hypothesis-panel")
@@ -228,7 +160,7 @@ def test_share_with_a_project_viewer_who_forks_and_comments(
     page, signed_in, user, project, brackets, browser, live_server, problems
 ):
     ss, depth, tokens = brackets
-    a, b = _run_at(depth, tokens)
+    a, b = run_at(depth, tokens)
     bob = _member(project, "bob", "viewer")
     hyp = _save(user, ss, a, b, zero_left=2, cells_added=[9])
     link = f"/statesets/{ss.id}/?h={hyp['id']}"
@@ -271,7 +203,7 @@ def test_share_with_a_project_viewer_who_forks_and_comments(
     assert page.request.get(f"/api/hypotheses/{hyp['id']}/").json()["visibility"] == "private"
 
     # Bob opens the same link and sees the same view, as a viewer.
-    ctx, bob_page = _page_as(browser, live_server, bob, problems)
+    ctx, bob_page = open_page_as(browser, live_server, bob, problems)
     try:
         bob_page.goto(link)
         _ready(bob_page)
@@ -345,10 +277,10 @@ def test_a_non_member_opens_the_link_and_sees_the_same_view(
     from backend.accounts.services import user_create
 
     ss, depth, tokens = brackets
-    a, b = _run_at(depth, tokens)
+    a, b = run_at(depth, tokens)
     hyp = _save(user, ss, a, b, visibility="link")
     erin = user_create(username="erin", password=PASSWORD)
-    ctx, erin_page = _page_as(browser, live_server, erin, problems)
+    ctx, erin_page = open_page_as(browser, live_server, erin, problems)
     try:
         erin_page.goto(f"/h/{hyp['id']}/?link={hyp['link']}")
         _ready(erin_page)
@@ -368,7 +300,7 @@ def test_a_non_member_opens_the_link_and_sees_the_same_view(
         problems.expect(f"HTTP 404 (erin): GET {live_server.url}/statesets/{ss.id}/")
         problems.expect(f"HTTP 404 (erin): GET {live_server.url}/api/statesets/{ss.id}/")
         # the owner withdraws the link: the next request is refused
-        _api(user).patch(f"/api/hypotheses/{hyp['id']}/", {"rotate_link": True}, format="json")
+        api_as(user).patch(f"/api/hypotheses/{hyp['id']}/", {"rotate_link": True}, format="json")
         assert erin_page.request.get(f"/api/hypotheses/{hyp['id']}/").status == 404
         problems.expect(f"HTTP 404 (erin): GET {live_server.url}/api/hypotheses/{hyp['id']}/")
     finally:
@@ -377,7 +309,7 @@ def test_a_non_member_opens_the_link_and_sees_the_same_view(
 
 def test_statistics_are_computed_and_drawn(page, signed_in, user, brackets):
     ss, depth, tokens = brackets
-    a, b = _run_at(depth, tokens)
+    a, b = run_at(depth, tokens)
     hyp = _save(user, ss, a, b)
     page.goto(f"/statesets/{ss.id}/?h={hyp['id']}")
     _ready(page)
@@ -473,7 +405,7 @@ def test_project_page_lists_the_hypotheses(page, signed_in, user, project, brack
     expect(page.locator("#hypotheses")).to_have_attribute("data-ready", "true")
     expect(page.locator("#hypotheses")).to_contain_text("No hypotheses yet")
 
-    a, b = _run_at(depth, tokens)
+    a, b = run_at(depth, tokens)
     hyp = _save(user, ss, a, b, tags=["depth"], visibility="project")
     page.reload()
     rows = page.locator("#hypotheses tbody tr")

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import PASSWORD, VIEWPORT
+from .conftest import PASSWORD, open_page_as
 
 pytestmark = pytest.mark.e2e
 
@@ -29,35 +29,7 @@ def _make_user(username: str):
 def _page_as(browser, live_server, user, problems):
     """A page in a browser context of its own, signed in as `user`; what goes wrong
     in it is recorded with the test's other problems."""
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    ctx = browser.new_context(
-        viewport=VIEWPORT,
-        device_scale_factor=1,
-        reduced_motion="reduce",
-        base_url=live_server.url,
-        locale="en-GB",
-        timezone_id="UTC",
-    )
-    ctx.set_default_timeout(10_000)
-    ctx.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
-    )
-    pg = ctx.new_page()
-
-    def on_console(msg):
-        if msg.type == "error":
-            problems.add(f"console error ({user}): {msg.text}")
-
-    def on_response(resp):
-        if resp.status >= 400:
-            problems.add(f"HTTP {resp.status} ({user}): {resp.request.method} {resp.url}")
-
-    pg.on("console", on_console)
-    pg.on("response", on_response)
-    pg.on("pageerror", lambda err: problems.add(f"page error ({user}): {err}"))
+    ctx, pg = open_page_as(browser, live_server, user, problems)
     try:
         yield pg
     finally:
