@@ -325,9 +325,17 @@ def hypotheses_list(
         )
         .order_by("-hypothesis__updated_at")
     )
-    if tag:
-        return [v for v in versions[:2000] if tag in (v.tags or [])]
-    return list(versions[:2000])
+    readable = set(projects_for_user(user).values_list("id", flat=True))
+
+    def opens(v: HypothesisVersion) -> bool:
+        # A fork the caller owns outside the projects they read lives only as long
+        # as their access to what it was forked from (rare: checked one by one).
+        h = v.hypothesis
+        if h.owner_id != user.pk or h.project_id in readable:
+            return True
+        return owner_keeps_access(user, h)
+
+    return [v for v in versions[:2000] if (not tag or tag in (v.tags or [])) and opens(v)]
 
 
 def comment_for_user(user: Any, hyp: Hypothesis, comment_id: Any) -> Comment:

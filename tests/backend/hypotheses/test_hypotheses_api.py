@@ -1025,3 +1025,4 @@ def test_a_fork_by_someone_outside_the_project_lives_as_long_as_their_share(
     assert r.status_code == 204
     for rest in ("", "context/?start=0&end=5", "match/"):
         assert charlie.get(_u(fork, rest)).status_code == 404, rest
+    assert charlie.get("/api/hypotheses/").json() == []  # nor listed
