@@ -16,6 +16,7 @@ and its CSV export.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -37,7 +38,7 @@ from rest_framework.views import APIView
 from backend.core.downloads import Download, DownloadNegotiation, download_response
 from backend.core.errors import ApplicationError
 from backend.core.fields import BoundedListField
-from backend.core.params import int_list, int_param, transform_param, uuid_or_404
+from backend.core.params import int_param, uuid_or_404
 from backend.core.renderers import FastJSONRenderer
 from backend.core.throttles import JobSubmissionThrottleMixin
 from backend.jobs.api import JobEnvelopeSerializer, job_envelope
@@ -58,10 +59,10 @@ from backend.states.api import (
     SelectionRequestSerializer,
     SelectionResponseSerializer,
     context_answer,
+    export_answer,
     search_answer,
     selection_answer,
 )
-from backend.states.exports import export_format, stateset_export
 from backend.states.selectors import stateset_for_user
 
 from .models import (
@@ -252,16 +253,23 @@ class RankingExportView(APIView):
     )
     def get(self, request: Request, ranking_id: str) -> StreamingHttpResponse | FileResponse:
         ranking = ranking_for_user(request.user, ranking_id)
-        fmt = request.query_params.get("format") or "csv"
-        if fmt != "csv":
-            raise ApplicationError(f"format must be 'csv', not '{fmt}'.")
-        return download_response(
-            Download(
-                filename=ranking_filename(ranking),
-                content_type="text/csv; charset=utf-8",
-                chunks=(line.encode() for line in ranking_csv_lines(ranking)),
-            )
+        return _csv_download(request, ranking_filename(ranking), ranking_csv_lines(ranking))
+
+
+def _csv_download(
+    request: Request, filename: str, lines: Iterator[str]
+) -> StreamingHttpResponse | FileResponse:
+    """A CSV export (`format=csv`, the only format) streamed line by line."""
+    fmt = request.query_params.get("format") or "csv"
+    if fmt != "csv":
+        raise ApplicationError(f"format must be 'csv', not '{fmt}'.")
+    return download_response(
+        Download(
+            filename=filename,
+            content_type="text/csv; charset=utf-8",
+            chunks=(line.encode() for line in lines),
         )
+    )
 
 
 # --- saved hypotheses -------------------------------------------------------------
@@ -952,16 +960,7 @@ class StatisticsExportView(APIView):
     )
     def get(self, request: Request, statistics_id: str) -> StreamingHttpResponse | FileResponse:
         row = statistics_for_user(request.user, statistics_id, link=_link(request))
-        fmt = request.query_params.get("format") or "csv"
-        if fmt != "csv":
-            raise ApplicationError(f"format must be 'csv', not '{fmt}'.")
-        return download_response(
-            Download(
-                filename=statistics_filename(row),
-                content_type="text/csv; charset=utf-8",
-                chunks=(line.encode() for line in statistics_csv_lines(row)),
-            )
-        )
+        return _csv_download(request, statistics_filename(row), statistics_csv_lines(row))
 
 
 class HypothesisExportView(APIView):
@@ -988,22 +987,17 @@ class HypothesisExportView(APIView):
     def get(self, request: Request, hypothesis_id: str) -> HttpResponseBase:
         hyp, _ = hypothesis_for_user(request.user, hypothesis_id, link=_link(request))
         version = _version_param(request, hyp)
-        q = request.query_params
-        download = stateset_export(
+        return export_answer(
             hyp.stateset,
+            request.query_params,
             source=version.source,
-            start=int_param(q.get("start"), "start"),
-            end=int_param(q.get("end"), "end"),
-            cells=int_list(q.get("cells"), "cells") or [int(c) for c in version.cells],
-            transform=transform_param(q.get("transform")),
-            fmt=export_format(q.get("format")),
+            cells=[int(c) for c in version.cells],
             pin_extra={
                 "hypothesis": str(hyp.id),
                 "hypothesis_version": version.number,
                 "hypothesis_title": version.title,
             },
         )
-        return download_response(download)
 
 
 # --- the analysis page for a reader of the hypothesis --------------------------------

@@ -316,21 +316,36 @@ class StateSetExportView(APIView):
     )
     def get(self, request: Request, stateset_id: str) -> HttpResponseBase:
         ss = stateset_for_user(request.user, stateset_id)
-        q = request.query_params
-        fmt = export_format(q.get("format"))
-        source = q.get("source")
-        if not source:
-            raise ApplicationError("The parameter 'source' is required.")
-        download = stateset_export(
-            ss,
-            source=source,
-            start=int_param(q.get("start"), "start"),
-            end=int_param(q.get("end"), "end"),
-            cells=int_list(q.get("cells"), "cells") or None,
-            transform=transform_param(q.get("transform")),
-            fmt=fmt,
-        )
-        return download_response(download)
+        return export_answer(ss, request.query_params)
+
+
+def export_answer(
+    ss: StateSet,
+    q: Any,
+    *,
+    source: str | None = None,
+    cells: list[int] | None = None,
+    pin_extra: dict[str, Any] | None = None,
+) -> HttpResponseBase:
+    """The slice a query string asks for (`source`, `start`, `end`, `cells`,
+    `transform`, `format`) as a download. ``source`` fixes the source and ``cells``
+    is the default cell list (the hypothesis route: its pinned source and cells);
+    ``pin_extra`` is written into the file beside the state set's pin."""
+    fmt = export_format(q.get("format"))
+    source = source or q.get("source")
+    if not source:
+        raise ApplicationError("The parameter 'source' is required.")
+    download = stateset_export(
+        ss,
+        source=source,
+        start=int_param(q.get("start"), "start"),
+        end=int_param(q.get("end"), "end"),
+        cells=int_list(q.get("cells"), "cells") or cells,
+        transform=transform_param(q.get("transform")),
+        fmt=fmt,
+        pin_extra=pin_extra,
+    )
+    return download_response(download)
 
 
 class SelectionRequestSerializer(serializers.Serializer[Any]):
