@@ -53,6 +53,7 @@ from backend.states.api import (
     SearchView,
     SelectionView,
     StateSetAnnotationsView,
+    StateSetCorpusView,
     StateSetDetailView,
     StateSetExportView,
     StateSetIndexView,
@@ -101,6 +102,9 @@ urlpatterns = [
         name="stateset-matches",
     ),
     path("statesets/<str:stateset_id>/index/", StateSetIndexView.as_view(), name="stateset-index"),
+    path(
+        "statesets/<str:stateset_id>/corpus/", StateSetCorpusView.as_view(), name="stateset-corpus"
+    ),
     path(
         "statesets/<str:stateset_id>/annotations/",
         StateSetAnnotationsView.as_view(),

@@ -54,11 +54,14 @@ from backend.matching.api import (
 from backend.matching.models import Match, MatchStatus
 from backend.matching.selectors import match_settle
 from backend.states.api import (
+    CONTEXT_RESPONSES,
     EXPORT_RESPONSES,
+    VALUES_PARAMETER,
     SearchResponseSerializer,
     SelectionRequestSerializer,
     SelectionResponseSerializer,
     context_answer,
+    context_response,
     export_answer,
     search_answer,
     selection_answer,
@@ -672,18 +675,21 @@ class HypothesisContextView(APIView):
             OpenApiParameter("cells", str, description="comma-separated cell indices"),
             OpenApiParameter("transform", str, enum=["tanh", "none"]),
             OpenApiParameter("threshold", float),
+            VALUES_PARAMETER,
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=CONTEXT_RESPONSES,
         description=(
             "A context window of the source the hypothesis pins (the shape of "
             "`GET /api/statesets/{id}/context/`), readable by whoever may open the "
             "hypothesis."
         ),
     )
-    def get(self, request: Request, hypothesis_id: str) -> Response:
+    def get(self, request: Request, hypothesis_id: str) -> HttpResponseBase:
         hyp, _ = hypothesis_for_user(request.user, hypothesis_id, link=_link(request))
         version = _version_param(request, hyp)
-        return Response(context_answer(hyp.stateset, request.query_params, source=version.source))
+        return context_response(
+            request, context_answer(hyp.stateset, request.query_params, source=version.source)
+        )
 
 
 class ShareSerializer(serializers.ModelSerializer[HypothesisShare]):

@@ -89,6 +89,7 @@ class ProjectDetailSerializer(ProjectSerializer):
                 "name": s.name,
                 "length": s.length,
                 "origin": s.origin,
+                "corpus": str(s.corpus_id) if s.corpus_id else None,
                 "sources": len(s.manifest.get("sources", [])),
                 "created_at": s.created_at.isoformat(),
             }

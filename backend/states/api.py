@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -14,17 +15,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from backend.artifacts.api import CorpusSerializer
 from backend.artifacts.selectors import corpus_for_user, corpus_in_project, model_in_project
 from backend.artifacts.services import upload_precheck
 from backend.core.downloads import DownloadNegotiation, download_response
 from backend.core.errors import ApplicationError
 from backend.core.params import float_param, int_list, int_param, transform_param
+from backend.core.renderers import WINDOW_MEDIA_TYPE, window_packed
 from backend.core.throttles import JobSubmissionThrottleMixin
 from backend.jobs.api import JobEnvelopeSerializer, job_envelope
 from backend.projects.models import Role
 from backend.projects.selectors import project_for_user
 
 from .annotations import annotation_upload_start
+from .corpus import stateset_corpus_ensure
 from .exports import export_format, stateset_export
 from .models import StateSet
 from .selectors import (
@@ -208,6 +212,25 @@ class StateSetDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class StateSetCorpusView(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: CorpusSerializer, 201: CorpusSerializer},
+        description=(
+            "The state set's text as a corpus of its project, to train on and extract "
+            "from: an imported state set gets one made from its tokens and dictionary "
+            "(201); a state set that has a corpus answers it (200)."
+        ),
+    )
+    def post(self, request: Request, stateset_id: str) -> Response:
+        ss = stateset_for_user(request.user, stateset_id, need=Role.EDITOR)
+        corpus, created = stateset_corpus_ensure(ss, request.user)
+        return Response(
+            CorpusSerializer(corpus).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
 class StateSetIndexView(JobSubmissionThrottleMixin, APIView):
     @extend_schema(
         request=None,
@@ -230,6 +253,21 @@ def _source_cells(ss: Any, source: str) -> int:
     return 0  # unknown source: read_context says so
 
 
+VALUES_PARAMETER = OpenApiParameter(
+    "values",
+    str,
+    enum=["json", "f32"],
+    description="f32: the answer packed as binary (docs/api.md, Context windows)",
+)
+CONTEXT_RESPONSES = {
+    (200, "application/json"): OpenApiTypes.OBJECT,
+    (200, WINDOW_MEDIA_TYPE): OpenApiResponse(
+        OpenApiTypes.BINARY,
+        description="values=f32: uint32 header length, JSON header, float32 cells x tokens",
+    ),
+}
+
+
 class ContextView(APIView):
     @extend_schema(
         parameters=[
@@ -239,12 +277,23 @@ class ContextView(APIView):
             OpenApiParameter("cells", str, description="comma-separated cell indices"),
             OpenApiParameter("transform", str, enum=["tanh", "none"]),
             OpenApiParameter("threshold", float),
+            VALUES_PARAMETER,
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=CONTEXT_RESPONSES,
     )
-    def get(self, request: Request, stateset_id: str) -> Response:
+    def get(self, request: Request, stateset_id: str) -> HttpResponseBase:
         ss = stateset_for_user(request.user, stateset_id)
-        return Response(context_answer(ss, request.query_params))
+        return context_response(request, context_answer(ss, request.query_params))
+
+
+def context_response(request: Request, answer: dict[str, Any]) -> HttpResponseBase:
+    """The window as JSON, or packed with float32 values when `values=f32`."""
+    packing = request.query_params.get("values") or "json"
+    if packing == "json":
+        return Response(answer)
+    if packing != "f32":
+        raise ApplicationError(f"values must be json or f32, not {packing!r}.")
+    return HttpResponse(window_packed(answer), content_type=WINDOW_MEDIA_TYPE)
 
 
 def context_answer(ss: StateSet, q: Any, *, source: str | None = None) -> dict[str, Any]:

@@ -216,6 +216,13 @@ def test_paging_sources_cells_search_and_keys(page, signed_in, user, brackets):
     _ready(page)
     expect(page.locator("#selection-summary")).not_to_contain_text("updating")
     assert sorted(_chips(page)) == sorted(chips)
+    # A gate is coloured on 0..1 (sequential), in the heatmap and its legend.
+    expect(page.locator("#heatmap canvas")).to_have_attribute(
+        "aria-label", re.compile(r"colours from 0 \(dark blue\) to 1 \(yellow\)")
+    )
+    expect(page.locator("#legend svg.legend")).to_have_attribute(
+        "aria-label", re.compile(r"from 0 \(dark blue\) to 1")
+    )
 
     # Phrase search: hits listed, a click jumps there.
     page.get_by_role("searchbox", name="Search").fill("((((")

@@ -45,9 +45,9 @@ def test_upload_a_model_extract_and_open_the_state_set(page, signed_in, project,
     form.get_by_role("button", name="Upload model").click()
     # 202 with the job that checks the weights on a worker, listed under Jobs
     expect(form.locator(".form-status")).to_have_text(
-        "Uploaded tiny.safetensors; the check is listed under Jobs."
+        "Uploaded tiny.safetensors; the check runs below (and under Jobs)."
     )
-    check = page.locator('.job[data-status="succeeded"]').first
+    check = form.locator('.form-job .job[data-status="succeeded"]')
     expect(check.locator(".job-kind")).to_have_text("Model upload")
     row = page.locator("#models tbody tr")
     expect(row).to_have_count(1)
@@ -65,7 +65,7 @@ def test_upload_a_model_extract_and_open_the_state_set(page, signed_in, project,
     ex.get_by_label("Top-k predictions").fill("3")
     ex.get_by_label("State set name").fill("tiny states")
     ex.get_by_role("button", name="Start extraction").click()
-    job = page.locator('.job[data-status="succeeded"]').first
+    job = ex.locator('.form-job .job[data-status="succeeded"]')
     expect(job).to_contain_text("State extraction", timeout=60_000)
     link = job.get_by_role("link", name="open the state set")
     expect(link).to_be_visible()
@@ -127,7 +127,7 @@ def test_a_refused_model_shows_the_servers_message(page, signed_in, project):
     _files(form, "Vocabulary", "vocab.json", json.dumps(VOCAB).encode(), "application/json")
     form.get_by_role("button", name="Upload model").click()
     # the upload is taken (202); the job that checks it refuses the file and says why
-    refusal = page.locator('.job[data-status="failed"] [data-testid="job-error"]')
+    refusal = form.locator('.form-job .job[data-status="failed"] [data-testid="job-error"]')
     expect(refusal).to_contain_text("broken.pt")
     expect(page.locator("#models")).to_contain_text("No models yet")
     assert page.request.get(f"/api/projects/{project.slug}/").json()["models"] == []
@@ -176,11 +176,11 @@ def test_a_model_upload_answered_with_a_job_lists_the_model_when_it_is_done(
     _files(form, "Vocabulary", "vocab.json", json.dumps(VOCAB).encode(), "application/json")
     form.get_by_role("button", name="Upload model").click()
     expect(form.locator(".form-status")).to_have_text(
-        "Uploaded tiny.safetensors; the check is listed under Jobs."
+        "Uploaded tiny.safetensors; the check runs below (and under Jobs)."
     )
     expect(form.locator(".form-status")).to_have_class("form-status ok")
     (job,) = made
-    row = page.locator(f'.job[data-job-id="{job.id}"]')
+    row = page.locator(f'#jobs .job[data-job-id="{job.id}"]')
     expect(row).to_have_attribute("data-status", answered)
     expect(row.locator(".job-kind")).to_have_text("Model upload")
     if answered == "queued":
@@ -191,7 +191,7 @@ def test_a_model_upload_answered_with_a_job_lists_the_model_when_it_is_done(
         )
         expect(row).to_have_attribute("data-status", "succeeded")
     expect(page.locator("#models tbody tr")).to_have_count(1)
-    expect(row).to_contain_text("model ready (listed under Models)")
+    expect(row).to_contain_text("see it under Models")
     listed = page.request.get(f"/api/projects/{project.slug}/").json()["models"]
     expect(page.locator("#extract-form").get_by_label("Model")).to_have_value(listed[0]["id"])
 
@@ -209,7 +209,7 @@ def test_training_shows_the_learning_curve(page, signed_in, project, user):
     form.get_by_label("Batch size").fill("4")
     form.get_by_role("button", name="Start training").click()
 
-    job = page.locator('.job[data-status="succeeded"]').first
+    job = form.locator('.form-job .job[data-status="succeeded"]')
     expect(job).to_contain_text("Training", timeout=60_000)  # the job runs within the request
     curve = job.get_by_test_id("training-curve")
     expect(curve).to_have_attribute("data-ready", "true")

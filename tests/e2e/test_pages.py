@@ -82,9 +82,15 @@ def test_corpus_upload_runs_a_job_and_lists_the_corpus(page, signed_in, project)
     form.get_by_label("characters").check()
     form.get_by_role("button", name="Upload corpus").click()
 
-    job = page.locator(".job").first
+    # The job's progress shows in the form that started it, and under Jobs.
+    job = form.locator(".form-job .job")
     expect(job).to_have_attribute("data-status", "succeeded")
     expect(job.locator(".progress")).to_have_attribute("aria-valuenow", "100")
+    job_id = job.get_attribute("data-job-id")
+    expect(page.locator(f'#jobs .job[data-job-id="{job_id}"]')).to_have_attribute(
+        "data-status", "succeeded"
+    )
+    expect(page.locator("#jobs-active")).to_be_hidden()
     row = page.locator("#corpora tbody tr")
     expect(row).to_have_count(1)
     expect(row.locator("td").nth(0)).to_have_text("tiny")
@@ -102,7 +108,7 @@ def test_bad_zip_import_shows_the_jobs_error(page, signed_in, project):
     )
     form.get_by_role("button", name="Upload and import").click()
 
-    job = page.locator(".job").first
+    job = form.locator(".form-job .job")
     expect(job).to_have_attribute("data-status", "failed")
     error = job.get_by_test_id("job-error")
     expect(error).not_to_be_empty()
@@ -137,7 +143,7 @@ def test_jobs_update_live_and_can_be_cancelled(page, signed_in, project, user):
         message="Reading states",
     )
     page.goto(f"/p/{project.slug}/")
-    row = page.locator(f'.job[data-job-id="{job.id}"]')
+    row = page.locator(f'#jobs .job[data-job-id="{job.id}"]')
     expect(row).to_have_attribute("data-status", "running")
     expect(row.locator(".progress")).to_have_attribute("aria-valuenow", "25")
     expect(row).to_contain_text("Reading states")
@@ -287,3 +293,21 @@ def test_url_codecs_in_the_browser(page, signed_in):
         "listBad": None,
         "listEmpty": [],
     }
+
+
+def test_an_imported_state_sets_text_becomes_a_corpus(page, signed_in, project, user):
+    from .conftest import write_brackets
+
+    ss, _depth, _tokens = write_brackets(project, user, n=400, name="imported text")
+    page.goto(f"/p/{project.slug}/")
+    row = page.locator(f'#statesets tr[data-id="{ss.id}"]')
+    expect(row).to_contain_text("LSTMVis import")
+    row.get_by_role("button", name="Use the text of imported text as a corpus").click()
+    expect(page.locator("#corpora tbody tr")).to_have_count(1)
+    expect(page.locator("#corpora tbody tr td").first).to_have_text("imported text")
+    expect(row.get_by_role("link", name="imported text")).to_have_count(2)  # state set, corpus
+    corpus = page.request.get(f"/api/projects/{project.slug}/").json()["corpora"][0]
+    assert corpus["length"] == 400
+    for form in ("#train-form", "#extract-form"):
+        options = page.locator(f"{form} select[name=corpus] option")
+        expect(options.filter(has_text="imported text")).to_have_count(1)

@@ -407,12 +407,12 @@ def test_progress_reports_tokens_and_speed(tmp_path: Path) -> None:
     assert fractions[-1] == 1.0
     messages = [m for _, m in seen]
     assert messages[:2] == [
-        "Layer states: checking the corpus against the model's vocabulary",
-        "Layer states: 0 of 90 tokens",
+        "Checking the corpus against the model's vocabulary.",
+        "Extracted 0 of 90 tokens.",
     ]
-    assert messages[2].startswith("Layer states: 15 of 90 tokens, ")  # 3 streams x 5 steps
-    assert messages[2].endswith(" tokens/s")
-    assert seen[-1][1] == "Layer states: 90 tokens extracted"
+    assert messages[2].startswith("Extracted 15 of 90 tokens (")  # 3 streams x 5 steps
+    assert messages[2].endswith(" tokens a second).")
+    assert seen[-1][1] == "Extracted the states of 90 tokens."
 
 
 @pytest.mark.usefixtures("every_chunk")
@@ -449,7 +449,7 @@ def test_a_crashed_run_resumes_from_its_checkpoint(tmp_path: Path, rnn_type: str
 
     def crash(fraction: float, message: str) -> None:
         calls.append(message)
-        if message.startswith("Layer states: 45 of"):  # after the third chunk
+        if message.startswith("Extracted 45 of"):  # after the third chunk
             raise Crash
 
     with pytest.raises(Crash):
@@ -466,9 +466,9 @@ def test_a_crashed_run_resumes_from_its_checkpoint(tmp_path: Path, rnn_type: str
         model, VOCAB, tmp_path / "corpus", tmp_path / "ss", PARAMS,
         work_dir=tmp_path / "w", progress=lambda f, m: seen.append((f, m)),
     )  # fmt: skip
-    resumed = [m for _, m in seen if "resuming" in m]
-    assert resumed == ["Layer states: resuming at 45 of 90 tokens"]
-    assert not any(m.startswith("Layer states: 0 of") for _, m in seen)
+    resumed = [m for _, m in seen if "Resuming" in m]
+    assert resumed == ["Resuming at 45 of 90 tokens."]
+    assert not any(m.startswith("Extracted 0 of") for _, m in seen)
     whole, again = _arrays(tmp_path / "whole"), _arrays(tmp_path / "ss")
     assert whole.keys() == again.keys()
     for name, values in whole.items():
@@ -483,7 +483,7 @@ def test_a_checkpoint_of_other_inputs_is_not_used(tmp_path: Path) -> None:
     model = make_model("LSTM", 1)
 
     def crash(fraction: float, message: str) -> None:
-        if message.startswith("Layer states: 45 of"):
+        if message.startswith("Extracted 45 of"):
             raise Crash
 
     with pytest.raises(Crash):
@@ -579,9 +579,9 @@ def test_a_killed_worker_resumes_where_its_checkpoint_says(tmp_path: Path) -> No
         model, VOCAB, tmp_path / "corpus", tmp_path / "whole", p,
         work_dir=tmp_path / "w2", progress=quiet,
     )  # fmt: skip
-    resumed = [m for m in seen if "resuming" in m]
+    resumed = [m for m in seen if "Resuming" in m]
     assert len(resumed) == 1
-    assert not resumed[0].startswith("Layer states: resuming at 0 ")
+    assert not resumed[0].startswith("Resuming at 0 ")
     whole, again = _arrays(tmp_path / "whole"), _arrays(tmp_path / "ss")
     for name, values in whole.items():
         np.testing.assert_array_equal(again[name], values, err_msg=name)

@@ -128,7 +128,7 @@ def test_full_project_imports_with_exact_values(lstmvis_project: Path, tmp_path:
     fractions = [f for f, _ in steps]
     assert fractions == sorted(fractions)
     assert fractions[-1] == 1.0
-    assert any("copying other::states2" in m for _, m in steps)
+    assert any("Copying other::states2" in m for _, m in steps)
     assert temp_leftovers(tmp_path / "out") == []
 
 
@@ -415,7 +415,7 @@ def test_cancel_mid_copy_leaves_nothing(lstmvis_project: Path, tmp_path: Path) -
     dest = tmp_path / "set"
 
     def progress(fraction: float, message: str) -> None:
-        if message.startswith("copying states::states2u"):
+        if message.startswith("Copying states::states2u"):
             raise Cancelled
 
     with pytest.raises(Cancelled):

@@ -199,3 +199,28 @@ def test_cuda_training_is_reproducible_and_loads_on_cpu(corpus: Path, tmp_path: 
     a, b = (load_file(str(tmp_path / n / "weights.safetensors")) for n in "ab")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert load_model(tmp_path / "a", device="cpu").vocab
+
+
+def test_progress_speaks_in_the_steps_of_the_curve(corpus: Path, tmp_path: Path) -> None:
+    """The job's message counts the steps the learning curve's x axis shows, as a
+    sentence; the last step it names is the curve's last point."""
+    import re
+
+    messages: list[str] = []
+    points: list[dict[str, Any]] = []
+    metrics = train(
+        corpus,
+        tmp_path / "m",
+        TrainParams(**{**SMALL, "epochs": 2}),
+        progress=lambda _f, m: messages.append(m),
+        on_point=points.append,
+        device="cpu",
+    )
+    steps = [re.fullmatch(r"Step ([\d,]+) of ([\d,]+) \(epoch (\d) of 2\)\.", m) for m in messages]
+    found = [s for s in steps if s]
+    assert found, messages
+    totals = {int(s.group(2).replace(",", "")) for s in found}
+    assert totals == {metrics["steps"]}
+    last = max(int(s.group(1).replace(",", "")) for s in found)
+    assert last == metrics["steps"] == max(p["step"] for p in points)
+    assert all(m[:1].isupper() and m.endswith(".") for m in messages), messages

@@ -995,10 +995,10 @@ class _Progress:
         if not force and now - self.last < _PROGRESS_EVERY_S:
             return
         self.last = now
-        msg = f"Layer states: {_count(done)} of {_count(self.total)} tokens"
+        msg = f"Extracted {_count(done)} of {_count(self.total)} tokens"
         if done > self.first and now > self.t0:
-            msg += f", {_count((done - self.first) / (now - self.t0))} tokens/s"
-        self.fn(0.01 + 0.97 * done / self.total, msg)
+            msg += f" ({_count((done - self.first) / (now - self.t0))} tokens a second)"
+        self.fn(0.01 + 0.97 * done / self.total, msg + ".")
 
 
 # --------------------------------------------------------------------------- #
@@ -1091,14 +1091,14 @@ def extract(
     dev = _resolve_device(device)
     starts, lengths, settings = _settings(params, kinds, n, dev)
 
-    progress(0.0, "Layer states: checking the corpus against the model's vocabulary")
+    progress(0.0, "Checking the corpus against the model's vocabulary.")
     reader = _TokenReader(corpus.ids)
     try:
         unknown = _unknown_tokens(reader, n, missing, unk, model_vocab)
         fingerprint = _fingerprint(model, model_vocab, corpus_dir, settings)
         done = _existing_result(final_dir, fingerprint)
         if done is not None:
-            progress(1.0, "Layer states: already extracted")
+            progress(1.0, "These states were extracted already.")
             return done
         chunk = int(settings["chunk"])
         plan = _Plan(
@@ -1242,7 +1242,7 @@ class _Run:
                         _save_checkpoint(ck_path, self.completed)
                 raise
         ck_path.unlink(missing_ok=True)
-        self.progress(1.0, f"Layer states: {_count(plan.n)} tokens extracted")
+        self.progress(1.0, f"Extracted the states of {_count(plan.n)} tokens.")
         return manifest
 
     def _open(self, writer: StateSetWriter, fresh: bool) -> None:
@@ -1286,7 +1286,7 @@ class _Run:
             at = plan.tokens_done(first)
             self.progress(
                 0.01 + 0.97 * at / plan.n,
-                f"Layer states: resuming at {_count(at)} of {_count(plan.n)} tokens",
+                f"Resuming at {_count(at)} of {_count(plan.n)} tokens.",
             )
         else:
             report(0, force=True)
@@ -1336,7 +1336,7 @@ class _Run:
     def _publish(self, writer: StateSetWriter) -> Manifest:
         """Add what belongs to the whole state set and commit it."""
         plan = self.plan
-        self.progress(0.98, "Layer states: publishing the state set")
+        self.progress(0.98, "Publishing the state set.")
         writer.set_streams([int(s) for s in plan.starts], self.doc_starts)
         if plan.surprisal:
             self.surprisal_info.range = [0.0, round(self.surprisal_max, 3)]

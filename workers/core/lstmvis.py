@@ -327,7 +327,7 @@ class _Importer:
     def hdf5(self, alias: str, where: str) -> tuple[dict[str, DatasetInfo], str]:
         path, name = self._file_path(alias, where, HDF5_SUFFIXES)
         if alias not in self._inspected:
-            self.progress(0.01, f"checking {name}")
+            self.progress(0.01, f"Checking {name}.")
             self._inspected[alias] = inspect_hdf5(path, display_name=name, quota_bytes=self.quota)
         return self._inspected[alias], name
 
@@ -686,7 +686,7 @@ def import_lstmvis_dir(
 
 
 def _run_import(imp: _Importer, dest: Path) -> Manifest:
-    imp.progress(0.0, "reading lstm.yml")
+    imp.progress(0.0, "Reading lstm.yml.")
     config = imp.config
     budget = [_MAX_CONFIG_NODES]
     plain_config = _to_json(config, budget)
@@ -727,7 +727,7 @@ def _run_import(imp: _Importer, dest: Path) -> Manifest:
     with StateSetWriter(dest) as writer:
         writer.set_tokens(ids, vocab)
         for info, ds in sources:
-            imp.progress(0.1 + 0.85 * done_cells / total_cells, f"copying {ds.address}")
+            imp.progress(0.1 + 0.85 * done_cells / total_cells, f"Copying {ds.address}.")
             h5 = imp.reader(ds)
             path = _norm_ds(ds.path)
             base = done_cells
@@ -736,14 +736,14 @@ def _run_import(imp: _Importer, dest: Path) -> Manifest:
                 rows_done: int, base: int = base, cells: int = info.cells, address: str = ds.address
             ) -> None:
                 frac = (base + cells * rows_done / n) / total_cells
-                imp.progress(0.1 + 0.85 * frac, f"copying {address}")
+                imp.progress(0.1 + 0.85 * frac, f"Copying {address}.")
 
             writer.add_source(info, n, _row_reader(h5, path), progress=report)
             done_cells += info.cells
         for ann, values, weights in annotations:
             writer.add_annotation(ann, values, weights)
         if emb is not None:
-            imp.progress(0.96, "copying the word embedding")
+            imp.progress(0.96, "Copying the word embedding.")
             writer.set_embedding(imp.read_floats(emb, emb.info.shape))
         writer.set_streams([0], [0])
         writer.set_extra(
@@ -756,7 +756,7 @@ def _run_import(imp: _Importer, dest: Path) -> Manifest:
                 "sources_by_address": {s.name: s.id for s, _ in sources},
             }
         )
-        imp.progress(0.98, "publishing the state set")
+        imp.progress(0.98, "Publishing the state set.")
         manifest = writer.commit()
-    imp.progress(1.0, "imported")
+    imp.progress(1.0, "Imported.")
     return manifest

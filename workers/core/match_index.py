@@ -284,4 +284,4 @@ def build(ss_path: Path, *, source_ids: list[str] | None, progress: ProgressFn |
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     if progress is not None:
-        progress(1.0, "match index ready")
+        progress(1.0, "Match index ready.")

@@ -348,7 +348,7 @@ def rank_cells(
 
     def report(a: int) -> None:
         if progress is not None:
-            progress(min(1.0, a / max(1, n)), f"ranking cells: {a}/{n} rows")
+            progress(min(1.0, a / max(1, n)), f"Ranking cells: {a:,} of {n:,} rows read.")
 
     if ann.kind == "discrete":
         lid, lname = label_id(ann.labels, label)

@@ -280,7 +280,7 @@ def build_search_index(ss_path: Path, progress: ProgressFn | None = None) -> Non
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if progress is not None:
-        progress(1.0, "search index written")
+        progress(1.0, "Search index written.")
 
 
 def _write_index(
@@ -323,7 +323,7 @@ def _fill_index(
             raise InputError(f"the token ids of this state set do not all lie in [0, {v})")
         counts += np.bincount(chunk, minlength=v)
         if progress is not None:
-            progress((k + 1) / steps * 0.95, "counting tokens")
+            progress((k + 1) / steps * 0.95, "Counting tokens.")
     offsets = np.zeros(v + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
 
@@ -341,7 +341,7 @@ def _fill_index(
         out[dest] = order + a
         cursor += c
         if progress is not None:
-            progress((len(slices) + k + 1) / steps * 0.95, "sorting positions by token")
+            progress((len(slices) + k + 1) / steps * 0.95, "Sorting positions by token.")
     return offsets
 
 

@@ -255,7 +255,7 @@ def scan_hypothesis(
             h.zero_left, h.zero_right, h.min_length, st, cur, pend, inside, tot,
         )  # fmt: skip
         if progress is not None:
-            progress(b / n, f"statistics: {b}/{n} rows")
+            progress(b / n, f"Statistics: {b:,} of {n:,} rows read.")
     tp, pred, npos = int(tot[_TP]), int(tot[_PRED]), int(tot[_POS])
     fp, fn = pred - tp, npos - tp
     return {

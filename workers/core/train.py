@@ -437,7 +437,7 @@ class _Loop:
                 self.last_report = now
                 self.progress(
                     0.95 * self.step / total_steps,
-                    f"epoch {epoch}/{params.epochs}, step {k}/{steps_per_epoch}",
+                    f"Step {self.step:,} of {total_steps:,} (epoch {epoch} of {params.epochs}).",
                 )
         model.rnn.dropout = 0.0
         return float(epoch_sum.item()) / steps_per_epoch
@@ -478,7 +478,7 @@ def train(
     n_params = _check_size(params, spec, n_train)
     batch = params.batch_size
     dev = _pick_device(device)
-    progress(0.0, f"training a {spec.rnn_type} on {n_train} tokens ({dev.type})")
+    progress(0.0, f"Training a {spec.rnn_type} on {n_train:,} tokens ({dev.type.upper()}).")
 
     ids = corpus.ids
     train_streams = _Streams(ids[:n_train], batch, dev)
@@ -499,15 +499,17 @@ def train(
                 curve.point(loop.step, epoch, loop.tokens, valid_loss, "valid")
             progress(
                 0.95 * loop.step / loop.total_steps,
-                f"epoch {epoch}/{params.epochs} done: train loss {train_loss:.3f}"
-                + (f", validation loss {valid_loss:.3f}" if valid_loss is not None else ""),
+                f"Epoch {epoch} of {params.epochs} done at step {loop.step:,}: "
+                f"training loss {train_loss:.3f}"
+                + (f", validation loss {valid_loss:.3f}" if valid_loss is not None else "")
+                + ".",
             )
         if not math.isfinite(train_loss):
             raise InputError(
                 "training diverged (the loss is not a number): lower the learning rate"
             )
     metrics = _metrics(loop, train_loss, valid_loss, n_train, n_valid, n_params, dev, started)
-    progress(0.97, "storing the model")
+    progress(0.97, "Storing the model.")
     meta = {
         "origin": "training",
         "params": params.to_json(),
@@ -517,7 +519,7 @@ def train(
     }
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     save_model(Path(final_model_dir), spec, state, vocab, meta)
-    progress(1.0, "done")
+    progress(1.0, "Training done.")
     return metrics
 
 

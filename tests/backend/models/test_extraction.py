@@ -248,7 +248,7 @@ def test_a_killed_attempt_leaves_its_work_for_the_next(
     def dies(job, progress):
         def report(fraction, message):
             progress(fraction, message)
-            if message.startswith("Layer states"):
+            if message.startswith("Extracted "):
                 raise WorkerDied  # like SIGKILL: nothing of ours catches it
 
         return extraction_run(job, report)

@@ -26,6 +26,7 @@ const lists = createProjectLists(
 );
 const jobs = createJobsPanel(byId("jobs"), {
   api, statesetBase: boot.statesetBase, canCancel: canWrite, onFinished: loadProject,
+  badge: byId("jobs-active"),
 });
 // The forms whose selects follow the project's models and corpora.
 const choices = [

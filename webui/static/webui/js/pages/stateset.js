@@ -16,7 +16,7 @@
 // gives the same view. Other modules read and set the selection through
 // ./analysis-state.js.
 
-import { get, isAbort, post, withQuery } from "../core/api.js";
+import { get, getWindow, isAbort, post, withQuery } from "../core/api.js";
 import { bootData, fmtInt, fmtValue, h, showToken } from "../core/format.js";
 import { codecs, createUrlState } from "../core/urlstate.js";
 import { mountHypothesisPanel } from "../views/hypothesis-panel.js";
@@ -386,7 +386,7 @@ function prefetch(st) {
     const key = `${st.source}|${p}|${st.w}`;
     if (windowCache.has(key)) continue;
     const end = Math.min(info.length - 1, p + st.w - 1);
-    const pending = get(withQuery(boot.api.context, { source: st.source, start: p, end }));
+    const pending = getWindow(withQuery(boot.api.context, { source: st.source, start: p, end }));
     windowCache.set(key, pending); // a pan before it arrives waits for this answer
     pending.then((data) => remember(key, data)).catch(() => windowCache.delete(key));
   }
@@ -418,7 +418,7 @@ async function loadWindow(target, st, source, key) {
   const end = Math.min(info.length - 1, st.pos + st.w - 1);
   const t0 = performance.now();
   try {
-    const data = await get(withQuery(boot.api.context, { source, start: st.pos, end }),
+    const data = await getWindow(withQuery(boot.api.context, { source, start: st.pos, end }),
       { key: target === win ? "context" : "context-cmp" });
     if (target.loading !== key) return false;
     measure("analysis:context", t0);
@@ -600,9 +600,8 @@ function draw() {
   $("caption-main").textContent = `Cell values · ${sourceLabel(src)}`;
   views.tokens.update({ ...common, data, hits: searchHitColumns(st) });
   views.tracks.update({ data, tracks: info.annotations || [], layout: lay, cursor });
-  const extent = Math.max(...domain.map(Math.abs));
-  views.heatmap.update(data, { cells: eff }, lay, cursor, extent, hoverCell);
-  views.legend.update({ extent, threshold: st.threshold, k: eff.length, selectedColour: eff.length ? colour(eff[0]) : "#E69F00" });
+  views.heatmap.update(data, { cells: eff }, lay, cursor, domain, hoverCell);
+  views.legend.update({ domain, threshold: st.threshold, k: eff.length, selectedColour: eff.length ? colour(eff[0]) : "#E69F00" });
   views.overview.update({
     length: info.length, pos: st.pos, w: st.w, width: lay.colW * st.w, left: AXIS_LEFT,
     range: st.start === null ? null : { start: st.start, end: st.end },

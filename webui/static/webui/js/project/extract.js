@@ -1,6 +1,6 @@
 // The extraction form: a model and a corpus from the project, which values to keep
 // (offered as the model's type allows), top-k and surprisal. It starts a job that
-// shows under Jobs. In project/ as a part of the project page's side column.
+// shows in the form and under Jobs. In project/ as a part of the project page.
 
 import { post } from "../core/api.js";
 import { problem, putNumbers, putOptional, wireForm } from "../core/forms.js";
@@ -43,8 +43,8 @@ export function createExtractForm(form, { api, jobs }) {
     const body = { model, corpus, values, surprisal: f.elements.surprisal.checked };
     putNumbers(body, f, [["topk", "Top-k"]]);
     putOptional(body, f, ["name"]);
-    jobs.track((await post(api.extractions, body)).job);
-    return "Extraction started; it is listed under Jobs.";
+    jobs.track((await post(api.extractions, body)).job, f);
+    return "Extraction started; its progress shows below.";
   });
 
   return {

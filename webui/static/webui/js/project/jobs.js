@@ -1,6 +1,8 @@
 // The project's jobs: drawn by views/jobs.js, kept current here. The list is polled
 // about once a second while any job is queued or running; a job that a form started
-// is shown at once (track); when a job succeeds, onFinished() refreshes what it made.
+// is shown at once (track), both under Jobs and in the form that started it (its
+// progress, message, curve and result where the user is looking); when a job
+// succeeds, onFinished() refreshes what it made. `badge` counts the running jobs.
 // In project/ because it drives this page's job endpoints; the drawing stays in views/.
 
 import { get, isAbort, post } from "../core/api.js";
@@ -11,22 +13,20 @@ const POLL_MS = 1000;
 
 const newest = (a, b) => (a.created_at < b.created_at ? 1 : -1);
 
-export function createJobsPanel(root, { api, statesetBase, canCancel, onFinished }) {
+export function createJobsPanel(root, { api, statesetBase, canCancel, onFinished, badge = null }) {
   let jobs = [];
   let timer = null;
+  const followers = new Map(); // job id -> the job view in the form that started it
 
-  const view = createJobList(root, {
-    canCancel,
-    statesetBase,
-    async onCancel(job) {
-      try {
-        merge([await post(`${api.jobBase}${job.id}/cancel/`, {})]);
-      } catch (err) {
-        showError(root, err.message);
-      }
-      pollNow();
-    },
-  });
+  async function onCancel(job) {
+    try {
+      merge([await post(`${api.jobBase}${job.id}/cancel/`, {})]);
+    } catch (err) {
+      showError(root, err.message);
+    }
+    pollNow();
+  }
+  const view = createJobList(root, { canCancel, statesetBase, onCancel });
 
   /** Whether a job went from queued or running to succeeded between two looks. */
   function anySucceeded(before, after) {
@@ -40,6 +40,15 @@ export function createJobsPanel(root, { api, statesetBase, canCancel, onFinished
   function show(list) {
     jobs = list;
     view.update(jobs);
+    for (const [id, follower] of followers) {
+      const job = jobs.find((j) => j.id === id);
+      if (job) follower.update([job]);
+    }
+    if (badge) {
+      const n = jobs.filter((j) => ACTIVE.has(j.status)).length;
+      badge.hidden = n === 0;
+      badge.textContent = n ? `${n} running` : "";
+    }
   }
 
   function merge(incoming) {
@@ -71,9 +80,22 @@ export function createJobsPanel(root, { api, statesetBase, canCancel, onFinished
 
   return {
     start: poll,
-    /** A job a form just started: list it, and look again now. */
-    track(job) {
+    /** A job a form just started: list it, follow it in the form, and look again now. */
+    track(job, form = null) {
       const seen = jobs.some((j) => j.id === job.id);
+      if (form) {
+        let slot = form.querySelector(".form-job");
+        if (!slot) {
+          slot = document.createElement("div");
+          slot.className = "form-job";
+          slot.setAttribute("aria-live", "polite");
+          form.append(slot);
+        }
+        for (const [id, f] of followers) if (f.slot === slot) followers.delete(id);
+        const follower = createJobList(slot, { canCancel, statesetBase, onCancel, empty: "" });
+        follower.slot = slot;
+        followers.set(job.id, follower);
+      }
       merge([job]);
       // Already done by the time the answer came: nothing will see it finish.
       if (!seen && job.status === "succeeded") onFinished();

@@ -3,9 +3,35 @@
 // In project/ (not views/) because the rows link to and delete through this page's
 // endpoints.
 
-import { actionsHeader, errorAlert, markReady, table } from "../core/dom.js";
+import { post } from "../core/api.js";
+import { actionsHeader, errorAlert, markReady, showError, table } from "../core/dom.js";
 import { fmtDate, fmtInt, fmtModelSpec, h } from "../core/format.js";
 import { deleteCell } from "./delete.js";
+
+/** The corpus of a state set: its name, or for an imported state set without one (and
+ * a user who may write) a button that makes a corpus of its text, to train on and to
+ * extract from like an uploaded corpus. */
+function corpusCell(s, { boot, project, canWrite, refresh, root }) {
+  const corpus = s.corpus && (project.corpora || []).find((c) => c.id === s.corpus);
+  if (corpus) return h("a", { href: "#data", title: "listed under Corpora" }, corpus.name);
+  if (s.corpus) return h("span", { class: "muted" }, "deleted");
+  if (!canWrite) return h("span", { class: "muted" }, "none");
+  return h("button", {
+    type: "button", class: "btn btn-small", "data-action": "make-corpus",
+    title: "Make a corpus of this state set's tokens, to train on and extract from",
+    "aria-label": `Use the text of ${s.name} as a corpus`,
+    onclick: async (ev) => {
+      ev.currentTarget.disabled = true;
+      try {
+        await post(`${boot.api.statesetBase}${s.id}/corpus/`, {});
+        await refresh();
+      } catch (err) {
+        showError(root, err.message);
+        ev.currentTarget.disabled = false;
+      }
+    },
+  }, "Use as corpus");
+}
 
 const num = (value) => ({ class: "num", value: fmtInt(value) });
 
@@ -14,10 +40,11 @@ const KINDS = {
     what: "state set", api: "statesetBase",
     empty: "No state sets yet. Import an LSTMVis project to add one.",
     columns: {
-      Name: (s, boot) => h("a", { href: `${boot.statesetBase}${s.id}/` }, s.name),
+      Name: (s, { boot }) => h("a", { href: `${boot.statesetBase}${s.id}/` }, s.name),
       Tokens: (s) => num(s.length),
       Sources: (s) => num(s.sources),
-      Origin: (s) => s.origin || "",
+      Origin: (s) => (s.origin === "lstmvis" ? "LSTMVis import" : s.origin || ""),
+      Corpus: corpusCell,
       Created: (s) => fmtDate(s.created_at),
     },
   },
@@ -57,13 +84,15 @@ function cell(content) {
 
 function createItemList(root, kind, { boot, canWrite, refresh }) {
   const { what, api, empty, columns } = KINDS[kind];
+  let project = {};
   const row = (item) => h("tr", { "data-id": item.id },
-    Object.values(columns).map((col) => cell(col(item, boot))),
+    Object.values(columns).map((col) => cell(col(item, { boot, project, canWrite, refresh, root }))),
     canWrite ? deleteCell({
       root, url: `${boot.api[api]}${item.id}/`, what, name: item.name, refresh,
     }) : null);
   return {
-    update(items) {
+    update(items, whole = {}) {
+      project = whole;
       root.replaceChildren(items.length
         ? table([...Object.keys(columns), canWrite ? actionsHeader() : null], items.map(row))
         : h("p", { class: "muted empty" }, empty));
@@ -81,7 +110,7 @@ export function createProjectLists(roots, options) {
   const lists = Object.keys(KINDS).map((kind) => [kind, createItemList(roots[kind], kind, options)]);
   return {
     update(project) {
-      for (const [kind, list] of lists) list.update(project[kind] || []);
+      for (const [kind, list] of lists) list.update(project[kind] || [], project);
     },
     fail(message) {
       for (const [, list] of lists) list.fail(message);

@@ -19,7 +19,7 @@ export function wireModelForm(form, { api, jobs }) {
     putOptional(fd, f, ["name", "rnn_type"]);
     progress(`Uploading ${weights.name}…`);
     const { job } = await postForm(api.models, fd);
-    jobs.track(job);
-    return `Uploaded ${weights.name}; the check is listed under Jobs.`;
+    jobs.track(job, f);
+    return `Uploaded ${weights.name}; the check runs below (and under Jobs).`;
   }, { reset: true });
 }

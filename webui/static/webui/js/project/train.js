@@ -1,5 +1,5 @@
 // The training form: a corpus from the project and the network's and the run's
-// sizes. It starts a job whose learning curve shows under Jobs. In project/ as a
+// sizes. It starts a job whose learning curve shows in the form. In project/ as a
 // part of the project page's side column.
 
 import { post } from "../core/api.js";
@@ -21,8 +21,8 @@ export function createTrainForm(form, { api, jobs }) {
     const body = { corpus, rnn_type: f.elements.rnn_type.value };
     putNumbers(body, f, NUMBERS);
     putOptional(body, f, ["name"]);
-    jobs.track((await post(api.trainings, body)).job);
-    return "Training started; its curve shows under Jobs.";
+    jobs.track((await post(api.trainings, body)).job, f);
+    return "Training started; its progress and learning curve show below.";
   });
   return {
     update(project) {

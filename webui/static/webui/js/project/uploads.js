@@ -1,5 +1,5 @@
 // The two file uploads that start a job: the LSTMVis import (a zip) and the text
-// corpus. Both answer 202 with the job, which shows under Jobs. In project/ as a
+// corpus. Both answer 202 with the job, which shows in the form and under Jobs. In project/ as a
 // part of the project page's side column.
 
 import { postForm } from "../core/api.js";
@@ -15,8 +15,8 @@ function wireUpload(form, url, jobs, build = () => {}) {
     build(f, fd);
     progress(`Uploading ${file.name}…`);
     const answer = await postForm(url, fd);
-    jobs.track(answer.job);
-    return `Uploaded ${file.name}; the job is listed under Jobs.`;
+    jobs.track(answer.job, f);
+    return `Uploaded ${file.name}; its progress shows below.`;
   }, { reset: true });
 }
 

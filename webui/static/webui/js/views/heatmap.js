@@ -6,7 +6,7 @@
 
 import d3 from "../lib/d3.js";
 import { sizeCanvas } from "../core/canvas.js";
-import { divergingLut } from "../core/palettes.js";
+import { rampLut, rampOf } from "../core/palettes.js";
 
 export function heatmapHeight(cells) {
   if (cells <= 0) return 0;
@@ -25,16 +25,16 @@ export function createHeatmap(root) {
   const hit = svg.append("rect").attr("class", "hit").attr("fill", "transparent");
   const image = document.createElement("canvas");
   let last = null;
-  let drawn = { data: null, extent: null };
+  let drawn = { data: null, key: "" };
 
-  function paint(data, rows, cols, extent) {
+  function paint(data, rows, cols, ramp) {
     image.width = Math.max(1, cols);
     image.height = Math.max(1, rows);
     const ictx = image.getContext("2d");
     const img = ictx.createImageData(image.width, image.height);
-    const { lut, steps } = divergingLut(extent);
+    const { lut, steps, lo, hi } = rampLut(ramp);
     const px = img.data;
-    const scale = (steps - 1) / (2 * extent);
+    const scale = (steps - 1) / (hi - lo);
     for (let r = 0; r < rows; r++) {
       const row = data.values[r];
       for (let c = 0; c < cols; c++) {
@@ -44,12 +44,12 @@ export function createHeatmap(root) {
           px[o] = 200; px[o + 1] = 200; px[o + 2] = 200; px[o + 3] = 255;
           continue;
         }
-        const k = Math.round((Math.max(-extent, Math.min(extent, v)) + extent) * scale) * 4;
+        const k = Math.round((Math.max(lo, Math.min(hi, v)) - lo) * scale) * 4;
         px[o] = lut[k]; px[o + 1] = lut[k + 1]; px[o + 2] = lut[k + 2]; px[o + 3] = 255;
       }
     }
     ictx.putImageData(img, 0, 0);
-    drawn = { data, extent };
+    drawn = { data, key: `${lo}|${hi}|${ramp.kind}` };
   }
 
   function pick(event) {
@@ -71,14 +71,17 @@ export function createHeatmap(root) {
   });
 
   return {
-    update(data, state, layout, cursor, extent = 1, hoverCell = null) {
+    /** `domain`: the source's value range ([0, 1] for gates: a sequential ramp;
+     * [-m, m]: diverging, white at 0). */
+    update(data, state, layout, cursor, domain = [-1, 1], hoverCell = null) {
+      const ramp = rampOf(domain);
       const rows = data.cells.length;
       const cols = data.values[0] ? data.values[0].length : 0;
       const height = heatmapHeight(rows);
       const fullW = layout.left + layout.width + 8;
       last = { layout, data, height };
 
-      if (drawn.data !== data || drawn.extent !== extent) paint(data, rows, cols, extent);
+      if (drawn.data !== data || drawn.key !== `${ramp.lo}|${ramp.hi}|${ramp.kind}`) paint(data, rows, cols, ramp);
 
       const ctx = sizeCanvas(canvas, fullW, height);
       ctx.clearRect(0, 0, fullW, height);
@@ -121,7 +124,7 @@ export function createHeatmap(root) {
 
       canvas.setAttribute("aria-label",
         `Heatmap of ${rows} cells by ${cols} tokens (${data.start} to ${data.end}); ` +
-        "blue is negative, white zero, red positive");
+        `colours ${ramp.describe(ramp.lo, ramp.hi)}`);
       root.dataset.ready = "true";
     },
     destroy() { root.replaceChildren(); },

@@ -21,12 +21,16 @@ function resultLinks(job, statesetBase) {
   const r = job.result || {};
   const links = [];
   if (r.stateset) links.push(h("a", { href: `${statesetBase}${r.stateset}/` }, "open the state set"));
-  if (r.corpus) links.push(h("span", {}, "corpus ready"));
-  if (r.model) links.push(h("span", {}, "model ready (listed under Models)"));
+  if (r.corpus) links.push(h("a", { href: "#data" }, "see it under Corpora"));
+  if (r.model) links.push(h("a", { href: "#data" }, "see it under Models"));
   return links;
 }
 
-export function createJobList(root, { onCancel, statesetBase = "/statesets/", canCancel = true } = {}) {
+/** `empty`: what an empty list says ("" for nothing, e.g. the job slot of a form). */
+export function createJobList(root, {
+  onCancel, statesetBase = "/statesets/", canCancel = true,
+  empty = "No jobs yet. Uploads and imports show their progress here.",
+} = {}) {
   const curves = new Map(); // job id -> {el, view}
 
   function curveFor(job) {
@@ -77,11 +81,9 @@ export function createJobList(root, { onCancel, statesetBase = "/statesets/", ca
     update(jobs) {
       const listed = new Set(jobs.map((j) => j.id));
       for (const id of [...curves.keys()]) if (!listed.has(id)) curves.delete(id);
-      root.replaceChildren(
-        jobs.length
-          ? h("ol", { class: "job-list" }, jobs.map(row))
-          : h("p", { class: "muted" }, "No jobs yet. Uploads and imports show their progress here."),
-      );
+      const content = jobs.length ? h("ol", { class: "job-list" }, jobs.map(row))
+        : empty ? h("p", { class: "muted" }, empty) : null;
+      root.replaceChildren(...(content ? [content] : []));
       root.dataset.ready = "true";
       root.removeAttribute("aria-busy");
     },

@@ -1,9 +1,10 @@
-// The figure's legend: the diverging scale of the heatmap, a key to the line
+// The figure's legend: the colour scale of the heatmap (diverging, or sequential
+// for a non-negative source such as a gate), a key to the line
 // plot's marks (all cells, selected cells, threshold, range, off positions), and
 // the shading of the tokens by how many selected cells are on.
 
 import d3 from "../lib/d3.js";
-import { diverging } from "../core/palettes.js";
+import { rampOf } from "../core/palettes.js";
 import { countShade } from "./tokens.js";
 
 let gradientSeq = 0;
@@ -12,8 +13,9 @@ export function createLegend(root) {
   const id = `legend-grad-${++gradientSeq}`;
   let lastKey = null;
   return {
-    update({ extent = 1, threshold, k = 0, selectedColour = "#E69F00" }) {
-      const key = `${extent}|${threshold}|${k}|${selectedColour}`;
+    update({ domain = [-1, 1], threshold, k = 0, selectedColour = "#E69F00" }) {
+      const ramp = rampOf(domain);
+      const key = `${ramp.lo}|${ramp.hi}|${threshold}|${k}|${selectedColour}`;
       if (key === lastKey) return;
       lastKey = key;
       const width = 200;
@@ -22,15 +24,15 @@ export function createLegend(root) {
         .attr("width", width + 30)
         .attr("height", 40)
         .attr("role", "img")
-        .attr("aria-label", `Heatmap colours from ${-extent} (blue) through 0 (white) to ${extent} (red)`);
+        .attr("aria-label", `Heatmap colours ${ramp.describe(ramp.lo, ramp.hi)}`);
       const grad = svg.append("defs").append("linearGradient").attr("id", id);
       for (let i = 0; i <= 10; i++) {
-        grad.append("stop").attr("offset", `${i * 10}%`).attr("stop-color", diverging(i / 10));
+        grad.append("stop").attr("offset", `${i * 10}%`).attr("stop-color", ramp.colour(i / 10));
       }
       const g = svg.append("g").attr("transform", "translate(12,4)");
       g.append("rect").attr("width", width).attr("height", 12).attr("fill", `url(#${id})`)
         .attr("stroke", "#888").attr("stroke-width", 0.5);
-      const x = d3.scaleLinear().domain([-extent, extent]).range([0, width]);
+      const x = d3.scaleLinear().domain([ramp.lo, ramp.hi]).range([0, width]);
       g.append("g").attr("transform", "translate(0,12)")
         .call(d3.axisBottom(x).ticks(5).tickSizeOuter(0))
         .call((a) => a.select(".domain").remove());

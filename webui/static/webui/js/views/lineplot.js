@@ -27,9 +27,14 @@ export function sourceDomain(source, values) {
     && source.kind !== "gate_g" && source.kind !== "gate_n");
   let lo = Infinity;
   let hi = -Infinity;
-  for (const row of values) for (const v of row) if (Number.isFinite(v)) {
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
+  for (let r = 0; r < values.length; r++) {
+    const row = values[r];
+    for (let i = 0; i < row.length; i++) {
+      const v = row[i];
+      if (v === null) continue; // NaN in a JSON window; NaN itself compares false
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
   }
   if (unit && (!Number.isFinite(lo) || (lo >= 0 && hi <= 1))) return [0, 1];
   if (!Number.isFinite(lo) || (lo >= -1 && hi <= 1)) return unit && lo >= 0 ? [0, 1] : [-1, 1];
@@ -53,26 +58,34 @@ const RASTER_ABOVE = 20_000; // values; above this the grey lines are rasterised
  * read darker, as with alpha-blended strokes. 650 cells x 200 tokens: ~8 ms
  * instead of ~35 ms for strokes in headless Chromium.
  */
-function rasterLines(ctx, rows, xAt, yAt, width, height) {
+function rasterLines(ctx, rows, x0, dx, y0, dy, width, height) {
+  // x of column i is x0 + i * dx, y of value v is y0 + dy * v (device pixels).
   const counts = new Uint16Array(width * height);
-  for (const row of rows) {
-    let px = NaN;
-    let py = NaN;
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r];
+    let pen = false;
+    let px = 0;
+    let py = 0;
     for (let i = 0; i < row.length; i++) {
       const v = row[i];
-      if (!Number.isFinite(v)) { px = NaN; continue; }
-      const x = xAt(i);
-      const y = yAt(v);
-      if (Number.isFinite(px)) {
-        const dx = x - px;
-        const dy = y - py;
-        const n = Math.max(1, Math.ceil(Math.max(Math.abs(dx), Math.abs(dy))));
+      if (v === null || !Number.isFinite(v)) { pen = false; continue; }
+      const x = x0 + i * dx;
+      const y = y0 + dy * v;
+      if (pen) {
+        const ex = x - px;
+        const ey = y - py;
+        const ax = ex < 0 ? -ex : ex;
+        const ay = ey < 0 ? -ey : ey;
+        const n = Math.max(1, Math.ceil(ax > ay ? ax : ay));
+        const sx = ex / n;
+        const sy = ey / n;
         for (let k = 0; k < n; k++) {
-          const xi = (px + (dx * k) / n) | 0;
-          const yi = (py + (dy * k) / n) | 0;
+          const xi = (px + sx * k) | 0;
+          const yi = (py + sy * k) | 0;
           if (xi >= 0 && xi < width && yi >= 0 && yi < height) counts[yi * width + xi] += 1;
         }
       }
+      pen = true;
       px = x;
       py = y;
     }
@@ -209,7 +222,7 @@ export function createLinePlot(root, { height = PLOT_HEIGHT, name = "Line plot" 
     if (data.values.length * (data.values[0] || []).length > RASTER_ABOVE) {
       const y0 = y(0);
       const ya = y(1) - y0; // the scale is linear: no scale call per value
-      rasterLines(ctx, data.values, (i) => (x0 + i * cw) * dpr, (v) => (y0 + ya * v) * dpr, bg.width, bg.height);
+      rasterLines(ctx, data.values, x0 * dpr, cw * dpr, y0 * dpr, ya * dpr, bg.width, bg.height);
     } else {
       ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
       ctx.clearRect(0, 0, fullW, h);
