@@ -342,3 +342,38 @@ def test_selection_api_takes_the_match_defaults(user, brackets):
     assert answer.status_code == 200, answer.content
     body = answer.json()
     assert (body["threshold"], body["zero_left"], body["zero_right"]) == (0.3, 1, 0)
+
+
+def test_off_constraint_handles_drag_and_keys(page, signed_in, user, brackets):
+    """The off zones' handles on the plot set Off before / Off after like the inputs:
+    dragged along the tokens, or with the arrow keys; the selection follows."""
+    ss = brackets[0]
+    page.goto(f"/statesets/{ss.id}/?pos=0&w=100&start=40&end=45&zl=1&zr=0&threshold=0.3")
+    _ready(page)
+    left = page.locator("#lineplot path.off-handle.off-left")
+    right = page.locator("#lineplot path.off-handle.off-right")
+    expect(left).to_have_attribute("aria-valuenow", "1")
+    expect(right).to_have_attribute("aria-valuenow", "0")
+
+    # Drag the left handle three tokens further out: Off before becomes 4.
+    box = left.bounding_box()
+    col = page.locator('#tokens li[data-pos="36"]').bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(col["x"] + 1, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+    expect(page).to_have_url(re.compile(r"zl=4"))
+    expect(page.get_by_role("spinbutton", name="Off before")).to_have_value("4")
+    expect(left).to_have_attribute("aria-valuenow", "4")
+
+    # Keys on the right handle: two steps out, one back.
+    right.focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowLeft")
+    expect(page).to_have_url(re.compile(r"zr=1"))
+    expect(page.get_by_role("spinbutton", name="Off after")).to_have_value("1")
+    expect(page.locator("#selection-summary")).not_to_contain_text("updating")
+    chips = sorted(_chips(page))
+    want = selected(user, ss, 40, 45, threshold=0.3, zero_left=4, zero_right=1)
+    assert chips == sorted(want)

@@ -832,7 +832,7 @@ function renderSearch() {
 
 // ---------------------------------------------------------------- matches
 
-const match = { qkey: "", id: null, pageKey: "", page: null, hits: [], jobTimer: 0, runs: 0 };
+const match = { qkey: "", id: null, pageKey: "", page: null, hits: [], jobTimer: 0, runs: 0, t0: 0 };
 
 function matchBody(st, eff) {
   return {
@@ -918,6 +918,7 @@ function ensureMatch(st) {
 
 function runMatch(body, qkey) {
   match.runs += 1;
+  match.t0 = performance.now(); // "analysis:match": the request to the first rows drawn
   clearTimeout(match.jobTimer);
   markMatch(false);
   showProgress({ status: "queued", progress: 0, message: "Matching over the whole corpus…" });
@@ -1022,6 +1023,11 @@ function renderMatch(st) {
   $("page-prev").disabled = st.page <= 1;
   $("page-next").disabled = st.page >= pages;
   markMatch(true);
+  if (match.t0) {
+    void $("match-table").offsetHeight; // the rows' layout belongs to the cost
+    measure("analysis:match", match.t0);
+    match.t0 = 0;
+  }
 }
 
 // ---------------------------------------------------------------- wiring
@@ -1105,6 +1111,14 @@ function wire() {
     urlState.set({ threshold: event.detail.value }, { replace: !event.detail.final });
     if (event.detail.final) ensureSelection(urlState.get(), { now: true });
     measure("analysis:threshold", t0);
+  });
+  figure.addEventListener("offconstraint", (event) => {
+    const { side, value, final } = event.detail;
+    const key = side === "left" ? "zl" : "zr";
+    const st = urlState.get();
+    if (st[key] === value && !final) return;
+    urlState.set({ [key]: value }, { replace: !final });
+    if (final) ensureSelection(urlState.get(), { now: true });
   });
   figure.addEventListener("cursor", (event) => {
     cursor = event.detail;

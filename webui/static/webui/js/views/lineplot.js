@@ -19,6 +19,7 @@ import { sizeCanvas } from "../core/canvas.js";
 import { attachColumnDrag } from "../core/drag.js";
 
 export const PLOT_HEIGHT = 240;
+const MAX_OFF = 50; // as the page's Off before / Off after inputs
 
 /** The y range a source is drawn on: 0..1 for gates and unsigned sources, -1..1
  * for the rest, widened (symmetrically, nicely rounded) when values lie outside. */
@@ -126,6 +127,10 @@ export function createLinePlot(root, { height = PLOT_HEIGHT, name = "Line plot" 
     .attr("tabindex", 0).attr("role", "slider").attr("aria-label", "Threshold handle")
     .attr("aria-orientation", "vertical");
 
+  // The off-constraints: a handle at the outer edge of each off zone (at the range's
+  // edge while it is 0), dragged along the tokens or moved with the arrow keys.
+  const offG = svg.append("g").attr("class", "off-handles");
+
   let last = null;
   let bgKey = null;
 
@@ -158,6 +163,7 @@ export function createLinePlot(root, { height = PLOT_HEIGHT, name = "Line plot" 
     geometry: () => (last ? { left: last.layout.left, colW: last.layout.colW, n: last.layout.n } : null),
     range: () => (last && last.p.range ? last.p.range : null),
     enabled: (event) => !thrG.node().contains(event.target) && !streamG.node().contains(event.target)
+      && !offG.node().contains(event.target)
       && last && d3.pointer(event, svg.node())[0] >= last.layout.left,
     onRange: (a, b, final) => emit("brush", { a, b, final }),
     onClick: (event) => {
@@ -245,6 +251,51 @@ export function createLinePlot(root, { height = PLOT_HEIGHT, name = "Line plot" 
     bgKey = { data, key };
   }
 
+  // Dragging an off handle: the column boundary nearest the pointer gives how many
+  // positions before (after) the range must be off, 0..MAX_OFF.
+  let offDrag = null;
+  const offValue = (side, event) => {
+    const [mx] = d3.pointer(event, svg.node());
+    const { layout, p } = last;
+    const edge = Math.round((mx - layout.left) / layout.colW); // a boundary between columns
+    const v = side === "left" ? p.range.a - edge : edge - (p.range.b + 1);
+    return Math.max(0, Math.min(MAX_OFF, v));
+  };
+  offG.on("pointerdown", (event) => {
+    const side = event.target.dataset?.side;
+    if (!last || !last.p.range || !side || event.button !== 0) return;
+    offDrag = { id: event.pointerId, side };
+    offG.node().setPointerCapture?.(event.pointerId);
+    event.preventDefault();
+    event.stopPropagation();
+  });
+  offG.on("pointermove", (event) => {
+    if (!offDrag || offDrag.id !== event.pointerId) return;
+    emit("offconstraint", { side: offDrag.side, value: offValue(offDrag.side, event), final: false });
+  });
+  const offEnd = (event) => {
+    if (!offDrag || offDrag.id !== event.pointerId) return;
+    const { side } = offDrag;
+    offDrag = null;
+    emit("offconstraint", { side, value: offValue(side, event), final: true });
+  };
+  offG.on("pointerup", offEnd).on("pointercancel", offEnd);
+  offG.on("keydown", (event) => {
+    const side = event.target.dataset?.side;
+    if (!last || !side) return;
+    const now = side === "left" ? last.p.zl : last.p.zr;
+    const outward = side === "left" ? "ArrowLeft" : "ArrowRight";
+    const inward = side === "left" ? "ArrowRight" : "ArrowLeft";
+    let v = null;
+    if (event.key === outward || event.key === "ArrowUp") v = now + 1;
+    else if (event.key === inward || event.key === "ArrowDown") v = now - 1;
+    else if (event.key === "Home") v = 0;
+    if (v === null) return;
+    event.preventDefault();
+    event.stopPropagation();
+    emit("offconstraint", { side, value: Math.max(0, Math.min(MAX_OFF, v)), final: true });
+  });
+
   return {
     /**
      * p: {data, domain, layout {left, width, n, colW}, selected [cells], colourOf(cell),
@@ -320,6 +371,29 @@ export function createLinePlot(root, { height = PLOT_HEIGHT, name = "Line plot" 
       rangeG.selectAll("line").data(edges).join("line").attr("class", "range-edge")
         .attr("x1", (t) => layout.left + t * layout.colW).attr("x2", (t) => layout.left + t * layout.colW)
         .attr("y1", 0).attr("y2", height);
+
+      // Off handles, where their edge lies inside the window.
+      const handles = [];
+      if (p.range) {
+        const lx = p.range.a - (p.zl || 0);
+        const rx = p.range.b + 1 + (p.zr || 0);
+        if (lx >= 0 && lx <= layout.n) handles.push({ side: "left", t: lx, v: p.zl || 0 });
+        if (rx >= 0 && rx <= layout.n) handles.push({ side: "right", t: rx, v: p.zr || 0 });
+      }
+      offG.selectAll("path.off-handle").data(handles, (d) => d.side).join((enter) => enter.append("path")
+        .attr("class", (d) => `off-handle off-${d.side}`)
+        .attr("data-side", (d) => d.side)
+        .attr("tabindex", 0).attr("role", "slider")
+        .attr("aria-label", (d) => (d.side === "left" ? "Off before handle" : "Off after handle"))
+        .attr("aria-valuemin", 0).attr("aria-valuemax", MAX_OFF)
+        .call((sel) => sel.append("title")))
+        .attr("d", (d) => (d.side === "left"
+          ? "M0,0 L-8,0 L-8,16 L0,16 Z M0,0 L0,-6" : "M0,0 L8,0 L8,16 L0,16 Z M0,0 L0,-6"))
+        .attr("transform", (d) => `translate(${layout.left + d.t * layout.colW},${height - 18})`)
+        .attr("aria-valuenow", (d) => d.v)
+        .attr("aria-valuetext", (d) => `${d.v} position${d.v === 1 ? "" : "s"} must be off ${d.side === "left" ? "before" : "after"} the range`)
+        .select("title")
+        .text((d) => `Drag to set how many positions ${d.side === "left" ? "before" : "after"} the range must be off (now ${d.v})`);
 
       const mk = p.mark ? clip(p.mark.a, p.mark.b) : null;
       markRect.attr("visibility", mk ? "visible" : "hidden");
