@@ -12,6 +12,13 @@ def import_lstmvis(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
     run_or_retry(self, job_id, import_run)
 
 
+@shared_task(bind=True, name="statelab.import_lstmvis_dir", acks_late=True)
+def import_lstmvis_dir(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    from .directories import import_dir_run
+
+    run_or_retry(self, job_id, import_dir_run)
+
+
 @shared_task(bind=True, name="statelab.extract", acks_late=True)
 def extract(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
     from .services import extraction_run

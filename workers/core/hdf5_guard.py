@@ -401,6 +401,8 @@ class ValidatedHdf5:
         import h5py
 
         self.display_name = display_name or Path(path).name
+        self._path = Path(path)
+        self._fd: int | None = None
         self._file = h5py.File(path, "r", locking=False, rdcc_nbytes=_CHUNK_CACHE_BYTES)
 
     def __enter__(self) -> Self:
@@ -416,6 +418,32 @@ class ValidatedHdf5:
 
     def close(self) -> None:
         self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _forget(self, offset: int, length: int) -> None:
+        if not hasattr(os, "posix_fadvise"):
+            return
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDONLY)
+        os.posix_fadvise(self._fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+    def forget_rows(self, name: str, a: int, b: int) -> None:
+        """Drop rows ``[a, b)`` of a contiguous dataset from the page cache: an
+        import reads each byte once, and what it writes should stay cached
+        instead (the new state set's first match reads it). Chunked datasets are
+        left to :meth:`forget`."""
+        ds = self.dataset(name)
+        offset = ds.id.get_offset() if ds.chunks is None else None
+        if offset is None or b <= a:
+            return
+        row_bytes = math.prod(ds.shape[1:]) * np.dtype(ds.dtype).itemsize
+        self._forget(int(offset) + a * row_bytes, (b - a) * row_bytes)
+
+    def forget(self) -> None:
+        """Drop the whole file from the page cache (see :meth:`forget_rows`)."""
+        self._forget(0, 0)
 
     def dataset(self, name: str) -> Any:
         import h5py
@@ -430,6 +458,19 @@ class ValidatedHdf5:
         ds = self.dataset(name)
         out: np.ndarray = np.asarray(ds[a:b])
         return out
+
+    def rows_into(self, name: str, a: int, b: int, out: np.ndarray) -> np.ndarray:
+        """Rows ``[a, b)`` of a 2-D dataset as float32, read into ``out[: b - a]``
+        (returned): a float32 dataset straight from the file, without a new array
+        per call; any other dtype through numpy's conversion, as :meth:`rows`."""
+        ds = self.dataset(name)
+        view = out[: b - a]
+        if np.dtype(ds.dtype) == np.float32 and view.flags.c_contiguous:
+            if b > a:
+                ds.read_direct(view, source_sel=np.s_[a:b], dest_sel=np.s_[0 : b - a])
+        else:
+            view[...] = np.asarray(ds[a:b])
+        return view
 
     def read(self, name: str) -> np.ndarray:
         ds = self.dataset(name)

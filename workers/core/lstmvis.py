@@ -25,6 +25,18 @@ The state set is built with :class:`~workers.core.store.StateSetWriter`, so on
 any error (or cancellation through the progress callback) nothing is left at
 ``dest`` and the temporary directory is removed.
 
+Sources are copied block by block (about 10 million values at a time, so memory
+does not grow with the corpus) with positioned writes, and each block is encoded
+into the source's match index on the way (``index=True``), so the state set is
+published with its match index and nothing reads the copy again. With a
+``work_dir`` the import is resumable: the state set grows in ``work_dir`` and a
+checkpoint there records the HDF5 files' checks and how many rows of each source
+are safely on disk (after an fsync, about every gigabyte). A later call with the
+same ``work_dir`` (the next attempt of a job whose worker was killed) skips the
+checks of files that have not changed since (same inode, size, modification and
+change times) and continues each source where the checkpoint says; if any file
+of the project changed, it starts again from nothing.
+
 Mapping to the store: sources get generated ids ``s0, s1, ...`` in the order of
 ``states.types``, and their ``name`` is the LSTMVis address
 ``"<file alias>::<dataset path>"``. The parsed config is kept in
@@ -35,10 +47,14 @@ Mapping to the store: sources get generated ids ``s0, s1, ...`` in the order of
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import re
+import shutil
 import stat
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -46,8 +62,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from workers.core.atomic import write_json_atomic
 from workers.core.errors import InputError, ProgressFn
 from workers.core.hdf5_guard import DatasetInfo, ValidatedHdf5, inspect_hdf5
+from workers.core.match_index import SUMMARY_BLOCK, IndexWriter, block_rows
 from workers.core.store import AnnotationInfo, Manifest, SourceInfo, StateSetWriter
 
 __all__ = ["CONFIG_NAME", "import_lstmvis_dir", "parse_dictionary"]
@@ -64,6 +82,25 @@ _META_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}$")
 _DICT_LINE = re.compile(r"(.*?)\s+(\S+)\s*")
 
 _CFG = CONFIG_NAME
+
+# A resumable import's record of its progress, in its work folder.
+_CHECKPOINT = "checkpoint.json"
+_CHECKPOINT_VERSION = 1
+# Bytes of states copied between two checkpoints (each waits for the disk).
+_CHECKPOINT_BYTES = 1 << 30
+# The HDF5 check reads every byte in a child process: its time limit grows with
+# the file, from 60 s, at a pace far below any disk's.
+_CHECK_MIN_S = 60.0
+_CHECK_BYTES_PER_S = 64 << 20
+
+
+def _size_text(n: int) -> str:
+    """Bytes for a progress message: "96 KB", "812 MB", "2.42 GB" (units of 1024)."""
+    if n < 1 << 20:
+        return f"{n / (1 << 10):.0f} KB"
+    if n < 1 << 30:
+        return f"{n / (1 << 20):.0f} MB"
+    return f"{n / (1 << 30):.2f} GB"
 
 
 # --------------------------------------------------------------------------- #
@@ -255,7 +292,8 @@ class _Importer:
         self._progress = progress
         self.config = _load_config(src)
         self.files = self._read_files_section()
-        self._inspected: dict[str, dict[str, DatasetInfo]] = {}
+        # alias -> datasets, filled by the checks (or by a checkpoint's record of them)
+        self.inspected: dict[str, dict[str, DatasetInfo]] = {}
         self._open: dict[str, ValidatedHdf5] = {}
         self._dicts: dict[str, list[str]] = {}
 
@@ -265,6 +303,7 @@ class _Importer:
 
     def close(self) -> None:
         for h5 in self._open.values():
+            h5.forget()  # read once: leave the page cache to what was written
             h5.close()
         self._open.clear()
 
@@ -324,12 +363,27 @@ class _Importer:
             raise InputError(f"files.{alias} ({name!r}) is not a regular file", file=_CFG)
         return path, name
 
+    def fingerprint(self) -> dict[str, list[int] | None]:
+        """What identifies the state of the project's files: ``lstm.yml`` and every
+        file ``files`` names, each by device, inode, size, modification and change
+        time (``None`` for one that is missing); a file written since changes it."""
+        out: dict[str, list[int] | None] = {CONFIG_NAME: _file_identity(self.src / CONFIG_NAME)}
+        for name in sorted(set(self.files.values())):
+            out[name] = _file_identity(self.src.joinpath(*name.split("/")))
+        return out
+
     def hdf5(self, alias: str, where: str) -> tuple[dict[str, DatasetInfo], str]:
         path, name = self._file_path(alias, where, HDF5_SUFFIXES)
-        if alias not in self._inspected:
-            self.progress(0.01, f"Checking {name}.")
-            self._inspected[alias] = inspect_hdf5(path, display_name=name, quota_bytes=self.quota)
-        return self._inspected[alias], name
+        if alias not in self.inspected:
+            size = path.stat().st_size
+            self.progress(0.01, f"Checking {name} ({_size_text(size)}).")
+            self.inspected[alias] = inspect_hdf5(
+                path,
+                display_name=name,
+                quota_bytes=self.quota,
+                timeout_s=_CHECK_MIN_S + size / _CHECK_BYTES_PER_S,
+            )
+        return self.inspected[alias], name
 
     def reader(self, ds: _Dataset) -> ValidatedHdf5:
         h5 = self._open.get(ds.alias)
@@ -659,39 +713,136 @@ def _meta_values(
     return info, values, weights
 
 
-def _row_reader(h5: ValidatedHdf5, path: str) -> Callable[[int, int], np.ndarray]:
-    def fill(a: int, b: int) -> np.ndarray:
-        return h5.rows(path, a, b)
+def _file_identity(path: Path) -> list[int] | None:
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
-    return fill
+
+class _Checkpoint:
+    """What a resumable import has done (``work_dir/checkpoint.json``): the checks
+    of its HDF5 files and the rows of each source safely on disk, valid while the
+    project's files are as they were (:meth:`_Importer.fingerprint`)."""
+
+    def __init__(self, work: Path, fingerprint: dict[str, Any], options: dict[str, Any]) -> None:
+        work.mkdir(parents=True, exist_ok=True)
+        self.path = work / _CHECKPOINT
+        self.state_dir = work / "stateset"
+        self.fingerprint = fingerprint
+        self.options = options
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        if (
+            not isinstance(data, dict)
+            or data.get("version") != _CHECKPOINT_VERSION
+            or data.get("fingerprint") != fingerprint
+            or data.get("options") != options
+        ):
+            # Another project, or files changed since: nothing done so far counts.
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            data = {}
+        self.resumed = bool(data)
+        self.inspected: dict[str, dict[str, DatasetInfo]] = {
+            str(alias): {
+                str(name): DatasetInfo(shape=tuple(int(x) for x in d[0]), dtype=str(d[1]))
+                for name, d in datasets.items()
+            }
+            for alias, datasets in dict(data.get("inspected", {})).items()
+        }
+        self.rows: dict[str, int] = {str(k): int(v) for k, v in dict(data.get("rows", {})).items()}
+
+    def save(self, inspected: dict[str, dict[str, DatasetInfo]]) -> None:
+        write_json_atomic(
+            self.path,
+            {
+                "version": _CHECKPOINT_VERSION,
+                "fingerprint": self.fingerprint,
+                "options": self.options,
+                "inspected": {
+                    alias: {name: [list(i.shape), i.dtype] for name, i in datasets.items()}
+                    for alias, datasets in inspected.items()
+                },
+                "rows": self.rows,
+            },
+        )
+
+
+class _Copied:
+    """Progress by bytes of states copied: the job's fraction and message, and
+    ``on_bytes(done, total)`` for whoever shows the bytes themselves."""
+
+    def __init__(
+        self, imp: _Importer, total: int, done: int, on_bytes: Callable[[int, int], None] | None
+    ) -> None:
+        self.imp, self.total, self.done, self.on_bytes = imp, max(total, 1), done, on_bytes
+
+    def add(self, nbytes: int, address: str) -> None:
+        self.done += nbytes
+        self.report(address)
+
+    def report(self, address: str) -> None:
+        self.imp.progress(
+            0.1 + 0.85 * self.done / self.total,
+            f"Copying {address}: {_size_text(self.done)} of {_size_text(self.total)}.",
+        )
+        if self.on_bytes is not None:
+            self.on_bytes(self.done, self.total)
 
 
 def import_lstmvis_dir(
-    src: Path, dest: Path, *, quota_bytes: int, progress: ProgressFn | None = None
+    src: Path,
+    dest: Path,
+    *,
+    quota_bytes: int,
+    progress: ProgressFn | None = None,
+    work_dir: Path | None = None,
+    index: bool = True,
+    on_bytes: Callable[[int, int], None] | None = None,
 ) -> Manifest:
     """Import the LSTMVis project in ``src`` into a new state set at ``dest``.
 
     ``quota_bytes`` caps the declared size of each HDF5 file and the size of the
-    state set being written. Raises ``InputError`` for anything wrong with the
-    project (nothing is left at ``dest`` then), and lets ``Cancelled`` from
-    ``progress`` through, also leaving nothing behind.
+    state set being written (its match index included when ``index``). Raises
+    ``InputError`` for anything wrong with the project (nothing is left at
+    ``dest`` then), and lets ``Cancelled`` from ``progress`` through, also
+    leaving nothing behind.
+
+    ``index`` writes each source's match index while the source is copied.
+    ``work_dir`` (on the filesystem of ``dest``) makes the import resumable: see
+    the module doc; the caller removes it once the state set is recorded, or
+    after a failure. ``on_bytes(done, total)`` follows the bytes of states copied.
     """
     src = Path(src)
     dest = Path(dest)
     imp = _Importer(src, quota_bytes, progress)
     try:
-        return _run_import(imp, dest)
+        return _run_import(imp, dest, work_dir=work_dir, index=index, on_bytes=on_bytes)
     finally:
         imp.close()
 
 
-def _run_import(imp: _Importer, dest: Path) -> Manifest:
+def _run_import(
+    imp: _Importer,
+    dest: Path,
+    *,
+    work_dir: Path | None,
+    index: bool,
+    on_bytes: Callable[[int, int], None] | None,
+) -> Manifest:
     imp.progress(0.0, "Reading lstm.yml.")
     config = imp.config
     budget = [_MAX_CONFIG_NODES]
     plain_config = _to_json(config, budget)
     name = str(config.get("name") or imp.src.name)
     description = str(config.get("description") or name)
+    checkpoint = None
+    if work_dir is not None:
+        checkpoint = _Checkpoint(Path(work_dir), imp.fingerprint(), {"index": index})
+        imp.inspected.update(checkpoint.inspected)
 
     ids, vocab, dict_alias = imp.word_sequence()
     n = int(ids.shape[0])
@@ -702,6 +853,9 @@ def _run_import(imp: _Importer, dest: Path) -> Manifest:
     total_bytes = n * 4 + sum(n * s.cells * 4 for s, _ in sources)
     if emb is not None:
         total_bytes += math.prod(emb.info.shape) * 4
+    if index:
+        blocks = -(-n // SUMMARY_BLOCK)
+        total_bytes += sum((n + blocks) * s.cells * 2 for s, _ in sources)
     if total_bytes > imp.quota:
         raise InputError(
             f"the state set would need {total_bytes} bytes, more than the {imp.quota} bytes allowed",
@@ -722,24 +876,19 @@ def _run_import(imp: _Importer, dest: Path) -> Manifest:
     by_name = {a[0].name: a for a in annotations}
     annotations = [by_name[m.name] for m in metas]
 
-    total_cells = sum(s.cells for s, _ in sources)
-    done_cells = 0
-    with StateSetWriter(dest) as writer:
+    if checkpoint is not None:
+        checkpoint.save(imp.inspected)
+    state_bytes = sum(n * s.cells * 4 for s, _ in sources)
+    rows_done = checkpoint.rows if checkpoint is not None else {}
+    done_bytes = sum(min(rows_done.get(s.id, 0), n) * s.cells * 4 for s, _ in sources)
+    copied = _Copied(imp, state_bytes, done_bytes, on_bytes)
+    tmp_dir = checkpoint.state_dir if checkpoint is not None else None
+    with StateSetWriter(dest, tmp_dir=tmp_dir) as writer:
         writer.set_tokens(ids, vocab)
         for info, ds in sources:
-            imp.progress(0.1 + 0.85 * done_cells / total_cells, f"Copying {ds.address}.")
-            h5 = imp.reader(ds)
-            path = _norm_ds(ds.path)
-            base = done_cells
-
-            def report(
-                rows_done: int, base: int = base, cells: int = info.cells, address: str = ds.address
-            ) -> None:
-                frac = (base + cells * rows_done / n) / total_cells
-                imp.progress(0.1 + 0.85 * frac, f"Copying {address}.")
-
-            writer.add_source(info, n, _row_reader(h5, path), progress=report)
-            done_cells += info.cells
+            _copy_source(
+                imp, writer, info, ds, n, index=index, checkpoint=checkpoint, copied=copied
+            )
         for ann, values, weights in annotations:
             writer.add_annotation(ann, values, weights)
         if emb is not None:
@@ -760,3 +909,93 @@ def _run_import(imp: _Importer, dest: Path) -> Manifest:
         manifest = writer.commit()
     imp.progress(1.0, "Imported.")
     return manifest
+
+
+def _copy_source(
+    imp: _Importer,
+    writer: StateSetWriter,
+    info: SourceInfo,
+    ds: _Dataset,
+    n: int,
+    *,
+    index: bool,
+    checkpoint: _Checkpoint | None,
+    copied: _Copied,
+) -> None:
+    """Copy one state matrix into the state set (and its match index), block by
+    block, from where the checkpoint says (the start, without one).
+
+    Two blocks are in flight: while one is written (the source rows by one
+    thread, its index codes by another, which encodes with two) the next is read
+    from the HDF5 file, so the disk and the processors work at the same time; a
+    checkpoint records only rows whose block, and every block before it, is
+    written and synced.
+    """
+    start = checkpoint.rows.get(info.id, 0) if checkpoint is not None else 0
+    if start % SUMMARY_BLOCK and start != n:
+        start = 0  # not a block boundary of ours: copy it all again
+    out = writer.open_source(info, n)
+    indexer = (
+        IndexWriter(
+            writer.tmp_dir / "index" / "match" / info.id,
+            n,
+            info.cells,
+            reuse=checkpoint is not None,
+        )
+        if index
+        else None
+    )
+    step = block_rows(info.cells)
+    buffers = [np.empty((min(step, n), info.cells), dtype=np.float32) for _ in range(2)]
+    pending: deque[tuple[list[Future[None]], int, int]] = deque()
+    unsynced = 0
+
+    def finish_oldest() -> None:
+        nonlocal unsynced
+        futures, b, nbytes = pending.popleft()
+        for f in futures:
+            f.result()
+        unsynced += nbytes
+        if checkpoint is not None and unsynced >= _CHECKPOINT_BYTES and b < n:
+            out.sync()
+            if indexer is not None:
+                indexer.sync()
+            checkpoint.rows[info.id] = b
+            checkpoint.save(imp.inspected)
+            unsynced = 0
+        copied.add(nbytes, ds.address)
+
+    # One thread each, so that each file's blocks are written in order.
+    rows_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lstmvis-rows")
+    index_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lstmvis-index")
+    try:
+        h5 = imp.reader(ds)
+        path = _norm_ds(ds.path)
+        copied.report(ds.address)
+        for k, a in enumerate(range(start, n, step)):
+            if len(pending) == len(buffers):
+                finish_oldest()  # frees the buffer read next
+            b = min(n, a + step)
+            block = h5.rows_into(path, a, b, buffers[k % len(buffers)])
+            h5.forget_rows(path, a, b)
+            futures = [rows_pool.submit(out.write_rows, a, block)]
+            if indexer is not None:
+                futures.append(index_pool.submit(indexer.write, a, block))
+            pending.append((futures, b, block.nbytes))
+        while pending:
+            finish_oldest()
+        if indexer is not None:
+            indexer.finish(info.id)
+        if checkpoint is not None and start < n:
+            out.sync()
+            checkpoint.rows[info.id] = n
+            checkpoint.save(imp.inspected)
+    finally:
+        # Nothing may still write once this returns or raises (a cancelled job).
+        for futures, _b, _nbytes in pending:
+            for f in futures:
+                f.cancel()
+        rows_pool.shutdown(wait=True)
+        index_pool.shutdown(wait=True)
+        if indexer is not None:
+            indexer.close()

@@ -44,7 +44,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -56,9 +58,19 @@ from workers.core.atomic import (
     write_json_synced,
 )
 from workers.core.errors import ProgressFn
-from workers.core.store import StateSet
+from workers.core.store import ArrayFile, StateSet
 
-__all__ = ["INDEX_FORMAT", "INDEX_VERSION", "MatchIndex", "build", "encode", "open_index"]
+__all__ = [
+    "INDEX_FORMAT",
+    "INDEX_VERSION",
+    "IndexWriter",
+    "MatchIndex",
+    "block_rows",
+    "build",
+    "code_bounds",
+    "encode",
+    "open_index",
+]
 
 INDEX_FORMAT = "statelab-match-index"
 INDEX_VERSION = 3
@@ -78,6 +90,44 @@ def encode(values: np.ndarray) -> np.ndarray:
     codes = np.floor((t + 1.0) * CODE_STEPS) + 1.0
     codes = np.where(np.isnan(t), 0.0, np.clip(codes, 1.0, 65535.0))
     return codes.astype(np.uint16)
+
+
+def _order_keys(values: np.ndarray) -> np.ndarray:
+    """uint32 keys that sort like the float32 ``values`` (NaN aside)."""
+    b = np.asarray(values, dtype=np.float32).view(np.uint32)
+    return np.where(b & 0x80000000, ~b, b | 0x80000000).astype(np.uint32)
+
+
+def _floats_of_keys(keys: np.ndarray) -> np.ndarray:
+    k = np.asarray(keys, dtype=np.uint32)
+    return np.where(k & 0x80000000, k & 0x7FFFFFFF, ~k).astype(np.uint32).view(np.float32)
+
+
+@lru_cache(maxsize=1)
+def code_bounds() -> np.ndarray:
+    """uint32 (65535,): ``[c - 1]`` is the order key of the smallest float32 whose
+    :func:`encode` is ``c`` or more.
+
+    Found by bisection over the float32 values from -inf to +inf, 65,535 searches
+    at once, with :func:`encode` itself as the judge (it is monotone there), so a
+    code read off these bounds is the code :func:`encode` gives. About 0.1 s,
+    once per process.
+    """
+    lo_key, hi_key = (int(k) for k in _order_keys(np.array([-np.inf, np.inf])))
+    want = np.arange(1, 1 << 16, dtype=np.int64)
+    lo = np.full(want.size, lo_key, dtype=np.int64)
+    hi = np.full(want.size, hi_key + 1, dtype=np.int64)  # hi: no such key found yet
+    while True:
+        active = lo < hi
+        if not active.any():
+            break
+        mid = (lo + hi) // 2
+        ok = encode(_floats_of_keys(np.minimum(mid, hi_key).astype(np.uint32))) >= want
+        hi = np.where(active & ok, mid, hi)
+        lo = np.where(active & ~ok, mid + 1, lo)
+    bounds = lo.astype(np.uint32)
+    bounds.setflags(write=False)
+    return bounds
 
 
 def npy_data_offset(path: Path) -> int:
@@ -179,6 +229,173 @@ def open_index(ss: StateSet, source_id: str) -> MatchIndex | None:
     return idx
 
 
+# Threads that encode one block (the kernel releases the interpreter lock).
+_THREADS = max(1, min(2, os.cpu_count() or 1))
+# Codes held before they are written: one write per cell of up to this many values
+# over all cells (64 MB), not one per block, which fragments the file and costs
+# the kernel more per byte.
+_STAGE_VALUES = 32 << 20
+
+
+class IndexWriter:
+    """Writes the match index of one source of ``rows x cells`` into ``folder``,
+    block of rows by block of rows, in any order (one call at a time).
+
+    ``write(start, block)`` encodes float32 rows ``[start, start + len(block))``
+    (``start`` a multiple of :data:`SUMMARY_BLOCK`, and so the length unless the
+    block ends the source) with the exact code of :func:`encode`, cell-major.
+    Consecutive blocks are held together and written as one run per cell when
+    the stage is full, when a block does not follow the last one, and by
+    :meth:`sync`. :meth:`finish` syncs the files and writes ``meta.json`` last,
+    so a folder without it is not an index. With ``reuse`` the files of an
+    earlier, interrupted writer are kept and only what is written again changes
+    (a resumed import). The folder is published by whoever owns it (a rename).
+    """
+
+    def __init__(self, folder: Path, rows: int, cells: int, *, reuse: bool = False) -> None:
+        self.folder = Path(folder)
+        self.rows, self.cells = int(rows), int(cells)
+        self.blocks = -(-self.rows // SUMMARY_BLOCK)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "meta.json").unlink(missing_ok=True)
+        self._codes = ArrayFile(
+            self.folder / "codes.npy", (self.cells, self.rows), np.uint16, reuse=reuse
+        )
+        self._mins = ArrayFile(
+            self.folder / "mins.npy", (self.cells, self.blocks), np.uint16, reuse=reuse
+        )
+        self._bounds = code_bounds()
+        stage = max(1, _STAGE_VALUES // self.cells // SUMMARY_BLOCK) * SUMMARY_BLOCK
+        self._stage_rows = min(stage, -(-self.rows // SUMMARY_BLOCK) * SUMMARY_BLOCK)
+        self._stage: tuple[np.ndarray, np.ndarray] | None = None  # codes, minimums
+        self._stage_start = 0
+        self._staged = 0  # rows held, from _stage_start
+        # The writer's own threads, made on first use and ended by close(): a pool
+        # kept by the module would outlive a fork (a worker's pool processes)
+        # without its threads, and wait for them forever.
+        self._pool: ThreadPoolExecutor | None = None
+        self._guess: list[np.ndarray] = []
+
+    def write(self, start: int, block: np.ndarray) -> None:
+        """Encode rows ``[start, start + len(block))`` (float32, ``(r, cells)``)."""
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        r = block.shape[0]
+        if block.ndim != 2 or block.shape[1] != self.cells:
+            raise ValueError(f"a block of shape {block.shape} does not have {self.cells} cells")
+        if start % SUMMARY_BLOCK or start < 0 or start + r > self.rows:
+            raise ValueError(f"rows [{start}, {start + r}) do not start a summary block")
+        if r % SUMMARY_BLOCK and start + r != self.rows:
+            raise ValueError("only the last block may end inside a summary block")
+        for a in range(0, r, self._stage_rows):
+            self._stage_block(start + a, block[a : a + self._stage_rows])
+
+    def _stage_block(self, start: int, block: np.ndarray) -> None:
+        r = block.shape[0]
+        if self._staged and (
+            start != self._stage_start + self._staged or self._staged + r > self._stage_rows
+        ):
+            self._flush()
+        if self._stage is None:
+            self._stage = (
+                np.empty((self.cells, self._stage_rows), dtype=np.uint16),
+                np.empty((self.cells, self._stage_rows // SUMMARY_BLOCK), dtype=np.uint16),
+            )
+        if not self._staged:
+            self._stage_start = start
+        at = self._staged
+        # Parts of whole summary blocks, one per thread.
+        summaries = -(-r // SUMMARY_BLOCK)
+        per = -(-summaries // _THREADS) * SUMMARY_BLOCK
+        parts = [(a, min(r, a + per)) for a in range(0, r, per)]
+        while len(self._guess) < len(parts):
+            self._guess.append(np.empty(per * self.cells, dtype=np.float32))
+        if len(parts) == 1:
+            self._encode(block, at, self._guess[0])
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=_THREADS, thread_name_prefix="match-index"
+                )
+            done = [
+                self._pool.submit(self._encode, block[a:b], at + a, self._guess[i])
+                for i, (a, b) in enumerate(parts)
+            ]
+            for f in done:
+                f.result()
+        self._staged += r
+
+    def _encode(self, rows: np.ndarray, at: int, guess_buf: np.ndarray) -> None:
+        """Codes of ``rows`` into the stage's columns ``at ...`` (and their minimums)."""
+        from workers.core import match_kernels as K
+
+        assert self._stage is not None
+        codes, mins = self._stage
+        r = rows.shape[0]
+        guess = guess_buf[: r * self.cells].reshape(r, self.cells)
+        np.tanh(rows, out=guess)
+        K.encode_block(
+            rows.view(np.uint32),
+            guess,
+            self._bounds,
+            SUMMARY_BLOCK,
+            codes[:, at : at + r],
+            mins[:, at // SUMMARY_BLOCK : -(-(at + r) // SUMMARY_BLOCK)],
+        )
+
+    def _flush(self) -> None:
+        """Write the staged rows: one run per cell in each file."""
+        if not self._staged or self._stage is None:
+            return
+        codes, mins = self._stage
+        n, blk0 = self._staged, self._stage_start // SUMMARY_BLOCK
+        nb = -(-n // SUMMARY_BLOCK)
+        for c in range(self.cells):
+            self._codes.write_flat(c * self.rows + self._stage_start, codes[c, :n])
+            self._mins.write_flat(c * self.blocks + blk0, mins[c, :nb])
+        self._staged = 0
+
+    def finish(self, source_id: str) -> None:
+        """Sync the codes, then write ``meta.json``: the folder is a complete index."""
+        self.sync()
+        self.close()
+        meta = {
+            "format": INDEX_FORMAT,
+            "version": INDEX_VERSION,
+            "codec": CODEC,
+            "layout": "cell-major",
+            "summary_block": SUMMARY_BLOCK,
+            "dtype": "uint16",
+            "source_id": source_id,
+            "rows": self.rows,
+            "cells": self.cells,
+        }
+        write_json_synced(self.folder / "meta.json", meta)
+        fsync_path(self.folder)
+
+    def sync(self) -> None:
+        """Write what is staged and wait until everything is on disk (before a
+        checkpoint)."""
+        self._flush()
+        self._codes.sync()
+        self._mins.sync()
+
+    def close(self) -> None:
+        """Stop the threads and close the files; rows still staged are dropped (an
+        index is complete only through :meth:`finish`)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        self._stage, self._staged, self._guess = None, 0, []
+        self._codes.close()
+        self._mins.close()
+
+
+def block_rows(cells: int) -> int:
+    """Rows per block that keep a block near ``_BLOCK_VALUES`` values, in whole
+    summary blocks (what :meth:`IndexWriter.write` wants)."""
+    return max(1, _BLOCK_VALUES // max(cells, 1) // SUMMARY_BLOCK) * SUMMARY_BLOCK
+
+
 def _build_one(
     ss: StateSet,
     source_id: str,
@@ -191,21 +408,10 @@ def _build_one(
     n, d = ss.length, info.cells
     src_path = ss.path / "sources" / f"{source_id}.npy"
     src_offset = npy_data_offset(src_path)
-    codes_path = tmp / "codes.npy"
-    mins_path = tmp / "mins.npy"
-    blocks = -(-n // SUMMARY_BLOCK)
-    mm = np.lib.format.open_memmap(codes_path, mode="w+", dtype=np.uint16, shape=(d, n))
-    offset = int(mm.offset)
-    del mm
-    mm = np.lib.format.open_memmap(mins_path, mode="w+", dtype=np.uint16, shape=(d, blocks))
-    mins_offset = int(mm.offset)
-    del mm
-    # Whole summary blocks per row block, so that no summary spans two reads.
-    step = max(1, _BLOCK_VALUES // d // SUMMARY_BLOCK) * SUMMARY_BLOCK
+    step = block_rows(d)
     block = np.empty((step, d), dtype=np.float32)
+    writer = IndexWriter(tmp, n, d)
     src_fd = os.open(src_path, os.O_RDONLY)
-    out_fd = os.open(codes_path, os.O_WRONLY)
-    mins_fd = os.open(mins_path, os.O_WRONLY)
     try:
         for a in range(0, n, step):
             b = min(n, a + step)
@@ -214,40 +420,13 @@ def _build_one(
             got = os.preadv(src_fd, [view.data.cast("B")], src_offset + 4 * a * d)
             if got != want:
                 raise OSError(f"short read from {src_path.name}")
-            codes = encode(view)  # (b - a, d)
-            codes_t = np.ascontiguousarray(codes.T)  # (d, b - a)
-            for c in range(d):
-                os.pwrite(out_fd, codes_t[c].data.cast("B"), offset + 2 * (c * n + a))
-            summary = codes  # NaN is code 0, the smallest
-            nb = -(-(b - a) // SUMMARY_BLOCK)
-            pad = nb * SUMMARY_BLOCK - (b - a)
-            if pad:
-                summary = np.concatenate([summary, np.repeat(summary[-1:], pad, axis=0)])
-            mins_t = np.ascontiguousarray(summary.reshape(nb, SUMMARY_BLOCK, d).min(axis=1).T)
-            blk0 = a // SUMMARY_BLOCK
-            for c in range(d):
-                os.pwrite(mins_fd, mins_t[c].data.cast("B"), mins_offset + 2 * (c * blocks + blk0))
+            writer.write(a, view)
             if report is not None:
                 report((done_rows + b) / total_rows, f"match index of {source_id}: {b}/{n} rows")
-        os.fsync(out_fd)
-        os.fsync(mins_fd)
+        writer.finish(source_id)
     finally:
         os.close(src_fd)
-        os.close(out_fd)
-        os.close(mins_fd)
-    meta = {
-        "format": INDEX_FORMAT,
-        "version": INDEX_VERSION,
-        "codec": CODEC,
-        "layout": "cell-major",
-        "summary_block": SUMMARY_BLOCK,
-        "dtype": "uint16",
-        "source_id": source_id,
-        "rows": n,
-        "cells": d,
-    }
-    write_json_synced(tmp / "meta.json", meta)
-    fsync_path(tmp)
+        writer.close()
 
 
 def build(ss_path: Path, *, source_ids: list[str] | None, progress: ProgressFn | None) -> None:

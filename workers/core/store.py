@@ -389,6 +389,20 @@ class ArrayFile:
         while done < len(view):
             done += os.pwrite(fd, view[done:], pos + done)
 
+    def write_flat(self, start: int, values: np.ndarray) -> None:
+        """Write ``values`` as the elements ``[start, start + values.size)`` of the
+        array in C order: a run of one row of a cell-major index, for example."""
+        fd = self._require_fd()
+        arr = np.ascontiguousarray(values, dtype=self.dtype).reshape(-1)
+        total = self._row_bytes * self.rows // self.dtype.itemsize
+        if start < 0 or start + arr.size > total:
+            raise ValueError(f"elements [{start}, {start + arr.size}) lie outside [0, {total})")
+        view = arr.data.cast("B")
+        pos = self._offset + start * self.dtype.itemsize
+        done = 0
+        while done < len(view):
+            done += os.pwrite(fd, view[done:], pos + done)
+
     def write_spans(self, starts: np.ndarray, blocks: np.ndarray, counts: np.ndarray) -> None:
         """Write ``blocks[i, :counts[i]]`` as rows ``[starts[i], starts[i] + counts[i])``.
 
@@ -610,7 +624,9 @@ class StateSetWriter:
         self._check_open()
         self._check_source(info, rows)
         path = self.tmp_dir / "sources" / f"{info.id}.npy"
-        mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, info.cells))
+        # Positioned writes, not a writable map: pages written through a map stay in
+        # the writer's resident set, which would grow to the size of the source.
+        out = ArrayFile(path, (rows, info.cells), np.float32)
         try:
             step = max(1, _SLICE_ELEMENTS // info.cells)
             for a in range(0, rows, step):
@@ -620,12 +636,12 @@ class StateSetWriter:
                     raise ValueError(
                         f"fill({a}, {b}) gave shape {block.shape}, expected {(b - a, info.cells)}"
                     )
-                mm[a:b] = block
+                out.write_rows(a, block)
                 if progress is not None:
                     progress(b)
-            mm.flush()
+            out.sync()
         finally:
-            del mm
+            out.close()
         self._sources.append((info, rows))
 
     def _check_source(self, info: SourceInfo, rows: int) -> None:

@@ -1,56 +1,50 @@
-"""`manage.py import_lstmvis DIR --project SLUG --owner USER`: the API's import, from a folder.
+"""`manage.py import_lstmvis DIR --project SLUG --owner USER`: an LSTMVis directory on
+the server becomes a state set, read where it lies.
 
-The folder is packed into a zip in the store (so any worker can read it) and
-imported by the same job as an upload, through the worker; the command waits and
-shows progress. The project is created when missing.
+The job (`import_lstmvis_dir`) runs in a worker, which must see DIR at the same
+path (the same machine or a shared volume): it checks the files exactly as an
+upload's, writes the state set once, with its indexes, and is held to the owner's
+and the project's storage quotas only, whatever the size (no upload limit). The
+command waits and shows the progress in bytes; a worker killed meanwhile leaves
+the job to the next one, which continues where it stopped. The project is created
+when missing. Unlike the API's `{"path": ...}`, any folder may be named: whoever
+runs this command is an administrator of the server.
 """
 
-import tempfile
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
-from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backend.accounts.models import User
-from backend.core.storage import store_root
 from backend.jobs.models import TERMINAL, Job
 from backend.projects.services import project_ensure
-from backend.states.services import import_start
+from backend.states.directories import import_dir_start
 
 
 class Command(BaseCommand):
-    help = "Import an LSTMVis project directory as a state set (through the worker)."
+    help = "Import an LSTMVis project directory on the server as a state set (through a worker)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("directory")
         parser.add_argument("--project", required=True, help="project slug (created if missing)")
         parser.add_argument("--owner", required=True, help="user name of the owner")
-        parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait")
+        parser.add_argument("--timeout", type=float, default=6 * 3600, help="seconds to wait")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        src = Path(options["directory"])
+        src = Path(options["directory"]).expanduser().resolve()
         if not (src / "lstm.yml").is_file():
             raise CommandError(f"{src} has no lstm.yml; give the LSTMVis project directory.")
         owner = User.objects.filter(username=options["owner"]).first()
         if owner is None:
             raise CommandError(f"There is no user named '{options['owner']}'.")
         project = project_ensure(slug=options["project"], owner=owner)
-        (store_root() / "tmp").mkdir(exist_ok=True)
-        # Packed on disk, not in memory: LSTMVis directories run to many gigabytes.
-        with tempfile.TemporaryFile(dir=store_root() / "tmp") as packed:
-            with zipfile.ZipFile(packed, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for path in sorted(src.rglob("*")):
-                    if path.is_symlink():
-                        raise CommandError(f"{path} is a symbolic link; copy the file instead.")
-                    if path.is_file():
-                        zf.write(path, path.relative_to(src).as_posix())
-            packed.seek(0)
-            upload = File(packed, name=f"{src.name}.zip")
-            job, _ = import_start(project=project, user=owner, file=upload)
-        self.stdout.write(f"Job {job.id} queued; waiting for a worker...")
+        job, created = import_dir_start(project=project, user=owner, path=src, roots=False)
+        if created:
+            self.stdout.write(f"Job {job.id} queued; waiting for a worker...")
+        else:
+            self.stdout.write(f"The same directory is already being imported by job {job.id}.")
         deadline = time.monotonic() + options["timeout"]
         last = ""
         while True:
@@ -62,7 +56,9 @@ class Command(BaseCommand):
             if job.status in TERMINAL:
                 break
             if time.monotonic() > deadline:
-                raise CommandError(f"Gave up waiting; job {job.id} is still {job.status}.")
+                raise CommandError(
+                    f"Gave up waiting; job {job.id} is still {job.status} and goes on in the worker."
+                )
             time.sleep(0.5)
         if job.status != "succeeded":
             raise CommandError(f"The import {job.status}: {job.error or job.message}")
