@@ -17,9 +17,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from backend.core.events import event_emit
 from backend.hypotheses.selectors import SESSION_LINKS, hypothesis_for_user, hypothesis_version
 from backend.projects.selectors import project_for_user, role_of
 from backend.states.selectors import stateset_describe, stateset_for_user
+from backend.usage.selectors import usage_project_choices
 
 from .guide import demo_guide
 
@@ -66,6 +68,7 @@ def project(request: HttpRequest, slug: str) -> HttpResponse:
     """One project: state sets, corpora, models, jobs with live progress, members, and
     the forms to upload, extract and train."""
     proj, role = project_for_user(request.user, slug)
+    event_emit("project.opened", user=request.user, project=proj, object_id=proj.slug)
     api = reverse("project-detail", kwargs={"slug": proj.slug})
     return _page(
         request,
@@ -124,6 +127,13 @@ def hypothesis(request: HttpRequest, hypothesis_id: Any) -> HttpResponse:
         links[str(hyp.id)] = link
         request.session[SESSION_LINKS] = links
     ss = hyp.stateset
+    event_emit(
+        "stateset.viewed",
+        user=request.user,
+        project=hyp.project,
+        object_id=ss.id,
+        summary={"hypothesis": str(hyp.id), "reader": True, "tokens": ss.length},
+    )
     ids = {"hypothesis_id": str(hyp.id)}
     described = stateset_describe(ss)
     # Only the source the version pins: the reader's routes serve that one.
@@ -159,6 +169,13 @@ def stateset(request: HttpRequest, stateset_id: Any) -> HttpResponse:
     """The analysis page of a state set: the selection view (cell values over a window
     of tokens, a hypothesis range and its cells) and the match view."""
     ss = stateset_for_user(request.user, stateset_id)
+    event_emit(
+        "stateset.viewed",
+        user=request.user,
+        project=ss.project,
+        object_id=ss.id,
+        summary={"tokens": ss.length},
+    )
     ids = {"stateset_id": str(ss.id)}
     api = reverse("stateset-detail", kwargs=ids)
     return _page(
@@ -184,4 +201,24 @@ def stateset(request: HttpRequest, stateset_id: Any) -> HttpResponse:
         title=ss.name,
         project=ss.project,
         stateset=ss,
+    )
+
+
+@login_required
+def usage(request: HttpRequest) -> HttpResponse:
+    """The usage dashboard: active users, actions, latency, jobs, the most used projects,
+    users and hypotheses, storage, over a range of days; staff see the whole lab,
+    anyone else their own usage and that of the projects they own."""
+    api = reverse("usage-dashboard")
+    return _page(
+        request,
+        "webui/usage.html",
+        boot={
+            "api": {"usage": api, "tableBase": api},
+            "username": request.user.get_username(),
+            "staff": bool(request.user.is_staff),
+            "projects": usage_project_choices(request.user),
+        },
+        api_twin=api,
+        title="Usage",
     )

@@ -21,7 +21,17 @@ from types import ModuleType
 
 from workers.benchmarks.common import machine
 
-SECTIONS = ["context", "search", "match", "match_http", "extract", "ranking", "statistics"]
+SECTIONS = [
+    "context",
+    "search",
+    "match",
+    "match_http",
+    "extract",
+    "ranking",
+    "statistics",
+    "usage",
+    "import_dir",
+]
 
 
 def _module(name: str) -> ModuleType:

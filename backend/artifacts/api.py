@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.core.errors import ApplicationError
+from backend.core.events import event_emit
 from backend.core.throttles import JobSubmissionThrottleMixin
 from backend.jobs.api import JobEnvelopeSerializer, job_envelope
 from backend.projects.models import Role
@@ -69,7 +70,11 @@ class ProjectCorporaView(JobSubmissionThrottleMixin, APIView):
     )
     def post(self, request: Request, slug: str) -> Response:
         project, _ = project_for_user(request.user, slug, need=Role.EDITOR)
-        upload_precheck(user=request.user, content_length=request.META.get("CONTENT_LENGTH"))  # type: ignore[arg-type]
+        upload_precheck(
+            user=request.user,  # type: ignore[arg-type]
+            content_length=request.META.get("CONTENT_LENGTH"),
+            project=project,
+        )
         if "file" not in request.FILES:
             raise ApplicationError("Attach the UTF-8 text as 'file'.")
         data = CorpusUploadSerializer(data=request.data)
@@ -80,6 +85,16 @@ class ProjectCorporaView(JobSubmissionThrottleMixin, APIView):
             file=data.validated_data["file"],
             tokenization=data.validated_data["tokenization"],
             name=data.validated_data.get("name", ""),
+        )
+        event_emit(
+            "corpus.uploaded",
+            user=request.user,
+            project=project,
+            object_id=job.id,
+            summary={
+                "tokenization": data.validated_data["tokenization"],
+                "bytes": data.validated_data["file"].size,
+            },
         )
         return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)
 
@@ -168,7 +183,11 @@ class ProjectModelsView(JobSubmissionThrottleMixin, APIView):
     )
     def post(self, request: Request, slug: str) -> Response:
         project, _ = project_for_user(request.user, slug, need=Role.EDITOR)
-        upload_precheck(user=request.user, content_length=request.META.get("CONTENT_LENGTH"))  # type: ignore[arg-type]
+        upload_precheck(
+            user=request.user,  # type: ignore[arg-type]
+            content_length=request.META.get("CONTENT_LENGTH"),
+            project=project,
+        )
         if "weights" not in request.FILES or "vocab" not in request.FILES:
             raise ApplicationError(
                 "Attach the weights as 'weights' and the vocabulary as 'vocab' "
@@ -187,6 +206,16 @@ class ProjectModelsView(JobSubmissionThrottleMixin, APIView):
             config=config,
             name=data.validated_data.get("name", ""),
             rnn_type=data.validated_data.get("rnn_type"),
+        )
+        event_emit(
+            "model.uploaded",
+            user=request.user,
+            project=project,
+            object_id=job.id,
+            summary={
+                "bytes": data.validated_data["weights"].size,
+                "rnn_type": data.validated_data.get("rnn_type"),
+            },
         )
         return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)
 
@@ -237,5 +266,12 @@ class TrainingView(JobSubmissionThrottleMixin, APIView):
             corpus=corpus,
             name=name,
             params=v,
+        )
+        event_emit(
+            "training.started",
+            user=request.user,
+            project=project,
+            object_id=job.id,
+            summary={"corpus": str(corpus.id), **v},
         )
         return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)

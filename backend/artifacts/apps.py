@@ -14,13 +14,13 @@ class ArtifactsConfig(AppConfig):
 
         from .models import Corpus, LanguageModel, Upload
 
-        def stored(user: Any) -> int:
+        def stored(**where: Any) -> int:
+            """Bytes of corpora, models and uploads waiting for their job, of one user
+            (`created_by=`) or one project (`project=`)."""
             total = 0
             for model in (Corpus, LanguageModel):
-                total += (
-                    model.objects.filter(created_by=user).aggregate(n=Sum("size_bytes"))["n"] or 0
-                )
-            waiting = Upload.objects.filter(created_by=user).exclude(path="")
+                total += model.objects.filter(**where).aggregate(n=Sum("size_bytes"))["n"] or 0
+            waiting = Upload.objects.filter(**where).exclude(path="")
             return int(total + (waiting.aggregate(n=Sum("size"))["n"] or 0))
 
         storage_counter_register("artifacts", stored)

@@ -26,6 +26,7 @@ when the engine stopped at its budget) and `unscored`.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.conf import settings
@@ -38,6 +39,7 @@ from rest_framework.views import APIView
 
 from backend.core.errors import ApplicationError
 from backend.core.params import float_param, int_list, int_param, str_list, transform_param
+from backend.matching.api import match_emit
 from backend.matching.selectors import match_settle
 from backend.matching.services import match_start
 
@@ -168,6 +170,7 @@ class MatchView(APIView):
         responses=OpenApiTypes.OBJECT,
     )
     def get(self, request: Request) -> Response:
+        started = time.perf_counter()
         q = request.query_params
         ss = resolve_project(request.user, q.get("project"))
         source = resolve_source(ss, q.get("source"))
@@ -188,4 +191,7 @@ class MatchView(APIView):
             )
         cells = int_list(q.get("cells"), "cells")
         results = v2_match_results(match, cells=cells, left=left, right=right, dims=dims)
+        match_emit(
+            request.user, ss, match, query, started, answered=True, cached=job is None, route="v2"
+        )
         return Response({"request": {k: q.get(k) for k in q}, "results": results})

@@ -58,6 +58,7 @@ from backend.states.api import (
     StateSetExportView,
     StateSetIndexView,
 )
+from backend.usage.api import UsageTableView, UsageView
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
@@ -206,6 +207,8 @@ urlpatterns = [
         StatisticsExportView.as_view(),
         name="statistics-export",
     ),
+    path("usage/", UsageView.as_view(), name="usage-dashboard"),
+    path("usage/<slug:table>/", UsageTableView.as_view(), name="usage-table"),
     path("v2/", include("backend.compat.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", api_docs_view(url_name="schema"), name="api-docs"),

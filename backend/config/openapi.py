@@ -74,6 +74,10 @@ EXTRA_ERRORS: dict[tuple[str, str], dict[int, str]] = {
         409: "The match was cancelled, or its result is no longer stored: ask again.",
         422: DESCRIPTIONS[422],
     },
+    ("/api/usage/", "GET"): {
+        403: "Not allowed: another user's usage (staff only), or a project the caller "
+        "does not own.",
+    },
     ("/api/v2/match", "GET"): {
         409: "The match was cancelled, or its result is no longer stored: ask again.",
         422: DESCRIPTIONS[422],

@@ -1,8 +1,9 @@
-"""`make run`: migrate, first-start set-up, then the web server and a Celery worker.
+"""`make run`: migrate, first-start set-up, then the web server, a Celery worker and
+Celery beat (the periodic tasks: the match store's housekeeping, usage rollups).
 
 On the embedded default (SQLite + kombu's filesystem broker under var/) nothing
 needs installing; with `DATABASE_URL` and `CELERY_BROKER_URL` set the same
-command uses PostgreSQL and Redis. Ctrl-C stops both processes cleanly.
+command uses PostgreSQL and Redis. Ctrl-C stops the three processes cleanly.
 """
 
 from __future__ import annotations
@@ -59,6 +60,73 @@ def first_start() -> str:
     return "Log in with an administrator account (manage.py adduser NAME --admin)."
 
 
+def worker_command(bindir: Path) -> list[str]:
+    """The Celery worker: both queues, one process, a node name that stays the same
+    across restarts (a job it was running is taken up again when it next starts)."""
+    return [
+        str(bindir / "celery"),
+        "-A",
+        "backend.config.celery_app",
+        "worker",
+        "-Q",
+        "cpu,gpu",
+        "--concurrency",
+        "1",
+        "--loglevel",
+        "INFO",
+        "-n",
+        "local@%h",
+    ]
+
+
+def beat_command(bindir: Path, var_dir: Path) -> list[str]:
+    """Celery beat, which sends the periodic tasks of `CELERY_BEAT_SCHEDULE`; its
+    schedule file lives under var/ (no pid file: a launcher stopped hard leaves none
+    behind to block the next start)."""
+    return [
+        str(bindir / "celery"),
+        "-A",
+        "backend.config.celery_app",
+        "beat",
+        "--schedule",
+        str(Path(var_dir) / "celerybeat-schedule"),
+        "--loglevel",
+        "INFO",
+    ]
+
+
+def web_command(bindir: Path, host: str, port: int) -> list[str]:
+    return [
+        str(bindir / "gunicorn"),
+        "backend.config.wsgi:application",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        "2",
+        "--threads",
+        "4",
+        "--timeout",
+        "120",
+        # A script that reuses its connection after a pause of a few seconds must
+        # not find it closed under a POST (clients resend only idempotent calls).
+        "--keep-alive",
+        "10",
+        "--access-logfile",
+        "-",
+    ]
+
+
+def _stop_group(proc: subprocess.Popen[bytes], wait_s: float) -> None:
+    """Wait `wait_s` seconds for a process that leads its own group (and was sent
+    SIGTERM) to end, then SIGKILL the whole group."""
+    try:
+        proc.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
 def main() -> int:
     _django()
     from django.conf import settings
@@ -76,47 +144,17 @@ def main() -> int:
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "backend.config.settings.local")
     bindir = Path(sys.executable).parent
-    # The worker gets a process group of its own, so that it and its pool stop together.
+    # The worker and beat get a process group each, so that each stops with its children.
     worker = subprocess.Popen(
-        [
-            str(bindir / "celery"),
-            "-A",
-            "backend.config.celery_app",
-            "worker",
-            "-Q",
-            "cpu,gpu",
-            "--concurrency",
-            "1",
-            "--loglevel",
-            "INFO",
-            "-n",
-            "local@%h",
-        ],
+        worker_command(bindir), env=env, start_new_session=True, preexec_fn=_die_with_parent
+    )
+    beat = subprocess.Popen(
+        beat_command(bindir, Path(settings.VAR_DIR)),
         env=env,
         start_new_session=True,
         preexec_fn=_die_with_parent,
     )
-    web = subprocess.Popen(
-        [
-            str(bindir / "gunicorn"),
-            "backend.config.wsgi:application",
-            "--bind",
-            f"{host}:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "4",
-            "--timeout",
-            "120",
-            # A script that reuses its connection after a pause of a few seconds must
-            # not find it closed under a POST (clients resend only idempotent calls).
-            "--keep-alive",
-            "10",
-            "--access-logfile",
-            "-",
-        ],
-        env=env,
-    )
+    web = subprocess.Popen(web_command(bindir, host, port), env=env)
     banner = "\n".join(
         [
             "",
@@ -124,7 +162,8 @@ def main() -> int:
             f"StateLab is running at http://{host}:{port}/",
             login,
             f"Database: {str(settings.DATABASES['default']['ENGINE']).rsplit('.', 1)[-1]}; "
-            f"broker: {settings.CELERY_BROKER_URL.split('://')[0]}. Press Ctrl-C to stop.",
+            f"broker: {settings.CELERY_BROKER_URL.split('://')[0]}; a worker and beat. "
+            "Press Ctrl-C to stop.",
             "=" * 72,
             "",
         ]
@@ -141,25 +180,20 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     code = 0
     while not stopping:
-        for name, proc in (("web server", web), ("worker", worker)):
+        for name, proc in (("web server", web), ("worker", worker), ("beat scheduler", beat)):
             if proc.poll() is not None:
                 print(f"The {name} stopped (exit code {proc.returncode}); stopping.", flush=True)
                 stopping, code = True, 1
         time.sleep(0.5)
-    if web.poll() is None:
-        web.send_signal(signal.SIGTERM)
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-    try:
-        worker.wait(timeout=1)
-    except subprocess.TimeoutExpired:
-        # Celery's own shutdown takes several seconds even when idle; stopping it hard
-        # is safe: a job it was running is taken up again when it next starts (same
-        # node name, so that job's lease is ended then) and its outputs were never
-        # visible under a final name.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=5)
+    for proc in (web, worker, beat):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    # Celery's own shutdown takes several seconds even when idle; stopping the worker
+    # hard is safe: a job it was running is taken up again when it next starts (same
+    # node name, so that job's lease is ended then) and its outputs were never visible
+    # under a final name. Beat saves its schedule on SIGTERM and is gone at once.
+    _stop_group(worker, 1)
+    _stop_group(beat, 2)
     try:
         web.wait(timeout=10)
     except subprocess.TimeoutExpired:

@@ -37,6 +37,7 @@ from rest_framework.views import APIView
 
 from backend.core.downloads import Download, DownloadNegotiation, download_response
 from backend.core.errors import ApplicationError
+from backend.core.events import event_emit
 from backend.core.fields import BoundedListField
 from backend.core.params import int_param, uuid_or_404
 from backend.core.renderers import FastJSONRenderer
@@ -63,8 +64,10 @@ from backend.states.api import (
     context_answer,
     context_response,
     export_answer,
+    export_emit,
     search_answer,
     selection_answer,
+    selection_emit,
 )
 from backend.states.selectors import stateset_for_user
 
@@ -221,6 +224,19 @@ class StateSetRankingsView(JobSubmissionThrottleMixin, APIView):
             annotation=v["annotation"],
             label=v.get("label"),
         )
+        cached = isinstance(started, Ranking)
+        event_emit(
+            "ranking.run",
+            user=request.user,
+            project=ss.project,
+            object_id=started.id,
+            summary={
+                "stateset": str(ss.id),
+                "source": v["source"],
+                "annotation": v["annotation"],
+                "cached": cached,
+            },
+        )
         if isinstance(started, Ranking):
             return Response(RankingSerializer(started).data)
         return Response(job_envelope(started), status=status.HTTP_202_ACCEPTED)
@@ -256,7 +272,9 @@ class RankingExportView(APIView):
     )
     def get(self, request: Request, ranking_id: str) -> StreamingHttpResponse | FileResponse:
         ranking = ranking_for_user(request.user, ranking_id)
-        return _csv_download(request, ranking_filename(ranking), ranking_csv_lines(ranking))
+        response = _csv_download(request, ranking_filename(ranking), ranking_csv_lines(ranking))
+        export_emit(request, ranking.stateset.project, ranking.id, "ranking")
+        return response
 
 
 def _csv_download(
@@ -294,6 +312,25 @@ def _link(request: Request) -> Link:
     session = getattr(request._request, "session", None)
     links = session.get(SESSION_LINKS) if session is not None else None
     return links if isinstance(links, dict) else None
+
+
+def _hypothesis_emit(
+    kind: str,
+    request: Request,
+    hyp: Hypothesis,
+    *,
+    object_id: Any = None,
+    project: Any = None,
+    **summary: Any,
+) -> None:
+    """A research event about `hyp` (its id as `hypothesis` in the summary)."""
+    event_emit(
+        kind,
+        user=request.user,
+        project=project or hyp.project,
+        object_id=object_id or hyp.id,
+        summary={"hypothesis": str(hyp.id), **summary},
+    )
 
 
 class HypothesisSpecSerializer(serializers.Serializer[Any]):
@@ -583,7 +620,11 @@ class HypothesesView(JobSubmissionThrottleMixin, APIView):
                 spec=v,
                 visibility=visibility,
             )
-        return _answer(_settled(version), "owner", status.HTTP_201_CREATED)
+        answer = _answer(_settled(version), "owner", status.HTTP_201_CREATED)
+        _hypothesis_emit(
+            "hypothesis.saved", request, version.hypothesis, version=1, cells=len(version.cells)
+        )
+        return answer
 
 
 class HypothesisDetailView(APIView):
@@ -615,7 +656,16 @@ class HypothesisDetailView(APIView):
             changes=dict(data.validated_data),
             role=role,
         )
-        return _answer(_settled(version), role)
+        answer = _answer(_settled(version), role)
+        _hypothesis_emit(
+            "hypothesis.saved",
+            request,
+            hyp,
+            version=version.number,
+            cells=len(version.cells),
+            changed=sorted(data.validated_data),
+        )
+        return answer
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, hypothesis_id: str) -> Response:
@@ -723,6 +773,7 @@ class HypothesisSharesView(APIView):
         data = ShareWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         share = share_set(hyp=hyp, by=request.user, **data.validated_data)  # type: ignore[arg-type]
+        _hypothesis_emit("hypothesis.shared", request, hyp, role=share.role)
         return Response(ShareSerializer(share).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ShareRemoveSerializer, responses={204: None})
@@ -755,7 +806,16 @@ class HypothesisForkView(APIView):
             user=request.user,  # type: ignore[arg-type]
             title=v.get("title"),
         )
-        return _answer(fork, "owner", status.HTTP_201_CREATED)
+        answer = _answer(fork, "owner", status.HTTP_201_CREATED)
+        _hypothesis_emit(
+            "hypothesis.forked",
+            request,
+            hyp,
+            object_id=fork.hypothesis_id,
+            project=fork.hypothesis.project,
+            version=version.number,
+        )
+        return answer
 
 
 class CommentSerializer(serializers.ModelSerializer[Comment]):
@@ -793,6 +853,13 @@ class HypothesisCommentsView(APIView):
             user=request.user,  # type: ignore[arg-type]
             body=data.validated_data["body"],
             version=data.validated_data.get("version"),
+        )
+        _hypothesis_emit(
+            "hypothesis.commented",
+            request,
+            hyp,
+            object_id=comment.id,
+            characters=len(comment.body),
         )
         return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
 
@@ -934,6 +1001,18 @@ class HypothesisStatisticsView(JobSubmissionThrottleMixin, APIView):
             label=v.get("label"),
             threshold=v.get("threshold"),
         )
+        event_emit(
+            "statistics.run",
+            user=request.user,
+            project=hyp.project,
+            object_id=started.id,
+            summary={
+                "hypothesis": str(hyp.id),
+                "version": version.number,
+                "annotation": v["annotation"],
+                "cached": isinstance(started, Statistics),
+            },
+        )
         if isinstance(started, Statistics):
             return Response(StatisticsSerializer(started).data)
         return Response(job_envelope(started), status=status.HTTP_202_ACCEPTED)
@@ -966,7 +1045,10 @@ class StatisticsExportView(APIView):
     )
     def get(self, request: Request, statistics_id: str) -> StreamingHttpResponse | FileResponse:
         row = statistics_for_user(request.user, statistics_id, link=_link(request))
-        return _csv_download(request, statistics_filename(row), statistics_csv_lines(row))
+        response = _csv_download(request, statistics_filename(row), statistics_csv_lines(row))
+        hyp = row.version.hypothesis
+        export_emit(request, hyp.project, row.id, "statistics", hypothesis=str(hyp.id))
+        return response
 
 
 class HypothesisExportView(APIView):
@@ -993,7 +1075,7 @@ class HypothesisExportView(APIView):
     def get(self, request: Request, hypothesis_id: str) -> HttpResponseBase:
         hyp, _ = hypothesis_for_user(request.user, hypothesis_id, link=_link(request))
         version = _version_param(request, hyp)
-        return export_answer(
+        response = export_answer(
             hyp.stateset,
             request.query_params,
             source=version.source,
@@ -1004,6 +1086,8 @@ class HypothesisExportView(APIView):
                 "hypothesis_title": version.title,
             },
         )
+        export_emit(request, hyp.project, hyp.stateset_id, "states", hypothesis=str(hyp.id))
+        return response
 
 
 # --- the analysis page for a reader of the hypothesis --------------------------------
@@ -1023,7 +1107,9 @@ class HypothesisSelectionView(APIView):
     def post(self, request: Request, hypothesis_id: str) -> Response:
         hyp, _ = hypothesis_for_user(request.user, hypothesis_id, link=_link(request))
         version = _version_param(request, hyp)
-        return Response(selection_answer(hyp.stateset, request.data, source=version.source))
+        answer = selection_answer(hyp.stateset, request.data, source=version.source)
+        selection_emit(request, hyp.stateset, answer, hypothesis=str(hyp.id))
+        return Response(answer)
 
 
 class HypothesisSearchView(APIView):
@@ -1053,7 +1139,9 @@ class HypothesisMatchesView(JobSubmissionThrottleMixin, APIView):
     def post(self, request: Request, hypothesis_id: str) -> Response:
         hyp, _ = hypothesis_for_user(request.user, hypothesis_id, link=_link(request))
         version = _version_param(request, hyp)
-        return match_post_answer(hyp.stateset, request.data, request.user, source=version.source)
+        return match_post_answer(
+            hyp.stateset, request.data, request.user, source=version.source, hypothesis=hyp.id
+        )
 
 
 class HypothesisMatchDetailView(APIView):

@@ -185,8 +185,8 @@ def ranking_record(
         job_record(
             job=job,
             result={"ranking": str(row.id)},
-            message=f"{len(ranking.cells)} cells ranked by {ranking.measure} "
-            f"over {int(ranking.n):,} tokens",
+            message=f"Ranked {len(ranking.cells):,} cells by {ranking.measure} "
+            f"over {int(ranking.n):,} tokens.",
             what="ranking",
         )
     return row
@@ -729,8 +729,8 @@ def statistics_run(job: Job, progress: ProgressFn) -> dict[str, str]:
         job_record(
             job=job,
             result={"statistics": str(row.id)},
-            message=f"F1 {agreement['f1']:.3f} over {int(ss.length):,} tokens, "
-            f"{result['ranges']:,} matched ranges",
+            message=f"F1 of {agreement['f1']:.3f} over {int(ss.length):,} tokens and "
+            f"{result['ranges']:,} matched ranges.",
             what="statistics",
         )
     return {"statistics": str(row.id)}

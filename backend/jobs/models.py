@@ -6,6 +6,7 @@ twenty identical requests at once create one job.
 """
 
 import uuid
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -69,3 +70,29 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.id} ({self.status})"
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker's last sign of life, written by its background thread every
+    `STATELAB_WORKER_HEARTBEAT_S` seconds (`jobs.tasks`) and read by `/healthz`. A
+    worker is gone once its heartbeat is older than `STATELAB_WORKER_GONE_S`, or at
+    once when it stopped cleanly (`stopped_at`). Rows a day old are removed."""
+
+    name = models.CharField(max_length=200, primary_key=True)  # Celery's node name: cpu@host
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(default=list)
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField(db_index=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (pid {self.pid})"
+
+    def alive_at(self, now: datetime) -> bool:
+        """Whether the worker counts as alive at `now`: not stopped, and its heartbeat
+        no older than `STATELAB_WORKER_GONE_S`."""
+        gone_after = timedelta(seconds=float(settings.STATELAB_WORKER_GONE_S))
+        return self.stopped_at is None and now - self.seen_at <= gone_after

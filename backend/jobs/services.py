@@ -24,22 +24,26 @@ from django.utils import timezone
 
 from backend.accounts.models import User
 from backend.core.errors import ApplicationError
+from backend.core.events import event_emit
+from backend.core.quota import user_limits
 from backend.core.storage import store_root
 from backend.projects.models import Project
 from workers.core.atomic import remove_stale_temp_dirs
 from workers.core.errors import Cancelled
 
-from .models import ACTIVE, Job, JobStatus
+from .models import ACTIVE, Job, JobStatus, WorkerHeartbeat
 from .queue import celery_app
 
 log = logging.getLogger(__name__)
 
 GIVEN_UP = "The job's worker stopped repeatedly; it was given up."
+RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
 
 # kind -> (Celery task name, queue). Tasks are looked up by name so that this
 # module does not import the task modules (and their heavy imports).
 JOB_KINDS: dict[str, tuple[str, str]] = {
     "import_lstmvis": ("statelab.import_lstmvis", "cpu"),
+    "import_lstmvis_dir": ("statelab.import_lstmvis_dir", "cpu"),
     "corpus_upload": ("statelab.corpus_upload", "cpu"),
     "model_upload": ("statelab.model_upload", "cpu"),
     "match": ("statelab.match", "cpu"),
@@ -85,7 +89,7 @@ def job_send(job_id: str, kind: str) -> None:
         Job.objects.filter(id=job_id).update(sent_at=None)
         Job.objects.filter(id=job_id, status=JobStatus.QUEUED).update(
             updated_at=timezone.now(),
-            message="Waiting: the job queue did not answer; the job is sent as soon as it does",
+            message="Waiting: the job queue did not answer; the job is sent as soon as it does.",
         )
 
 
@@ -153,11 +157,14 @@ def _active_jobs_check(user: User) -> None:
     # rows that merely reference the user (their foreign-key checks) do not.
     User.objects.select_for_update(no_key=True).filter(pk=user.pk).first()
     active = Job.objects.filter(created_by=user, status__in=ACTIVE).count()
-    if active >= settings.STATELAB_MAX_ACTIVE_JOBS_PER_USER:
+    limit = user_limits(user).active_jobs
+    if active >= limit:
         raise ApplicationError(
-            f"You already have {active} jobs queued or running; wait for some to finish.",
+            f"You already have {active} jobs queued or running, and your limit is {limit} "
+            "at once; wait for some to finish or cancel one.",
             code="too_many_jobs",
             status_code=429,
+            details={"limit": "active_jobs", "quota": limit, "used": active},
         )
 
 
@@ -176,7 +183,7 @@ def job_claim(*, job_id: str, worker: str | None = None) -> Job | None:
         lease_until=lease_end(),
         worker=worker,
         started_at=now,
-        message="Started",
+        message="Started.",
     )
     if not claimed:
         # A re-delivered task whose previous worker died: take over once its lease ran out.
@@ -190,7 +197,7 @@ def job_claim(*, job_id: str, worker: str | None = None) -> Job | None:
             attempts=F("attempts") + 1,
             lease_until=lease_end(),
             worker=worker,
-            message="Restarted",
+            message="Restarted after an interruption.",
         )
     if not claimed:
         given_up = Job.objects.filter(
@@ -206,6 +213,7 @@ def job_claim(*, job_id: str, worker: str | None = None) -> Job | None:
         )
         if given_up:
             job_work_remove(job_id)
+            job_ended_emit(job_id, "job.failed")
         return None
     return Job.objects.get(id=job_id)
 
@@ -243,8 +251,44 @@ def job_detail_set(*, job: Job, detail: dict[str, Any]) -> bool:
     )
 
 
+def job_ended_emit(job_id: Any, kind: str) -> None:
+    """The research event of a job that ended (`job.finished`, `job.failed`,
+    `job.cancelled`): its kind, how long it waited and ran, and its attempts, for
+    the user who made it. Inside a transaction it is written once that commits."""
+    row = (
+        Job.objects.filter(id=job_id)
+        .values(
+            "kind",
+            "project__slug",
+            "created_by_id",
+            "created_by__username",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "attempts",
+        )
+        .first()
+    )
+    if row is None:
+        return
+    ended = row["finished_at"] or timezone.now()
+    started = row["started_at"]
+    summary: dict[str, Any] = {"job_kind": row["kind"], "attempts": row["attempts"]}
+    if started is not None:
+        summary["duration_s"] = round(max((ended - started).total_seconds(), 0.0), 3)
+        summary["waited_s"] = round(max((started - row["created_at"]).total_seconds(), 0.0), 3)
+    event_emit(
+        kind,
+        user_id=row["created_by_id"],
+        username=row["created_by__username"] or "",
+        project=row["project__slug"],
+        object_id=job_id,
+        summary=summary,
+    )
+
+
 def job_succeed(*, job: Job, result: dict[str, Any], message: str = "Done") -> bool:
-    return bool(
+    done = bool(
         Job.objects.filter(id=job.id, status=JobStatus.RUNNING).update(
             updated_at=timezone.now(),
             status=JobStatus.SUCCEEDED,
@@ -255,6 +299,9 @@ def job_succeed(*, job: Job, result: dict[str, Any], message: str = "Done") -> b
             lease_until=None,
         )
     )
+    if done:
+        job_ended_emit(job.id, "job.finished")
+    return done
 
 
 def job_record(*, job: Job, result: dict[str, Any], message: str, what: str) -> None:
@@ -266,29 +313,79 @@ def job_record(*, job: Job, result: dict[str, Any], message: str, what: str) -> 
 
 
 def job_fail(*, job: Job, error: str) -> None:
-    Job.objects.filter(id=job.id, status__in=ACTIVE).update(
+    failed = Job.objects.filter(id=job.id, status__in=ACTIVE).update(
         updated_at=timezone.now(),
         status=JobStatus.FAILED,
         error=error[:10_000],
-        message="Failed",
+        message="Failed.",
         finished_at=timezone.now(),
         lease_until=None,
     )
+    if failed:
+        job_ended_emit(job.id, "job.failed")
 
 
 def job_cancel(*, job: Job) -> Job:
     updated = Job.objects.filter(id=job.id, status__in=ACTIVE).update(
         updated_at=timezone.now(),
         status=JobStatus.CANCELLED,
-        message="Cancelled",
+        message="Cancelled.",
         finished_at=timezone.now(),
         lease_until=None,
     )
     job.refresh_from_db()
+    if updated:
+        job_ended_emit(job.id, "job.cancelled")
     if not updated:
         raise ApplicationError(
             f"The job has already {job.status}; only queued or running jobs can be cancelled.",
             code="not_cancellable",
+            status_code=409,
+        )
+    return job
+
+
+def job_retry(*, job: Job) -> Job:
+    """Queue a failed or cancelled job again under the same id (staff do, from the
+    admin), so that whatever waits on it (a pending match, the project's job list)
+    sees it run again: attempts start from zero and the task is sent after commit.
+
+    Refused (409) when the job is not failed or cancelled, or when an identical job
+    (same dedupe key) is queued or running meanwhile. A job that consumed uploads
+    finds their files gone and fails again, saying so."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            updated = Job.objects.filter(id=job.id, status__in=RETRYABLE).update(
+                status=JobStatus.QUEUED,
+                progress=0.0,
+                message="Queued again.",
+                error="",
+                result={},
+                detail={},
+                attempts=0,
+                lease_until=None,
+                worker="",
+                sent_at=None,
+                started_at=None,
+                finished_at=None,
+                updated_at=now,
+            )
+            if updated:
+                transaction.on_commit(partial(job_send, str(job.id), job.kind))
+    except IntegrityError:
+        twin = _active_duplicate(job.project, job.kind, job.dedupe_key)
+        raise ApplicationError(
+            f"An identical job ({twin.id if twin else 'just started'}) is queued or "
+            "running; it is not retried twice.",
+            code="not_retryable",
+            status_code=409,
+        ) from None
+    job.refresh_from_db()
+    if not updated:
+        raise ApplicationError(
+            f"The job is {job.status}, not failed or cancelled; it cannot be retried.",
+            code="not_retryable",
             status_code=409,
         )
     return job
@@ -392,3 +489,25 @@ def store_sweep(*, older_than_s: float = 24 * 3600) -> int:
                 shutil.rmtree(entry, ignore_errors=True)
                 removed += 1
     return removed
+
+
+def worker_heartbeat_record(*, name: str, pid: int, queues: list[str], started_at: Any) -> None:
+    """Record that worker `name` is alive now (one upsert), and forget workers not seen
+    for a day."""
+    now = timezone.now()
+    WorkerHeartbeat.objects.update_or_create(
+        name=name[:200],
+        defaults={
+            "pid": pid,
+            "queues": sorted(queues),
+            "started_at": started_at,
+            "seen_at": now,
+            "stopped_at": None,
+        },
+    )
+    WorkerHeartbeat.objects.filter(seen_at__lt=now - timedelta(days=1)).delete()
+
+
+def worker_stopped_record(*, name: str, pid: int) -> None:
+    """Record that worker `name` stopped cleanly: `/healthz` counts it gone at once."""
+    WorkerHeartbeat.objects.filter(name=name[:200], pid=pid).update(stopped_at=timezone.now())

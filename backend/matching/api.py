@@ -10,6 +10,7 @@ context the match view draws.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from django.conf import settings
@@ -28,6 +29,7 @@ from rest_framework.views import APIView
 
 from backend.core.downloads import DownloadNegotiation, download_response
 from backend.core.errors import ApplicationError
+from backend.core.events import event_emit
 from backend.core.fields import BoundedListField
 from backend.core.params import int_param
 from backend.core.throttles import JobSubmissionThrottleMixin
@@ -88,6 +90,11 @@ class MatchRequestSerializer(serializers.Serializer[Any]):
         required=False,
         allow_null=True,
         help_text="[first, last] token positions (inclusive) that matches must lie in",
+    )
+    page = serializers.DictField(
+        required=False,
+        help_text="{offset, limit, left, right}: the answer also carries this page of hits "
+        "with their context (`page`), as GET /api/matches/{id}/ gives it",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -294,9 +301,13 @@ class StateSetMatchesView(JobSubmissionThrottleMixin, APIView):
         return match_post_answer(ss, request.data, request.user)
 
 
-def match_post_answer(ss: StateSet, body: Any, user: Any, *, source: str | None = None) -> Response:
+def match_post_answer(
+    ss: StateSet, body: Any, user: Any, *, source: str | None = None, hypothesis: Any = None
+) -> Response:
     """Match a request's cells or hypothesis range over a state set: 200 with the answer,
-    or 202 with the job; ``source`` fixes the source (the hypothesis routes)."""
+    or 202 with the job; ``source`` fixes the source and ``hypothesis`` is the one whose
+    routes ask (the hypothesis routes)."""
+    started = time.perf_counter()
     data = MatchRequestSerializer(data={**body, "source": source} if source else body)
     data.is_valid(raise_exception=True)
     v = data.validated_data
@@ -324,10 +335,38 @@ def match_post_answer(ss: StateSet, body: Any, user: Any, *, source: str | None 
         query=query,
     )
     running = match_settle(match, job, wait_s=float(settings.STATELAB_MATCH_WAIT_S))
+    extra = {"hypothesis": str(hypothesis)} if hypothesis is not None else {}
     if running is not None:
+        match_emit(user, ss, match, query, started, answered=False, **extra)
         return Response(job_envelope(running), status=status.HTTP_202_ACCEPTED)
     answer = MatchAnswerSerializer(match, context={"reused": job is None})
-    return Response(answer.data)
+    answer_body: dict[str, Any] = dict(answer.data)
+    if v.get("page") is not None:
+        # The first page of hits with context in the same answer (the match view's
+        # first rows), as GET /api/matches/{id}/ would give it: one round trip less.
+        answer_body = {**answer_body, "page": match_page_answer(match, v["page"])}
+    match_emit(user, ss, match, query, started, answered=True, cached=job is None, **extra)
+    return Response(answer_body)
+
+
+def match_emit(
+    user: Any, ss: StateSet, match: Match, query: Any, started: float, **summary: Any
+) -> None:
+    """The `match.run` event of a match request answered: how many cells over how long
+    a corpus, how long the answer took (ms since `started`, a `perf_counter` time),
+    whether it was answered (else 202/503: still running) and from the store."""
+    event_emit(
+        "match.run",
+        user=user,
+        project=ss.project,
+        object_id=match.id,
+        summary={
+            "cells": len(query.cells),
+            "corpus_tokens": ss.length,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            **summary,
+        },
+    )
 
 
 def _bounded(raw: Any, name: str, default: int, low: int, high: int) -> int:
@@ -384,4 +423,12 @@ class MatchExportView(APIView):
         fmt = request.query_params.get("format") or "csv"
         if fmt != "csv":
             raise ApplicationError(f"format must be csv, not '{fmt}'.", code="invalid_format")
-        return download_response(match_export(match))
+        response = download_response(match_export(match))
+        event_emit(
+            "export.downloaded",
+            user=request.user,
+            project=match.stateset.project,
+            object_id=match.id,
+            summary={"what": "hits", "format": "csv"},
+        )
+        return response

@@ -227,7 +227,7 @@ def match_start(
             "gpu_tokens": int(settings.STATELAB_MATCH_GPU_TOKENS),
         },
         dedupe_key=_job_dedupe_key(stateset, key),
-        message="Waiting for a worker",
+        message="Waiting for a worker.",
     )
     if match.job_id != job.id:
         Match.objects.filter(id=match.id).update(job=job)
@@ -312,7 +312,7 @@ def _fan_out(job: Job, match: Match, bounds: list[tuple[int, int]], *, gpu: bool
     job_progress(
         job=job,
         fraction=0.0,
-        message=f"Matching {len(bounds)} shards of {match.stateset.length:,} tokens",
+        message=f"Matching {match.stateset.length:,} tokens in {len(bounds)} shards.",
     )
     queue = "gpu" if gpu else "cpu"
     header = [
@@ -359,7 +359,7 @@ def _shard_done(job: Job, match: Match, total: int) -> None:
     done = int(done or 0)
     Job.objects.filter(id=job.id, status=JobStatus.RUNNING).update(
         progress=min(done / max(total, 1), 0.99),
-        message=f"{done} of {total} shards matched",
+        message=f"Matched {done} of {total} shards.",
         lease_until=lease_end(),
     )
 

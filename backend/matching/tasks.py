@@ -10,8 +10,17 @@ sent after a match is recorded when it is due and hourly by Celery beat where on
 from typing import Any
 
 from celery import shared_task
+from celery.signals import celeryd_after_setup
 
 from backend.jobs.tasks import run_or_retry
+
+
+@celeryd_after_setup.connect
+def services_load(**_: object) -> None:
+    """Import what a match job runs when the worker starts, before its pool forks,
+    so that the first match does not wait for the import (tens of milliseconds;
+    the kernels are warmed by `backend.jobs.tasks.kernels_warm`)."""
+    from . import services  # noqa: F401
 
 
 @shared_task(bind=True, name="statelab.match", acks_late=True)

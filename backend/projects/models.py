@@ -87,3 +87,84 @@ class Invitation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username}@{self.project_id}:{self.role} (invited)"
+
+
+class LabQuota(models.Model):
+    """The lab's default limits, one row (id 1) that staff edit in the admin. A blank
+    field means the setting named in its help text; a user's or a project's own row
+    overrides it (`projects.selectors.quota_user_limits`)."""
+
+    user_storage_bytes = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Bytes each user may store (blank: STATELAB_USER_STORAGE_QUOTA_BYTES).",
+    )
+    project_storage_bytes = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Bytes each project may store (blank: STATELAB_PROJECT_STORAGE_QUOTA_BYTES).",
+    )
+    active_jobs = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Jobs each user may have queued or running at once "
+        "(blank: STATELAB_MAX_ACTIVE_JOBS_PER_USER).",
+    )
+    upload_bytes = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Bytes in one uploaded file (blank: STATELAB_UPLOAD_MAX_BYTES).",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "lab quota"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="one_lab_quota"),
+        ]
+
+    def __str__(self) -> str:
+        return "the lab's default limits"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.pk = 1
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class UserQuota(models.Model):
+    """One user's own limits; a blank field means the lab's default."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota"
+    )
+    storage_bytes = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Bytes this user may store (blank: the lab's default)."
+    )
+    active_jobs = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Jobs queued or running at once (blank: the lab's default).",
+    )
+    upload_bytes = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Bytes in one uploaded file (blank: the lab's default)."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"limits of {self.user}"
+
+
+class ProjectQuota(models.Model):
+    """One project's own storage limit; blank means the lab's default."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="quota")
+    storage_bytes = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Bytes the project's state sets, corpora, models and waiting uploads "
+        "may take, whoever made them (blank: the lab's default).",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"limit of {self.project}"

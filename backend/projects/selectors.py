@@ -11,6 +11,10 @@ inside the installation, by every signed-in user, who then has viewer rights.
 `user_visible_to` is how a user name typed by a caller is looked up: only among the
 users the caller can already see, so that no answer tells whether a name exists
 (docs/security.md, "User names").
+
+`quota_user_limits` and `quota_project_storage` read the limits staff set in the
+admin (a user's or a project's own row, else the lab's row, else the settings);
+`backend.core.quota` reads them through these (registered in `ProjectsConfig.ready`).
 """
 
 from __future__ import annotations
@@ -18,14 +22,25 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404
 
 from backend.accounts.models import User
 from backend.core.errors import ApplicationError
 from backend.core.params import uuid_or_404
+from backend.core.quota import UserLimits, default_user_limits
 
-from .models import ROLE_RANK, Invitation, Membership, Project, Role
+from .models import (
+    ROLE_RANK,
+    Invitation,
+    LabQuota,
+    Membership,
+    Project,
+    ProjectQuota,
+    Role,
+    UserQuota,
+)
 
 M = TypeVar("M", bound=Model)
 
@@ -147,3 +162,35 @@ def get_for_user(
         project: Project = attrgetter(project_field.replace("__", "."))(obj)
         require_role(user, project, need=need)
     return obj
+
+
+def _first_set(*values: int | None) -> int:
+    return int(next(v for v in values if v is not None))
+
+
+def quota_user_limits(user: Any | None) -> UserLimits:
+    """The limits of `user`: each from the user's own row where set, else from the
+    lab's row, else from the settings. Two indexed reads."""
+    lab = LabQuota.objects.filter(id=1).first() or LabQuota()
+    own = None
+    if user is not None and getattr(user, "pk", None) is not None:
+        own = UserQuota.objects.filter(user_id=user.pk).first()
+    own = own or UserQuota()
+    base = default_user_limits()
+    return UserLimits(
+        storage_bytes=_first_set(own.storage_bytes, lab.user_storage_bytes, base.storage_bytes),
+        active_jobs=_first_set(own.active_jobs, lab.active_jobs, base.active_jobs),
+        upload_bytes=_first_set(own.upload_bytes, lab.upload_bytes, base.upload_bytes),
+    )
+
+
+def quota_project_storage(project: Project) -> int:
+    """The bytes `project` may store: its own row where set, else the lab's, else the
+    setting."""
+    own = ProjectQuota.objects.filter(project_id=project.pk).first() or ProjectQuota()
+    lab = LabQuota.objects.filter(id=1).first() or LabQuota()
+    return _first_set(
+        own.storage_bytes,
+        lab.project_storage_bytes,
+        int(settings.STATELAB_PROJECT_STORAGE_QUOTA_BYTES),
+    )

@@ -149,7 +149,7 @@ def annotation_upload_run(job: Job, upload: Upload, progress: ProgressFn) -> dic
     if row is None:
         raise ApplicationError(f"The {what} was deleted before the annotation was added.")
     folder = store_path(row.path)
-    progress(0.05, "Reading the tokens")
+    progress(0.05, "Reading the tokens.")
     if isinstance(row, StateSet):
         from workers.core.store import StateSet as StoreStateSet
 
@@ -158,7 +158,7 @@ def annotation_upload_run(job: Job, upload: Upload, progress: ProgressFn) -> dic
     else:
         data = open_corpus(folder)
         ids, vocab = data.ids, data.vocab
-    progress(0.1, "Reading the annotations")
+    progress(0.1, "Reading the annotations.")
     with open(store_path(upload.path), "rb") as fh:
         try:
             info, values = parse_annotation(
@@ -172,15 +172,15 @@ def annotation_upload_run(job: Job, upload: Upload, progress: ProgressFn) -> dic
             )
         except InputError as exc:
             raise InputError(exc.message, file=upload.original_name or None) from None
-    storage_check(job.created_by, max(int(values.nbytes) - upload.size, 0))
-    progress(0.8, "Writing the track")
+    storage_check(job.created_by, max(int(values.nbytes) - upload.size, 0), project=job.project)
+    progress(0.8, "Writing the track.")
     staged = annotation_stage(folder, info, values)
     try:
         with transaction.atomic():
             result = {"annotation": info.name}
             # Recorded first, so a job cancelled meanwhile changes nothing on disk.
             job_record(
-                job=job, result=result, message=f"Added the annotation '{info.name}'",
+                job=job, result=result, message=f"Added the annotation '{info.name}'.",
                 what="annotation",
             )  # fmt: skip
             if isinstance(row, StateSet):

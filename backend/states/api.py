@@ -10,7 +10,7 @@ from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,6 +20,7 @@ from backend.artifacts.selectors import corpus_for_user, corpus_in_project, mode
 from backend.artifacts.services import upload_precheck
 from backend.core.downloads import DownloadNegotiation, download_response
 from backend.core.errors import ApplicationError
+from backend.core.events import event_emit
 from backend.core.params import float_param, int_list, int_param, transform_param
 from backend.core.renderers import WINDOW_MEDIA_TYPE, window_packed
 from backend.core.throttles import JobSubmissionThrottleMixin
@@ -29,6 +30,7 @@ from backend.projects.selectors import project_for_user
 
 from .annotations import annotation_upload_start
 from .corpus import stateset_corpus_ensure
+from .directories import import_dir_start, import_path_check
 from .exports import export_format, stateset_export
 from .models import StateSet
 from .selectors import (
@@ -45,20 +47,58 @@ class FileUploadSerializer(serializers.Serializer[Any]):
     file = serializers.FileField()
 
 
+class DirectoryImportSerializer(serializers.Serializer[Any]):
+    path = serializers.CharField(
+        max_length=4096,
+        trim_whitespace=False,
+        help_text="absolute path of an LSTMVis directory on the server, inside one of "
+        "the import roots (STATELAB_IMPORT_ROOTS); staff only",
+    )
+
+
 class ImportView(JobSubmissionThrottleMixin, APIView):
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     @extend_schema(
-        request={"multipart/form-data": FileUploadSerializer},
+        request={
+            "multipart/form-data": FileUploadSerializer,
+            "application/json": DirectoryImportSerializer,
+        },
         responses={202: JobEnvelopeSerializer},
+        description="Import an LSTMVis project: the zip of its directory as `file`, or "
+        '(staff) `{"path": ...}` of a directory on the server, read where it lies '
+        "(docs/lstmvis-import.md#directories-on-the-server).",
     )
     def post(self, request: Request, slug: str) -> Response:
         project, _ = project_for_user(request.user, slug, need=Role.EDITOR)
+        if (request.content_type or "").split(";")[0].strip() == "application/json":
+            return self._from_directory(request, project)
         upload_precheck(user=request.user, content_length=request.META.get("CONTENT_LENGTH"))  # type: ignore[arg-type]
         file = request.FILES.get("file")
         if file is None:
             raise ApplicationError("Attach the zip of an LSTMVis project directory as 'file'.")
         job, _ = import_start(project=project, user=request.user, file=file)  # type: ignore[arg-type]
+        event_emit(
+            "import.uploaded",
+            user=request.user,
+            project=project,
+            object_id=job.id,
+            summary={"bytes": file.size},
+        )
+        return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)
+
+    def _from_directory(self, request: Request, project: Any) -> Response:
+        if not getattr(request.user, "is_staff", False):
+            raise ApplicationError(
+                "Importing a directory from the server is for administrators; upload the "
+                "zip of the directory as 'file' instead.",
+                code="permission_denied",
+                status_code=403,
+            )
+        data = DirectoryImportSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        src = import_path_check(data.validated_data["path"])
+        job, _ = import_dir_start(project=project, user=request.user, path=src)  # type: ignore[arg-type]
         return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)
 
 
@@ -95,6 +135,20 @@ def _annotation_upload(request: Request, **target: Any) -> Response:
         column=v.get("column"),
         replace=v["replace"],
         **target,
+    )
+    ((on_key, on),) = target.items()
+    event_emit(
+        "annotation.uploaded",
+        user=request.user,
+        project=on.project,
+        object_id=job.id,
+        summary={
+            on_key: str(on.id),
+            "track": v["name"],
+            "track_kind": v["kind"],
+            "format": v["format"],
+            "bytes": v["file"].size,
+        },
     )
     return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)
 
@@ -181,6 +235,19 @@ class ExtractionView(JobSubmissionThrottleMixin, APIView):
             surprisal=v["surprisal"],
             streams=v.get("streams"),
             name=v.get("name", ""),
+        )
+        event_emit(
+            "extraction.started",
+            user=request.user,
+            project=project,
+            object_id=job.id,
+            summary={
+                "model": str(v["model"]),
+                "corpus": str(v["corpus"]),
+                "values": v["values"],
+                "topk": v.get("topk"),
+                "streams": v.get("streams"),
+            },
         )
         return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)
 
@@ -365,7 +432,9 @@ class StateSetExportView(APIView):
     )
     def get(self, request: Request, stateset_id: str) -> HttpResponseBase:
         ss = stateset_for_user(request.user, stateset_id)
-        return export_answer(ss, request.query_params)
+        response = export_answer(ss, request.query_params)
+        export_emit(request, ss.project, ss.id, "states")
+        return response
 
 
 def export_answer(
@@ -395,6 +464,19 @@ def export_answer(
         pin_extra=pin_extra,
     )
     return download_response(download)
+
+
+def export_emit(request: Request, project: Any, object_id: Any, what: str, **summary: Any) -> None:
+    """The `export.downloaded` event of a download that is being answered: what was
+    exported (states, hits, ranking, statistics) and in which format."""
+    fmt = request.query_params.get("format") or "csv"
+    event_emit(
+        "export.downloaded",
+        user=request.user,
+        project=project,
+        object_id=object_id,
+        summary={"what": what, "format": str(fmt)[:10], **summary},
+    )
 
 
 class SelectionRequestSerializer(serializers.Serializer[Any]):
@@ -428,7 +510,9 @@ class SelectionView(APIView):
     @extend_schema(request=SelectionRequestSerializer, responses=SelectionResponseSerializer)
     def post(self, request: Request, stateset_id: str) -> Response:
         ss = stateset_for_user(request.user, stateset_id)
-        return Response(selection_answer(ss, request.data))
+        answer = selection_answer(ss, request.data)
+        selection_emit(request, ss, answer)
+        return Response(answer)
 
 
 def selection_answer(ss: StateSet, body: Any, *, source: str | None = None) -> dict[str, Any]:
@@ -449,6 +533,23 @@ def selection_answer(ss: StateSet, body: Any, *, source: str | None = None) -> d
     )
     keys = ("source", "start", "end", "threshold", "zero_left", "zero_right")
     return {**{k: v[k] for k in keys}, "cells": cells}
+
+
+def selection_emit(request: Request, ss: StateSet, answer: dict[str, Any], **summary: Any) -> None:
+    """The `selection.made` event of a selection answered: its range and the cells found."""
+    event_emit(
+        "selection.made",
+        user=request.user,
+        project=ss.project,
+        object_id=ss.id,
+        summary={
+            "source": answer["source"],
+            "tokens": answer["end"] - answer["start"] + 1,
+            "threshold": answer["threshold"],
+            "cells": len(answer["cells"]),
+            **summary,
+        },
+    )
 
 
 class SearchResponseSerializer(serializers.Serializer[Any]):

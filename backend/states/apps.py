@@ -14,8 +14,9 @@ class StatesConfig(AppConfig):
 
         from .models import StateSet
 
-        def stored(user: Any) -> int:
-            qs = StateSet.objects.filter(created_by=user)
+        def stored(**where: Any) -> int:
+            """Bytes of state sets of one user (`created_by=`) or one project (`project=`)."""
+            qs = StateSet.objects.filter(**where)
             return int(qs.aggregate(n=Sum("size_bytes"))["n"] or 0)
 
         storage_counter_register("statesets", stored)

@@ -41,7 +41,7 @@ def stateset_corpus_ensure(ss: StateSet, user: Any | None) -> tuple[Corpus, bool
     ids = store.tokens
     if len(ids) == 0:
         raise ApplicationError("This state set has no tokens to make a corpus of.")
-    storage_check(user, int(ids.nbytes) + sum(len(t) + 4 for t in vocab))
+    storage_check(user, int(ids.nbytes) + sum(len(t) + 4 for t in vocab), project=ss.project)
     rel, final = new_dir("corpora")
     manifest = store.manifest
     write_corpus(

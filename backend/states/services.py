@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import uuid
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -28,6 +29,7 @@ from backend.jobs.services import job_create, job_record
 from backend.projects.models import Project
 from workers.core.errors import ProgressFn
 
+from .corpus import stateset_corpus_ensure
 from .models import StateSet
 
 
@@ -48,16 +50,17 @@ def import_upload_start(*, project: Project, user: User | None, upload: Upload) 
     )
 
 
-def import_limit(*, user: User | None, upload_size: int) -> int:
+def import_limit(*, user: User | None, upload_size: int, project: Project | None = None) -> int:
     """The bytes an uploaded import may declare and occupy, charged before anything is
     written: at most `STATELAB_IMPORT_MAX_EXPANSION` times the upload (a small HDF5 file
-    can declare gigabytes of fill values), within the import cap and the user's storage
-    quota (the upload's own bytes are freed once the import has consumed it)."""
+    can declare gigabytes of fill values), within the import cap and the storage quotas
+    of the user and the project (the upload's own bytes are freed once the import has
+    consumed it)."""
     return int(
         min(
             settings.STATELAB_IMPORT_QUOTA_BYTES,
             settings.STATELAB_IMPORT_MAX_EXPANSION * upload_size,
-            storage_remaining(user) + upload_size,
+            storage_remaining(user, project=project) + upload_size,
         )
     )
 
@@ -72,8 +75,9 @@ def import_run(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, str]
     (store_root() / "tmp").mkdir(exist_ok=True)
     unpack = store_root() / "tmp" / f".tmp-unpack-{uuid.uuid4().hex}"
     rel, final = new_dir("statesets")
+    corpus_dir: Path | None = None
     try:
-        progress(0.02, "Unpacking the archive")
+        progress(0.02, "Unpacking the archive.")
         project_dir = extract_zip_safely(
             store_path(upload.path),
             unpack,
@@ -87,14 +91,15 @@ def import_run(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, str]
         def index_part(fraction: float, message: str) -> None:
             progress(0.8 + 0.18 * fraction, message)
 
-        limit = import_limit(user=job.created_by, upload_size=int(upload.size))
+        limit = import_limit(user=job.created_by, upload_size=int(upload.size), project=job.project)
         manifest = import_lstmvis_dir(project_dir, final, quota_bytes=limit, progress=sub)
         build_indexes(final, index_part)
         size = dir_size(final)
-        storage_check(job.created_by, size - upload.size)
+        storage_check(job.created_by, size - upload.size, project=job.project)
         manifest_json = manifest.to_json()
         extra = manifest_json.get("extra", {})
         name = str(extra.get("name") or project_dir.name or job.params.get("name") or "import")
+        progress(0.99, "Making a corpus of its text.")
         with transaction.atomic():
             ss = StateSet.objects.create(
                 project=job.project,
@@ -107,16 +112,26 @@ def import_run(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, str]
                 size_bytes=size,
                 created_by=job.created_by,
             )
+            # Its text, to train on and extract from like an uploaded corpus; over
+            # the quota the state set comes in without it ("Use as corpus" later).
+            try:
+                corpus, _ = stateset_corpus_ensure(ss, job.created_by)
+                corpus_dir = store_path(corpus.path)
+                text = " and a corpus of its text"
+            except ApplicationError:
+                text = ""
             result = {"stateset": str(ss.id)}
             job_record(
                 job=job,
                 result=result,
-                message=f"Imported {manifest.length:,} tokens",
+                message=f"Imported {manifest.length:,} tokens{text}.",
                 what="state set",
             )
         return result
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)
+        if corpus_dir is not None:
+            shutil.rmtree(corpus_dir, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(unpack, ignore_errors=True)
@@ -291,7 +306,7 @@ def extraction_run(job: Job, progress: ProgressFn) -> dict[str, str]:
         values=tuple(p["values"]), topk=p["topk"], surprisal=p["surprisal"], streams=p["streams"]
     )
     device = compute_device()
-    progress(0.0, f"Loading the model on {device}")
+    progress(0.0, f"Loading the model on the {device.upper()}.")
     loaded = load_model(store_path(model.path), device=device)
     work = work_dir("extract", job.id)
     (store_root() / "statesets").mkdir(parents=True, exist_ok=True)
@@ -318,7 +333,7 @@ def extraction_run(job: Job, progress: ProgressFn) -> dict[str, str]:
         build_indexes(final, _sub(progress, 0.9, 0.99))
         manifest = json.loads((final / "manifest.json").read_text())
         size = dir_size(final)
-        storage_check(job.created_by, size)
+        storage_check(job.created_by, size, project=job.project)
         with transaction.atomic():
             ss = StateSet.objects.create(
                 project=job.project,
@@ -336,7 +351,7 @@ def extraction_run(job: Job, progress: ProgressFn) -> dict[str, str]:
             job_record(
                 job=job,
                 result=result,
-                message=f"Extracted {int(manifest['length']):,} tokens",
+                message=f"Extracted the states of {int(manifest['length']):,} tokens.",
                 what="state set",
             )
     except Exception:

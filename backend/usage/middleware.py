@@ -1,15 +1,26 @@
-"""Records every API call by a signed-in user (or a valid token) as a UsageEvent."""
+"""Records every API call by a signed-in user (or a valid token) as a UsageEvent, and
+writes the research events a request emitted once its answer is known.
+
+Research events (`backend.core.events`) emitted while any request runs, a page or an
+API call, are held until the response exists: a request answered below 400 writes
+them in one insert, a refused or failed one drops them. Recording never breaks the
+request it records.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from backend.core.events import events_collect, events_write
+
 from .models import UsageEvent
+from .services import records_insert
 
 log = logging.getLogger(__name__)
 
@@ -45,32 +56,35 @@ class UsageMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path.startswith("/api/"):
-            return self.get_response(request)
         started = time.perf_counter()
-        response = self.get_response(request)
+        with events_collect() as emitted:
+            response = self.get_response(request)
         duration = (time.perf_counter() - started) * 1000
+        if response.status_code >= 400:
+            emitted = []  # a refused or failed request did nothing to record
+        logged = None
         # DRF authenticates tokens inside the view and sets the user on this request too.
-        user = getattr(request, "user", None)
-        if user is None or not getattr(user, "is_authenticated", False):
-            return response
-        match = getattr(request, "resolver_match", None)
-        route = match.route if match is not None else ""
-        kwargs = match.kwargs if match is not None else {}
-        project = _project_of(kwargs, request)
-        try:
-            UsageEvent.objects.create(
+        user: Any = getattr(request, "user", None)
+        if request.path.startswith("/api/") and getattr(user, "is_authenticated", False):
+            match = getattr(request, "resolver_match", None)
+            route = match.route if match is not None else ""
+            kwargs = match.kwargs if match is not None else {}
+            logged = UsageEvent(
                 at=timezone.now(),
                 user_id=user.pk,
                 username=user.get_username(),
                 method=request.method or "",
                 route=route[:200],
                 path=request.path[:500],
-                project=project,
+                project=_project_of(kwargs, request),
                 status=response.status_code,
                 duration_ms=round(duration, 3),
             )
-        except Exception:
-            # Recording usage must never break the call it records.
-            log.exception("could not record a usage event")
+        events_write(emitted)  # never raises
+        if logged is not None:
+            try:
+                records_insert([logged])
+            except Exception:
+                # Recording usage must never break the call it records.
+                log.exception("could not record a usage event")
         return response

@@ -53,6 +53,7 @@ ROUTE_CASES = {
     "stateset-search": [("get", None)],
     "stateset-matches": [("post", {"source": "s0", "cells": [1, 2], "threshold": 0.3})],
     "stateset-index": [("post", None)],
+    "stateset-corpus": [("post", None)],
     "stateset-annotations": [("post", {})],
     "match-detail": [("get", None)],
     "stateset-rankings": [("get", None), ("post", {"source": "s0", "annotation": "depth"})],
@@ -103,6 +104,9 @@ ROUTE_CASES = {
     "v2-context": [("get", None)],
     "v2-search": [("get", None)],
     "v2-match": [("get", None)],
+    # The caller's own usage: the outsider sees theirs only (tests/backend/usage/).
+    "usage-dashboard": [("get", None)],
+    "usage-table": [("get", None)],
 }
 PUBLIC = {"auth-token", "schema", "api-docs"}
 PAGES = {
@@ -112,6 +116,7 @@ PAGES = {
     "project",
     "stateset",
     "hypothesis",
+    "usage",
 }  # pages: checked in test_pages_matrix below
 
 
@@ -192,6 +197,7 @@ def objects(project, owner, stateset):
         "comment_id": str(comment.id),
         "statistics_id": str(statistics.id),
         "invitation_id": str(invitation.id),
+        "table": "actions",
     }
 
 
@@ -259,7 +265,15 @@ def test_no_route_reveals_the_project(who, objects, outsider, project):
             if who in ("anonymous", "bad_token"):
                 assert r.status_code == 401, (method, url, r.status_code)
             elif (
-                name in ("project-list", "v2-info", "hypothesis-list", "invitation-list")
+                name
+                in (
+                    "project-list",
+                    "v2-info",
+                    "hypothesis-list",
+                    "invitation-list",
+                    "usage-dashboard",
+                    "usage-table",
+                )
                 and method == "get"
             ):
                 assert r.status_code == 200, (method, url)
@@ -306,6 +320,8 @@ ROLE_CODES = {
     ("stateset-rankings", "get"): {"owner": 200, "collaborator": 200, "outsider": 404},
     ("ranking-detail", "get"): {"owner": 200, "collaborator": 200, "outsider": 404},
     ("ranking-export", "get"): {"owner": 200, "collaborator": 200, "outsider": 404},
+    # an editor makes a corpus of a state set's text; a viewer may not
+    ("stateset-corpus", "post"): {"owner": 201, "collaborator": 403, "outsider": 404},
     # last: the owner's delete succeeds
     ("model-detail", "delete"): {"owner": 204, "collaborator": 403, "outsider": 404},
 }

@@ -160,7 +160,7 @@ def test_jobs_update_live_and_can_be_cancelled(page, signed_in, project, user):
 
 def test_stateset_listed_on_its_project_page(page, signed_in, project, stateset):
     page.goto(f"/p/{project.slug}/")
-    link = page.locator("#statesets a")
+    link = page.locator("#statesets td:first-child a")
     expect(link).to_have_text(stateset.name)
     link.click()
     expect(page).to_have_url(re.compile(rf"/statesets/{stateset.id}/$"))

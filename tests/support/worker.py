@@ -36,7 +36,8 @@ __all__ = [
 
 CELERY = str(Path(sys.executable).parent / "celery")
 # The match tests' worker (tests/backend/matching/conftest.py) uses database 12.
-WORKER_REDIS_DB = 13
+# STATELAB_TEST_WORKER_REDIS_DB picks another, for suites run side by side on one Redis.
+WORKER_REDIS_DB = int(os.environ.get("STATELAB_TEST_WORKER_REDIS_DB") or 13)
 FINISHED = ("succeeded", "failed", "cancelled")
 
 

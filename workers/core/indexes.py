@@ -10,9 +10,13 @@ answers without its index (slower), so a state set imported before indexes
 existed keeps working until an ``index`` job has built them.
 
 This module is the one place that knows which indexes exist: the import and
-extraction jobs call :func:`build_indexes` before they record the state set, the
-``index`` job calls it with ``missing_only=True`` for older state sets, and
-:func:`index_status` tells the API what is there.
+extraction jobs call :func:`build_indexes` before they record the state set (so a
+new state set's first match is as fast as its hundredth), the ``index`` job calls
+it with ``missing_only=True`` for older state sets, and :func:`index_status` tells
+the API what is there. An LSTMVis import writes each source's match index while
+it copies the source (``match_index.IndexWriter``, fed the same blocks), so that
+no second pass reads the copy; :func:`build_indexes` then finds it current and
+builds the rest.
 """
 
 from __future__ import annotations

@@ -45,12 +45,12 @@ def corpus_build(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, st
     from workers.core.corpus import decode_upload, tokenize_text
     from workers.core.store import write_corpus
 
-    progress(0.05, "Reading the text")
+    progress(0.05, "Reading the text.")
     text = decode_upload(store_path(upload.path).read_bytes())
-    progress(0.3, "Tokenising")
+    progress(0.3, "Tokenising.")
     ids, vocab, doc_starts = tokenize_text(text, job.params["tokenization"])
     rel, final = new_dir("corpora")
-    progress(0.7, f"Writing {len(ids):,} tokens")
+    progress(0.7, f"Writing {len(ids):,} tokens.")
     write_corpus(
         final,
         ids,
@@ -60,7 +60,7 @@ def corpus_build(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, st
     )
     try:
         size = dir_size(final)
-        storage_check(job.created_by, size - upload.size)
+        storage_check(job.created_by, size - upload.size, project=job.project)
         with transaction.atomic():
             corpus = Corpus.objects.create(
                 size_bytes=size,
@@ -74,7 +74,12 @@ def corpus_build(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, st
                 created_by=job.created_by,
             )
             result = {"corpus": str(corpus.id)}
-            job_record(job=job, result=result, message=f"{len(ids):,} tokens", what="corpus")
+            job_record(
+                job=job,
+                result=result,
+                message=f"Made a corpus of {len(ids):,} tokens.",
+                what="corpus",
+            )
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)
         raise

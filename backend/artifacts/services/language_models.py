@@ -18,13 +18,12 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 
 from backend.accounts.models import User
 from backend.core.errors import ApplicationError
-from backend.core.quota import storage_check
+from backend.core.quota import storage_check, upload_check, user_limits
 from backend.core.storage import (
     iter_chunks,
     new_dir,
@@ -114,11 +113,9 @@ def model_upload_start(
     before anything is stored. Identical uploads while the first one's job is active
     share its job (and the second copy of the files is dropped).
     """
-    cap = int(settings.STATELAB_UPLOAD_MAX_BYTES)
     declared = int(getattr(weights, "size", 0) or 0)
-    if declared > cap:
-        raise _too_large("weights file", cap)
-    storage_check(user, declared + int(getattr(vocab, "size", 0) or 0))
+    upload_check(user, declared, what="weights file")
+    storage_check(user, declared + int(getattr(vocab, "size", 0) or 0), project=project)
     vocab_bytes = _read_small(vocab, MODEL_VOCAB_MAX_BYTES, "vocabulary file")
     if not vocab_bytes:
         raise ApplicationError("The vocabulary file is empty.", code="empty_upload")
@@ -178,6 +175,7 @@ def model_upload_start(
 
 def model_files_check(
     *,
+    user: User | None,
     final: Path,
     weights: Path,
     vocab_bytes: bytes,
@@ -187,8 +185,9 @@ def model_files_check(
     weights_filename: str | None,
 ) -> ModelInfo:
     """Check a model (weights file, vocabulary, optional config) and write it to
-    `final`. Worker side: the compute core imports torch. A refusal is an
-    ApplicationError with the core's message and leaves nothing at `final`."""
+    `final`. Worker side: the compute core imports torch. The weights may be as large
+    as `user`'s limit for one upload. A refusal is an ApplicationError with the core's
+    message and leaves nothing at `final`."""
     from workers.core.modelfile import model_upload
 
     try:
@@ -198,7 +197,7 @@ def model_files_check(
             vocab_bytes,
             vocab_filename,
             final,
-            max_bytes=int(settings.STATELAB_UPLOAD_MAX_BYTES),
+            max_bytes=user_limits(user).upload_bytes,
             rnn_type_hint=rnn_type or None,
             weights_filename=weights_filename,
         )
@@ -255,9 +254,10 @@ def model_store_from_files(
     Everything is checked before anything is kept: a refused model leaves no row
     and no file.
     """
-    storage_check(user, weights.stat().st_size + len(vocab_bytes))
+    storage_check(user, weights.stat().st_size + len(vocab_bytes), project=project)
     rel, final = new_dir("models")
     info = model_files_check(
+        user=user,
         final=final,
         weights=weights,
         vocab_bytes=vocab_bytes,
@@ -267,7 +267,7 @@ def model_store_from_files(
         weights_filename=weights_filename,
     )
     try:
-        storage_check(user, info.size_bytes)
+        storage_check(user, info.size_bytes, project=project)
         display = name.strip() or Path(weights_filename or "").stem or "model"
         return model_row_create(project=project, user=user, rel=rel, info=info, name=display)
     except BaseException:
@@ -298,8 +298,9 @@ def model_upload_run(job: Job, uploads: dict[str, Upload], progress: ProgressFn)
     final = store_root() / rel
     if final.exists():
         shutil.rmtree(final)  # a previous attempt finished writing but was not recorded
-    progress(0.1, "Checking the weights")
+    progress(0.1, "Checking the weights.")
     info = model_files_check(
+        user=job.created_by,
         final=final,
         weights=store_path(weights.path),
         vocab_bytes=store_path(vocab.path).read_bytes(),
@@ -310,7 +311,11 @@ def model_upload_run(job: Job, uploads: dict[str, Upload], progress: ProgressFn)
     )
     try:
         # The uploads count against the quota until the job ends and they go.
-        storage_check(job.created_by, info.size_bytes - sum(u.size for u in uploads.values()))
+        storage_check(
+            job.created_by,
+            info.size_bytes - sum(u.size for u in uploads.values()),
+            project=job.project,
+        )
         with transaction.atomic():
             model = model_row_create(
                 project=job.project,

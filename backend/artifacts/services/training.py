@@ -177,7 +177,7 @@ def training_run(job: Job, progress: ProgressFn) -> dict[str, str]:
         manifest = json.loads((final / "manifest.json").read_text())
         spec = manifest["spec"]
         size = dir_size(final)
-        storage_check(job.created_by, size)
+        storage_check(job.created_by, size, project=job.project)
         sha = sha256_file(final / str(manifest.get("weights", "weights.safetensors")))
         with transaction.atomic():
             model = LanguageModel.objects.create(

@@ -14,11 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-
 from backend.accounts.models import User
 from backend.core.errors import ApplicationError
-from backend.core.quota import storage_check, storage_remaining
+from backend.core.quota import storage_check, storage_remaining, upload_check, user_limits
 from backend.core.storage import save_stream, store_path
 from backend.jobs.models import Job
 from backend.jobs.services import job_create
@@ -47,21 +45,20 @@ def uploads_drop(uploads: Iterable[Upload]) -> None:
         upload.delete()
 
 
-def upload_precheck(*, user: User | None, content_length: str | None) -> None:
-    """Refuse an upload by its declared size before its body is read or stored."""
+def upload_precheck(
+    *, user: User | None, content_length: str | None, project: Project | None = None
+) -> None:
+    """Refuse an upload by its declared size before its body is read or stored: over
+    the user's limit for one upload, or over the user's (or the project's) storage."""
     try:
         declared = int(content_length or 0)
     except ValueError:
         declared = 0
-    cap = int(settings.STATELAB_UPLOAD_MAX_BYTES)
-    if declared > cap + (1 << 20):  # the multipart envelope adds a little
-        raise ApplicationError(
-            f"The upload is larger than the limit of {cap // (1 << 20)} MB.",
-            code="too_large",
-            status_code=413,
-        )
+    envelope = 1 << 20  # the multipart envelope adds a little
+    if declared > user_limits(user).upload_bytes + envelope:
+        upload_check(user, declared - envelope)
     if declared:
-        storage_check(user, max(declared - (1 << 20), 0))
+        storage_check(user, max(declared - envelope, 0), project=project)
 
 
 def upload_store(
@@ -73,31 +70,41 @@ def upload_store(
     suffix: str,
     what: str = "uploaded file",
 ) -> Upload:
-    """Copy an uploaded file into the store (capped in size and by quota) and record it.
-    `what` names the file in the messages of a refusal."""
+    """Copy an uploaded file into the store (capped in size and by the quotas) and
+    record it. `what` names the file in the messages of a refusal. A refusal leaves
+    neither a file nor a row."""
     declared = getattr(file, "size", None)
     if declared:
-        storage_check(user, int(declared))
-    cap = min(int(settings.STATELAB_UPLOAD_MAX_BYTES), storage_remaining(user) or 1)
+        upload_check(user, int(declared), what=what)
+        storage_check(user, int(declared), project=project)
+    upload_cap = user_limits(user).upload_bytes
+    cap = min(upload_cap, storage_remaining(user, project=project) or 1)
     try:
         rel, size, sha = save_stream(file, suffix=suffix, max_bytes=cap)
     except ApplicationError as exc:
-        if exc.code == "too_large" and cap < settings.STATELAB_UPLOAD_MAX_BYTES:
-            storage_check(user, cap + 1)  # say it in terms of the quota
+        if exc.code == "too_large":
+            # Say it in terms of the limit that stopped it.
+            if cap < upload_cap:
+                storage_check(user, cap + 1, project=project)
+            upload_check(user, cap + 1, what=what, more=True)
         raise
     if size == 0:
         store_path(rel).unlink(missing_ok=True)
         raise ApplicationError(f"The {what} is empty.", code="empty_upload")
     name = Path(str(getattr(file, "name", "") or "")).name[:255]
-    return Upload.objects.create(
-        project=project,
-        created_by=user,
-        kind=kind,
-        original_name=name,
-        path=rel,
-        size=size,
-        sha256=sha,
-    )
+    try:
+        return Upload.objects.create(
+            project=project,
+            created_by=user,
+            kind=kind,
+            original_name=name,
+            path=rel,
+            size=size,
+            sha256=sha,
+        )
+    except BaseException:
+        store_path(rel).unlink(missing_ok=True)
+        raise
 
 
 def upload_job_start(

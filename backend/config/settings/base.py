@@ -50,6 +50,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz is answered before anything else runs (backend/config/health.py).
+    "backend.config.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -138,7 +140,17 @@ STATELAB_IMPORT_QUOTA_BYTES = env.int("STATELAB_IMPORT_QUOTA_BYTES", default=16 
 # values (a dataset never written) and filters let a few KB declare gigabytes.
 STATELAB_IMPORT_MAX_EXPANSION = env.int("STATELAB_IMPORT_MAX_EXPANSION", default=32)
 STATELAB_USER_STORAGE_QUOTA_BYTES = env.int("STATELAB_USER_STORAGE_QUOTA_BYTES", default=100 << 30)
+# Quotas are rows staff edit in the admin (docs/administration.md); these settings
+# are the lab's defaults where no row sets a limit. A project's quota counts what all
+# its members store in it.
+STATELAB_PROJECT_STORAGE_QUOTA_BYTES = env.int(
+    "STATELAB_PROJECT_STORAGE_QUOTA_BYTES", default=500 << 30
+)
 STATELAB_ZIP_MAX_ENTRIES = env.int("STATELAB_ZIP_MAX_ENTRIES", default=10_000)
+# Folders on the server whose LSTMVis directories staff may import through the API
+# (POST /api/projects/{slug}/imports/ with {"path": ...}), separated by commas; none
+# by default, and then such imports are refused. `manage.py import_lstmvis` reads any.
+STATELAB_IMPORT_ROOTS = env.list("STATELAB_IMPORT_ROOTS", default=[])
 STATELAB_JOB_MAX_ATTEMPTS = env.int("STATELAB_JOB_MAX_ATTEMPTS", default=3)
 STATELAB_JOB_LEASE_SECONDS = env.int("STATELAB_JOB_LEASE_SECONDS", default=60)
 # Every worker sends again, every STATELAB_JOB_SWEEP_S seconds (0: never), the jobs no
@@ -148,6 +160,17 @@ STATELAB_JOB_LEASE_SECONDS = env.int("STATELAB_JOB_LEASE_SECONDS", default=60)
 STATELAB_JOB_SWEEP_S = env.float("STATELAB_JOB_SWEEP_S", default=15.0)
 STATELAB_JOB_RESEND_AFTER_S = env.float("STATELAB_JOB_RESEND_AFTER_S", default=900.0)
 STATELAB_MAX_ACTIVE_JOBS_PER_USER = env.int("STATELAB_MAX_ACTIVE_JOBS_PER_USER", default=20)
+# Every worker records a heartbeat (name, pid, queues) every STATELAB_WORKER_HEARTBEAT_S
+# seconds; /healthz counts a worker gone once its heartbeat is older than
+# STATELAB_WORKER_GONE_S, and answers 503 while a queue of STATELAB_HEALTH_QUEUES has no
+# live worker or the store has less than STATELAB_HEALTH_MIN_FREE_BYTES free.
+STATELAB_WORKER_HEARTBEAT_S = env.float("STATELAB_WORKER_HEARTBEAT_S", default=5.0)
+STATELAB_WORKER_GONE_S = env.float("STATELAB_WORKER_GONE_S", default=30.0)
+# Every worker compiles the compute core's kernels when it starts, before it takes
+# jobs (a second or two with numba's cache filled; workers.core.warmup).
+STATELAB_WORKER_WARM_UP = env.bool("STATELAB_WORKER_WARM_UP", default=True)
+STATELAB_HEALTH_QUEUES = env.list("STATELAB_HEALTH_QUEUES", default=["cpu", "gpu"])
+STATELAB_HEALTH_MIN_FREE_BYTES = env.int("STATELAB_HEALTH_MIN_FREE_BYTES", default=1 << 30)
 STATELAB_LOGIN_FAILURES_ALLOWED = env.int("STATELAB_LOGIN_FAILURES_ALLOWED", default=10)
 STATELAB_LOGIN_FAILURE_WINDOW_S = env.int("STATELAB_LOGIN_FAILURE_WINDOW_S", default=900)
 # How many proxies in front of the web server append the client's address to
@@ -174,6 +197,9 @@ STATELAB_MATCH_STORE_BUDGET_MB = env.float("STATELAB_MATCH_STORE_BUDGET_MB", def
 STATELAB_MATCH_EVICT_EVERY_S = env.float("STATELAB_MATCH_EVICT_EVERY_S", default=600.0)
 # The largest state slice one export writes (tokens x cells).
 STATELAB_EXPORT_MAX_VALUES = env.int("STATELAB_EXPORT_MAX_VALUES", default=200_000_000)
+# Raw usage events (requests and research events) are deleted once older than this many
+# days and rolled up into daily figures (docs/usage.md); 0 keeps them for ever.
+STATELAB_USAGE_RETENTION_DAYS = env.int("STATELAB_USAGE_RETENTION_DAYS", default=400)
 
 # Uploads go to disk, never into memory beyond 2.5 MB; the cap is checked before the job exists.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 << 20
@@ -297,6 +323,12 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "match-store-evict": {
         "task": "statelab.match_evict",
+        "schedule": 3600.0,
+        "options": {"queue": "cpu", "expires": 3000},
+    },
+    # Usage rollups of the days past, then retention of raw events (docs/usage.md).
+    "usage-rollup": {
+        "task": "statelab.usage_rollup",
         "schedule": 3600.0,
         "options": {"queue": "cpu", "expires": 3000},
     },

@@ -177,6 +177,26 @@ def test_pages_carry_hits_with_their_context(owner_api, imported):
         assert r.status_code == 400 and words in r.json()["error"]["message"], params
 
 
+def test_the_answer_can_carry_its_first_page(owner_api, imported):
+    """`page` in the request: the answer carries that page with context, equal to
+    GET /api/matches/{id}/ with the same paging (the match view's first rows)."""
+    cells = [0, 1, 2, 3]
+    paging = {"offset": 0, "limit": 5, "left": 4, "right": 2}
+    answer = _post(owner_api, imported, cells=cells, limit=40, min_length=1, page=paging)
+    assert answer.status_code == 200, answer.content
+    body = answer.json()
+    got = owner_api.get(f"/api/matches/{body['id']}/", paging).json()
+    assert body["page"] == got
+    assert [h["position"] for h in body["page"]["hits"]] == [
+        h["position"] for h in body["hits"][:5]
+    ]
+    # without it, no page; a malformed one is refused with a sentence
+    assert "page" not in _post(owner_api, imported, cells=cells, limit=40, min_length=1).json()
+    for bad, word in (("first", "page"), ({"limit": 0}, "limit")):
+        r = _post(owner_api, imported, cells=cells, limit=40, min_length=1, page=bad)
+        assert r.status_code == 400 and word in r.json()["error"]["message"], r.content
+
+
 def test_viewer_runs_and_reads_matches_outsider_sees_nothing(
     collaborator_api, outsider_api, imported
 ):

@@ -77,6 +77,14 @@ def test_import_then_read_back(owner_api, project, lstmvis_dir):
     expected = [c for c in range(10) if not on[19, c] and on[20:23, c].all()]
     assert sel.json()["cells"] == expected
 
+    # Its text came in as a corpus of the project too, to train on and extract from.
+    assert job["message"] == "Imported 150 tokens and a corpus of its text."
+    listed = owner_api.get(f"/api/projects/{project.slug}/").json()
+    corpus_id = listed["statesets"][0]["corpus"]
+    corpus = next(c for c in listed["corpora"] if c["id"] == corpus_id)
+    assert corpus["length"] == 150
+    assert owner_api.post(f"/api/statesets/{ss_id}/corpus/").status_code == 200
+
 
 def test_context_with_cells_and_threshold_counts(owner_api, project, lstmvis_dir):
     job = _import(owner_api, B.zip_dir(lstmvis_dir))

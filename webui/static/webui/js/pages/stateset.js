@@ -30,6 +30,7 @@ import { createOverview } from "../views/overview.js";
 import { createTokenStrip } from "../views/tokens.js";
 import { createTracks } from "../views/tracks.js";
 import { emitSelectionChange, registerAnalysis } from "./analysis-state.js";
+import { firstWindow } from "./stateset-first-window.js";
 
 const boot = bootData();
 const AXIS_LEFT = 48;
@@ -417,9 +418,11 @@ async function loadWindow(target, st, source, key) {
   }
   const end = Math.min(info.length - 1, st.pos + st.w - 1);
   const t0 = performance.now();
+  const url = withQuery(boot.api.context, { source, start: st.pos, end });
   try {
-    const data = await getWindow(withQuery(boot.api.context, { source, start: st.pos, end }),
-      { key: target === win ? "context" : "context-cmp" });
+    const ahead = target === win ? firstWindow(url) : null;
+    const data = await ((ahead && ahead.catch(() => null)) || Promise.resolve(null)).then((got) => got
+      || getWindow(url, { key: target === win ? "context" : "context-cmp" }));
     if (target.loading !== key) return false;
     measure("analysis:context", t0);
     if (target === win) remember(key, data);
@@ -922,10 +925,20 @@ function runMatch(body, qkey) {
   clearTimeout(match.jobTimer);
   markMatch(false);
   showProgress({ status: "queued", progress: 0, message: "Matching over the whole corpus…" });
-  post(boot.api.matches, body, { key: "match", withStatus: true }).then(({ status, body: answer }) => {
+  // The first page's rows come with the answer (`page`), unless another page is open.
+  const st0 = urlState.get();
+  const first = st0.page === 1
+    ? { page: { offset: 0, limit: PAGE, left: CONTEXT_LEFT, right: CONTEXT_RIGHT } } : {};
+  post(boot.api.matches, { ...body, ...first }, { key: "match", withStatus: true }).then(({ status, body: answer }) => {
     if (match.qkey !== qkey) return;
-    if (status === 202) pollJob(answer.job, qkey);
-    else { match.id = answer.id; showProgress(null); loadPage(urlState.get()); }
+    if (status === 202) { pollJob(answer.job, qkey); return; }
+    match.id = answer.id;
+    showProgress(null);
+    if (answer.page && urlState.get().page === 1) {
+      match.pageKey = `${match.id}|1`;
+      match.page = answer.page;
+    }
+    loadPage(urlState.get());
   }).catch((err) => {
     if (isAbort(err) || match.qkey !== qkey) return;
     showProgress(null);
@@ -961,7 +974,7 @@ function pollJob(job, qkey) {
 
 function loadPage(st) {
   const key = `${match.id}|${st.page}`;
-  if (match.pageKey === key && match.page) { renderMatch(st); return; }
+  if (match.pageKey === key && match.page) { renderMatch(st); ensureAllHits(match.page); return; }
   match.pageKey = key;
   markMatch(false);
   const offset = (st.page - 1) * PAGE;
@@ -974,22 +987,27 @@ function loadPage(st) {
     }
     match.page = page;
     renderMatch(urlState.get());
-    if (!allHits.has(match.id)) {
-      // The ticks on the overview: every hit's position (the page has only PAGE).
-      allHits.set(match.id, null);
-      get(withQuery(`${boot.api.matchBase}${match.id}/`, { offset: 0, limit: Math.min(1000, Math.max(1, page.total)), left: 0, right: 0 }),
-        { key: "match-all" }).then((all) => {
-        allHits.set(match.id, all.hits.map((hh) => hh.position));
-        if (match.page && match.page.id === all.id) { match.hits = allHits.get(match.id); draw(); }
-      }).catch(() => { allHits.delete(match.id); });
-    } else if (allHits.get(match.id)) {
-      match.hits = allHits.get(match.id);
-    }
+    ensureAllHits(page);
   }).catch((err) => {
     if (isAbort(err) || match.pageKey !== key) return;
     matchMessage(err.message, { kind: "error" });
     markMatch(true);
   });
+}
+
+/** The ticks on the overview: every hit's position (a page has only PAGE of them). */
+function ensureAllHits(page) {
+  if (!allHits.has(match.id)) {
+    const id = match.id;
+    allHits.set(id, null);
+    get(withQuery(`${boot.api.matchBase}${id}/`, { offset: 0, limit: Math.min(1000, Math.max(1, page.total)), left: 0, right: 0 }),
+      { key: "match-all" }).then((all) => {
+      allHits.set(id, all.hits.map((hh) => hh.position));
+      if (match.page && match.page.id === all.id) { match.hits = allHits.get(id); draw(); }
+    }).catch(() => { allHits.delete(id); });
+  } else if (allHits.get(match.id)) {
+    match.hits = allHits.get(match.id);
+  }
 }
 const allHits = new Map();
 
