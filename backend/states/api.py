@@ -99,6 +99,13 @@ class ImportView(JobSubmissionThrottleMixin, APIView):
         data.is_valid(raise_exception=True)
         src = import_path_check(data.validated_data["path"])
         job, _ = import_dir_start(project=project, user=request.user, path=src)  # type: ignore[arg-type]
+        event_emit(
+            "import.uploaded",
+            user=request.user,
+            project=project,
+            object_id=job.id,
+            summary={"from": "server directory"},
+        )
         return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)
 
 

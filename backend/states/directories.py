@@ -167,7 +167,7 @@ def import_dir_run(job: Job, progress: ProgressFn) -> dict[str, str]:
         size = dir_size(final)
         storage_check(job.created_by, size, project=job.project)
         progress(0.99, "Making a corpus of its text.")
-        result = _record(job, rel, manifest, size, fallback_name=src.name)
+        result = import_record(job, rel, manifest, size, fallback_name=src.name)
     except Exception:
         # A failed or cancelled import starts from nothing if asked again; a killed
         # worker (no exception here) leaves its work for the next attempt.
@@ -178,9 +178,12 @@ def import_dir_run(job: Job, progress: ProgressFn) -> dict[str, str]:
     return result
 
 
-def _record(
+def import_record(
     job: Job, rel: str, manifest: dict[str, Any], size: int, *, fallback_name: str
 ) -> dict[str, str]:
+    """Record an imported state set (its folder `rel` published, `manifest` its JSON)
+    with a corpus of its text where the quota allows, and the job's result; the
+    corpus folder goes again if recording fails."""
     extra = manifest.get("extra", {})
     name = str(extra.get("name") or fallback_name or "import")
     length = int(manifest["length"])

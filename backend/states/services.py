@@ -7,7 +7,6 @@ import hashlib
 import json
 import shutil
 import uuid
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -29,7 +28,7 @@ from backend.jobs.services import job_create, job_record
 from backend.projects.models import Project
 from workers.core.errors import ProgressFn
 
-from .corpus import stateset_corpus_ensure
+from .directories import import_record
 from .models import StateSet
 
 
@@ -75,7 +74,6 @@ def import_run(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, str]
     (store_root() / "tmp").mkdir(exist_ok=True)
     unpack = store_root() / "tmp" / f".tmp-unpack-{uuid.uuid4().hex}"
     rel, final = new_dir("statesets")
-    corpus_dir: Path | None = None
     try:
         progress(0.02, "Unpacking the archive.")
         project_dir = extract_zip_safely(
@@ -96,42 +94,12 @@ def import_run(job: Job, upload: Upload, progress: ProgressFn) -> dict[str, str]
         build_indexes(final, index_part)
         size = dir_size(final)
         storage_check(job.created_by, size - upload.size, project=job.project)
-        manifest_json = manifest.to_json()
-        extra = manifest_json.get("extra", {})
-        name = str(extra.get("name") or project_dir.name or job.params.get("name") or "import")
         progress(0.99, "Making a corpus of its text.")
-        with transaction.atomic():
-            ss = StateSet.objects.create(
-                project=job.project,
-                name=name[:200],
-                description=str(extra.get("description") or "")[:5000],
-                origin="lstmvis",
-                length=manifest.length,
-                path=rel,
-                manifest=manifest_json,
-                size_bytes=size,
-                created_by=job.created_by,
-            )
-            # Its text, to train on and extract from like an uploaded corpus; over
-            # the quota the state set comes in without it ("Use as corpus" later).
-            try:
-                corpus, _ = stateset_corpus_ensure(ss, job.created_by)
-                corpus_dir = store_path(corpus.path)
-                text = " and a corpus of its text"
-            except ApplicationError:
-                text = ""
-            result = {"stateset": str(ss.id)}
-            job_record(
-                job=job,
-                result=result,
-                message=f"Imported {manifest.length:,} tokens{text}.",
-                what="state set",
-            )
+        fallback = project_dir.name or str(job.params.get("name") or "")
+        result = import_record(job, rel, manifest.to_json(), size, fallback_name=fallback)
         return result
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)
-        if corpus_dir is not None:
-            shutil.rmtree(corpus_dir, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(unpack, ignore_errors=True)

@@ -220,16 +220,16 @@ def test_a_killed_attempt_leaves_nothing_visible_and_the_next_one_finishes(queue
 
 def test_an_attempt_killed_after_publishing_is_recorded_by_the_next(queued_job, monkeypatch):
     job = queued_job
-    real_record = directories._record
+    real_record = directories.import_record
 
     def killed(*args, **kwargs):
         raise Killed
 
-    monkeypatch.setattr(directories, "_record", killed)
+    monkeypatch.setattr(directories, "import_record", killed)
     with pytest.raises(Killed):
         directories.import_dir_run(job, lambda f, m: None)
     assert StateSet.objects.count() == 0  # published, but no row: not visible
-    monkeypatch.setattr(directories, "_record", real_record)
+    monkeypatch.setattr(directories, "import_record", real_record)
     messages: list[str] = []
     result = directories.import_dir_run(job, lambda f, m: messages.append(m))
     assert "Found the state set an earlier attempt wrote." in messages

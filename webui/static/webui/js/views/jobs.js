@@ -10,6 +10,7 @@ export const ACTIVE = new Set(["queued", "running"]);
 
 const KIND_LABEL = {
   import_lstmvis: "LSTMVis import",
+  import_lstmvis_dir: "LSTMVis import (server directory)",
   corpus_upload: "Corpus upload",
   model_upload: "Model upload",
   extract: "State extraction",
