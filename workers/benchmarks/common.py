@@ -6,7 +6,10 @@ from __future__ import annotations
 import math
 import os
 import platform
+import signal
+import socket
 import statistics
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +197,30 @@ def reset_peak_memory() -> None:
     peak across ``fork``/``exec``.
     """
     Path("/proc/self/clear_refs").write_text("5")
+
+
+LOCAL_REDIS = ("127.0.0.1", 6379)
+
+
+def broker_choose(choice: str, redis_url: str) -> str:
+    """The broker a benchmark's worker uses: `redis_url` for "auto" when the local Redis
+    answers, else kombu's filesystem transport; "filesystem"; or a URL as given."""
+    if choice == "auto":
+        try:
+            with socket.create_connection(LOCAL_REDIS, 1):
+                return redis_url
+        except OSError:
+            return "filesystem://"
+    return "filesystem://" if choice == "filesystem" else choice
+
+
+def process_stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """Stop a process started in a session of its own (and its children): TERM, then
+    KILL after `timeout` seconds."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

@@ -34,8 +34,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from workers.benchmarks.common import broker_choose, process_stop
 
 TARGET_CP_RATIO = 2.0
 TARGET_PEAK_MB = 1024.0
@@ -72,16 +72,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="import_dir: a broker URL, 'filesystem', or 'auto' (local Redis when it answers)",
     )
-
-
-def _broker(choice: str) -> str:
-    if choice == "auto":
-        try:
-            with socket.create_connection(("127.0.0.1", 6379), 1):
-                return REDIS_URL
-        except OSError:
-            return "filesystem://"
-    return "filesystem://" if choice == "filesystem" else choice
 
 
 def generate(folder: Path, n: int, d: int, sources: int, seed: int = 5) -> int:
@@ -176,16 +166,6 @@ def _start_worker(env: dict[str, str], log: Path, name: str) -> subprocess.Popen
     return proc
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
 def _pool_pid(main: int) -> int:
     """The worker's pool process (its one child that is a Python process)."""
     for _ in range(100):
@@ -239,7 +219,7 @@ def child(args: argparse.Namespace, var: Path) -> dict[str, Any]:
             f"import_dir needs {need / 2**30:.1f} GB free in {var} and has {free / 2**30:.1f} GB; "
             "give fewer --import-dir-tokens"
         )
-    broker = _broker(args.import_dir_broker)
+    broker = broker_choose(args.import_dir_broker, REDIS_URL)
     os.environ["CELERY_BROKER_URL"] = broker
     os.environ.pop("CELERY_RESULT_BACKEND", None)
     os.environ["STATELAB_MATCH_RATE"] = "100000/min"
@@ -315,7 +295,7 @@ def child(args: argparse.Namespace, var: Path) -> dict[str, Any]:
         first_parts: list[dict[str, float]] = []
         warm_again: list[float] = []
         for restart in range(RESTARTS):
-            _stop(worker)
+            process_stop(worker, 30)
             name = f"bench-import-{os.getpid()}-{restart + 2}@%h"
             worker = _start_worker(env, var / f"worker-{restart + 2}.log", name)
             workers.append(worker)
@@ -326,7 +306,7 @@ def child(args: argparse.Namespace, var: Path) -> dict[str, Any]:
         first_after_start = statistics.median(firsts)
     finally:
         for w in workers:
-            _stop(w)
+            process_stop(w, 30)
     ss_dir = var / "store" / "statesets" / job.id.hex
     stored = sum(p.stat().st_size for p in ss_dir.rglob("*") if p.is_file())
     cp_s = copy["cp_and_fsync_s"]

@@ -31,7 +31,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from workers.benchmarks.common import broker_choose, process_stop
 
 TARGET_P50_MS = 80.0
 TARGET_OPEN_P95_MS = 50.0
@@ -88,22 +89,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _redis_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), 1):
-            return True
-    except OSError:
-        return False
-
-
-def _broker(choice: str) -> str:
-    if choice == "auto":
-        return REDIS_URL if _redis_answers() else "filesystem://"
-    if choice == "filesystem":
-        return "filesystem://"
-    return choice
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -125,16 +110,6 @@ def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
         return subprocess.Popen(
             cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 class Api:
@@ -281,7 +256,7 @@ def child(args: argparse.Namespace, var: Path) -> dict[str, Any]:
     """Runs in the child process: set up, start the worker and web server, time."""
     from workers.benchmarks.common import build_stateset, django_setup, summarise
 
-    broker = _broker(args.match_http_broker)
+    broker = broker_choose(args.match_http_broker, REDIS_URL)
     os.environ["CELERY_BROKER_URL"] = broker
     os.environ.pop("CELERY_RESULT_BACKEND", None)
     os.environ["STATELAB_MATCH_RATE"] = "100000/min"
@@ -452,8 +427,8 @@ def child(args: argparse.Namespace, var: Path) -> dict[str, Any]:
             and browser_ok,
         }
     finally:
-        _stop(web)
-        _stop(worker)
+        process_stop(web)
+        process_stop(worker)
         shutil.rmtree(ss_dir, ignore_errors=True)
 
 
