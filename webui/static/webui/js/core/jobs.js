@@ -1,7 +1,7 @@
 // Following a job started by a POST that answered 202: poll GET /api/jobs/{id}/
 // until it is finished, reporting its progress on the way.
 
-import { ApiError, get } from "./api.js";
+import { ApiError, get, post } from "./api.js";
 import { h } from "./format.js";
 
 export const JOB_BASE = "/api/jobs/";
@@ -38,6 +38,18 @@ export async function waitForJob(job, { onProgress, signal, interval = 400, base
     throw new ApiError(current.error || `The job was ${current.status}.`, { code: current.status });
   }
   return current;
+}
+
+/**
+ * POST `body` to `url` and get what it makes: the answer of a 200, or, when the
+ * server answers 202 with a job, that job followed to its end (onProgress, signal)
+ * and then GET resultUrl(job). Reads run under `${key}-job` and `${key}-detail`.
+ */
+export async function postFollowed(url, body, { resultUrl, onProgress, signal, key }) {
+  const answer = await post(url, body, { withStatus: true });
+  if (answer.status !== 202) return answer.body;
+  const job = await waitForJob(answer.body.job, { onProgress, signal, key: `${key}-job` });
+  return get(resultUrl(job), { key: `${key}-detail` });
 }
 
 /** The progress bar of a job: {el, set(job or null)}; hidden while there is none. */

@@ -3,11 +3,11 @@
 // and make the top N cells that rise with the track the selection in one click
 // (like a hypothesis of a ranking's "top" cells: no range, only those cells).
 
-import { get, isAbort, post } from "../core/api.js";
+import { isAbort } from "../core/api.js";
 import { markBusy, markReady } from "../core/dom.js";
 import { h } from "../core/format.js";
 import { say } from "../core/forms.js";
-import { progressBar, waitForJob } from "../core/jobs.js";
+import { postFollowed, progressBar } from "../core/jobs.js";
 import { rankingFigure } from "./stat-charts.js";
 import { createTrackPicker } from "./track-picker.js";
 
@@ -88,12 +88,10 @@ export function createRanking(root, analysis) {
     markBusy(root);
     say(status, "Ranking…");
     try {
-      const answer = await post(`/api/statesets/${info.id}/rankings/`, body, { withStatus: true });
-      let r = answer.body;
-      if (answer.status === 202) {
-        const job = await waitForJob(answer.body.job, { onProgress: progress.set, signal: mine.signal, key: "ranking-job" });
-        r = await get(`${RANKINGS}${job.result.ranking}/`, { key: "ranking-detail" });
-      }
+      const r = await postFollowed(`/api/statesets/${info.id}/rankings/`, body, {
+        resultUrl: (job) => `${RANKINGS}${job.result.ranking}/`,
+        onProgress: progress.set, signal: mine.signal, key: "ranking",
+      });
       if (follow !== mine) return;
       show(r);
       say(status, "");

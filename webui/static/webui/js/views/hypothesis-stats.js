@@ -3,11 +3,11 @@
 // followed with its progress), and see agreement, enrichment and robustness drawn,
 // with the CSV. The statistics already computed for the version are listed.
 
-import { get, isAbort, post, withQuery } from "../core/api.js";
+import { get, isAbort, withQuery } from "../core/api.js";
 import { markBusy, markReady } from "../core/dom.js";
 import { fmtDate, fmtInt, h } from "../core/format.js";
 import { say } from "../core/forms.js";
-import { progressBar, waitForJob } from "../core/jobs.js";
+import { postFollowed, progressBar } from "../core/jobs.js";
 import { agreementFigure, enrichmentFigure, fmtNum, robustnessFigure } from "./stat-charts.js";
 import { createTrackPicker } from "./track-picker.js";
 
@@ -106,12 +106,10 @@ export function createStatistics(root) {
     markBusy(root);
     say(status, "Computing…");
     try {
-      const answer = await post(q(`${HYPOTHESES}${hyp.id}/statistics/`), body, { withStatus: true });
-      let stats = answer.body;
-      if (answer.status === 202) {
-        const job = await waitForJob(answer.body.job, { onProgress: progress.set, signal: mine.signal, key: "stats-job" });
-        stats = await get(q(`${STATISTICS}${job.result.statistics}/`), { key: "stats-detail" });
-      }
+      const stats = await postFollowed(q(`${HYPOTHESES}${hyp.id}/statistics/`), body, {
+        resultUrl: (job) => q(`${STATISTICS}${job.result.statistics}/`),
+        onProgress: progress.set, signal: mine.signal, key: "stats",
+      });
       if (follow !== mine) return;
       showResult(stats);
       say(status, "");
