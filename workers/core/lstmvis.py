@@ -957,9 +957,14 @@ def _copy_source(
             f.result()
         unsynced += nbytes
         if checkpoint is not None and unsynced >= _CHECKPOINT_BYTES and b < n:
-            out.sync()
+            # Each sync runs on its writer's own thread, after the writes queued
+            # there (the next block's among them): a sync from here would race the
+            # index thread's staging and could drop a staged block.
+            syncs = [rows_pool.submit(out.sync)]
             if indexer is not None:
-                indexer.sync()
+                syncs.append(index_pool.submit(indexer.sync))
+            for f in syncs:
+                f.result()
             checkpoint.rows[info.id] = b
             checkpoint.save(imp.inspected)
             unsynced = 0
