@@ -9,11 +9,12 @@ as the API: a project or state set the caller may not see is a 404 here too.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
@@ -138,9 +139,8 @@ def hypothesis(request: HttpRequest, hypothesis_id: Any) -> HttpResponse:
     described = stateset_describe(ss)
     # Only the source the version pins: the reader's routes serve that one.
     described["sources"] = [x for x in described["sources"] if x["id"] == version.source]
-    return _page(
+    return _analysis_page(
         request,
-        "webui/stateset.html",
         boot={
             "id": str(ss.id),
             "api": {
@@ -164,6 +164,55 @@ def hypothesis(request: HttpRequest, hypothesis_id: Any) -> HttpResponse:
     )
 
 
+# The analysis page's window limits and defaults, as its URL state reads them
+# (js/core/urlstate.js through pages/stateset.js): pos 0, w 100 tokens, 10..400.
+WINDOW_DEFAULT = 100
+WINDOW_MIN = 10
+WINDOW_MAX = 400
+
+
+def _int_param(raw: str | None, fallback: int) -> int:
+    text = (raw or "").strip()
+    return int(text) if re.fullmatch(r"-?[0-9]+", text) else fallback
+
+
+def first_window(request: HttpRequest, boot: dict[str, Any]) -> str | None:
+    """The context URL of the window the analysis page draws first, read from its
+    query (or the demo guide's, when it has none) with the page's own defaults and
+    limits. The page's head preloads it and its first module reads it from the boot
+    data, so that the window's request starts while the HTML is still parsed instead
+    of after the page's modules have loaded; the page uses it only when its own first
+    window is the same."""
+    info = boot.get("stateset") or {}
+    sources = info.get("sources") or []
+    if not sources:
+        return None
+    guide = boot.get("guide") or {}
+    query = request.GET if request.GET else QueryDict(guide.get("query") or "")
+    ids = [str(x["id"]) for x in sources]
+    source = query.get("source") if query.get("source") in ids else ids[0]
+    length = int(info.get("length") or 0)
+    w = max(WINDOW_MIN, min(WINDOW_MAX, _int_param(query.get("w"), WINDOW_DEFAULT)))
+    pos = max(0, min(max(0, length - w), _int_param(query.get("pos"), 0)))
+    end = min(length - 1, pos + w - 1)
+    if end < pos:
+        return None
+    return f"{boot['api']['context']}?{urlencode({'source': source, 'start': pos, 'end': end})}"
+
+
+def _analysis_page(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+    """The analysis page (a state set's, or a hypothesis reader's) with its first
+    window named in the boot data and preloaded by the head."""
+    boot = kwargs["boot"]
+    # A hypothesis opened without a window of its own opens where its saved range
+    # lies, which the page learns only from the hypothesis: nothing to read ahead.
+    named = boot.get("hypothesis") or request.GET.get("h")
+    url = None if named and "pos" not in request.GET else first_window(request, boot)
+    boot["firstWindow"] = url
+    preload = f"{url}&values=f32" if url else None
+    return _page(request, "webui/stateset.html", preload=preload, **kwargs)
+
+
 @login_required
 def stateset(request: HttpRequest, stateset_id: Any) -> HttpResponse:
     """The analysis page of a state set: the selection view (cell values over a window
@@ -178,9 +227,8 @@ def stateset(request: HttpRequest, stateset_id: Any) -> HttpResponse:
     )
     ids = {"stateset_id": str(ss.id)}
     api = reverse("stateset-detail", kwargs=ids)
-    return _page(
+    return _analysis_page(
         request,
-        "webui/stateset.html",
         boot={
             "id": str(ss.id),
             "api": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import uuid
@@ -149,6 +150,40 @@ def test_stateset_page_boot_data(owner, stateset):
     for name in ("Range start", "Range end", "Off before", "Off after", "Add cell", "Search"):
         assert f"<span>{name}</span>" in body, name
     assert '<section id="hypothesis-panel" class="panel" hidden></section>' in body
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "start", "end"),
+    [
+        ("", 0, 59),  # the defaults: pos 0, 100 tokens, cut at the corpus' end (60)
+        ("?pos=20&w=10", 20, 29),
+        ("?pos=55&w=10", 50, 59),  # clamped so that the window ends at the last token
+        ("?pos=-4&w=3", 0, 9),  # at least 10 tokens, from 0
+        ("?pos=x&w=", 0, 59),  # unreadable numbers take the defaults
+    ],
+)
+def test_the_first_window_is_named_and_preloaded(owner, stateset, query, start, end):
+    """The analysis page names the window it draws first (with the page's own URL
+    defaults and limits) and preloads it in its head, packed as the page reads it;
+    what the preload fetches is the window the context API answers for it."""
+    client = _client(owner)
+    response = client.get(f"/statesets/{stateset.id}/{query}")
+    boot = _boot(response)
+    source = boot["stateset"]["sources"][0]["id"]
+    api = f"/api/statesets/{stateset.id}/context/"
+    assert boot["firstWindow"] == f"{api}?source={source}&start={start}&end={end}"
+    href = html.escape(f"{boot['firstWindow']}&values=f32")
+    preload = f'<link rel="preload" href="{href}" as="fetch" crossorigin="anonymous">'
+    assert preload in response.content.decode()
+    window = client.get(f"{boot['firstWindow']}&values=f32")
+    assert window.status_code == 200
+    assert window["Content-Type"].startswith("application/")
+    other = boot["stateset"]["sources"][-1]["id"]
+    named = _boot(client.get(f"/statesets/{stateset.id}/?source={other}&w=10"))
+    assert named["firstWindow"] == f"{api}?source={other}&start=0&end=9"
+    unknown = _boot(client.get(f"/statesets/{stateset.id}/?source=nope&w=10"))
+    assert unknown["firstWindow"] == f"{api}?source={source}&start=0&end=9"
 
 
 @pytest.mark.django_db

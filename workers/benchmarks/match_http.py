@@ -210,7 +210,12 @@ def _browser_match(port: int, session: str, ss_id: str, fresh: Any, queries: int
     from workers.benchmarks.common import summarise
 
     base = f"http://127.0.0.1:{port}"
-    times: dict[str, list[float]] = {"first_draw": [], "pan": [], "match": []}
+    times: dict[str, list[float]] = {
+        "first_draw": [],
+        "since_navigation": [],
+        "pan": [],
+        "match": [],
+    }
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
@@ -235,11 +240,20 @@ def _browser_match(port: int, session: str, ss_id: str, fresh: Any, queries: int
                     timeout=60_000,
                 )
                 took = page.evaluate(
-                    """() => Object.fromEntries(['first-draw', 'pan', 'match'].map(
-                        (n) => [n, performance.getEntriesByName('analysis:' + n)[0].duration]))"""
+                    """() => {
+                        const at = (n) => performance.getEntriesByName('analysis:' + n)[0];
+                        const first = at('first-draw');
+                        return {
+                            'first-draw': first.duration,
+                            'since-navigation': first.startTime + first.duration,
+                            pan: at('pan').duration,
+                            match: at('match').duration,
+                        };
+                    }"""
                 )
                 if i >= 2:
                     times["first_draw"].append(float(took["first-draw"]) / 1000)
+                    times["since_navigation"].append(float(took["since-navigation"]) / 1000)
                     times["pan"].append(float(took["pan"]) / 1000)
                     times["match"].append(float(took["match"]) / 1000)
         finally:
@@ -247,6 +261,9 @@ def _browser_match(port: int, session: str, ss_id: str, fresh: Any, queries: int
     return {
         "window": {"tokens": 200, "cells": "all"},
         "first_draw": summarise(times["first_draw"]),
+        # the same draw timed from the navigation's start: the HTML, the page's
+        # modules and the window's request (preloaded by the page's head) included
+        "first_draw_since_navigation": summarise(times["since_navigation"]),
         "pan_one_window": summarise(times["pan"]),
         "match_to_rows": summarise(times["match"]),
     }

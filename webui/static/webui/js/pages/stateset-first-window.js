@@ -1,35 +1,18 @@
-// The analysis page's first window, asked for before the page's modules have loaded:
-// this module imports only the API client, so the browser runs it while it is still
-// fetching the twenty-odd modules of pages/stateset.js, and the window's request
-// overlaps that loading instead of starting after it. It reads the window from the
-// URL with the same defaults and limits as the page's URL state (pos 0, w 100,
-// clamped to 10..400 tokens and to the corpus; the first source); the page uses
-// the answer only when its own window is the same (`firstWindow(url)`).
+// The analysis page's first window, asked for before the page's modules have loaded.
+// The server names it in the boot data (`firstWindow`: the window the page's URL
+// asks for, with the page's defaults and limits) and the page's head preloads it,
+// so its request starts while the HTML is parsed; this module, which imports only
+// the API client, takes that answer over while the browser is still fetching the
+// twenty-odd modules of pages/stateset.js. The page uses it only when its own
+// first window is the same (`firstWindow(url)`).
 
-import { getWindow, withQuery } from "../core/api.js";
-
-const W_MIN = 10;
-const W_MAX = 400;
-
-function intParam(params, name, fallback) {
-  const raw = params.get(name);
-  return raw !== null && /^-?\d+$/.test(raw) ? Number(raw) : fallback;
-}
+import { getWindow } from "../core/api.js";
 
 function start() {
   const el = document.getElementById("boot-data");
   const boot = el ? JSON.parse(el.textContent) : {};
-  const info = boot.stateset;
-  if (!info || !info.sources || !info.sources.length || !boot.api || !boot.api.context) return null;
-  let search = window.location.search;
-  if (!search && boot.guide && boot.guide.query) search = `?${boot.guide.query}`;
-  const params = new URLSearchParams(search);
-  const wanted = params.get("source");
-  const source = info.sources.some((s) => s.id === wanted) ? wanted : info.sources[0].id;
-  const w = Math.max(W_MIN, Math.min(W_MAX, intParam(params, "w", 100)));
-  const pos = Math.max(0, Math.min(Math.max(0, info.length - w), intParam(params, "pos", 0)));
-  const end = Math.min(info.length - 1, pos + w - 1);
-  const url = withQuery(boot.api.context, { source, start: pos, end });
+  if (!boot.firstWindow) return null;
+  const url = boot.firstWindow;
   const promise = getWindow(url);
   promise.catch(() => {}); // the page asks again by itself
   return { url, promise };
