@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -50,6 +51,19 @@ class _Heartbeat(threading.Thread):
             log.exception("lease heartbeat for job %s stopped", self.job_id)
         finally:
             connection.close()
+
+
+@contextmanager
+def lease_kept(job_id: Any) -> Iterator[None]:
+    """Renew the lease of a running job while the block runs (a task that works for a
+    job it did not claim itself, such as a shard of a match job)."""
+    heartbeat = _Heartbeat(job_id)
+    heartbeat.start()
+    try:
+        yield
+    finally:
+        heartbeat.stop.set()
+        heartbeat.join(timeout=5)
 
 
 def run_job(job_id: str, work: WorkFn, *, worker: str | None = None) -> float | None:

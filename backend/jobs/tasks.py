@@ -161,6 +161,7 @@ def _background_forever(me: WorkerIdentity, beat: float, sweep: float) -> None:
     from django.db import close_old_connections
 
     from .services import jobs_resend
+    from .signals import sweep as sweep_signal
 
     tick = min(t for t in (beat, sweep) if t > 0)
     next_beat = time.monotonic() + beat
@@ -182,4 +183,7 @@ def _background_forever(me: WorkerIdentity, beat: float, sweep: float) -> None:
                     log.info("sent %d job(s) again that no broker held", sent)
             except Exception:
                 log.exception("the job sweep failed; it runs again in %s s", sweep)
+            for receiver, answer in sweep_signal.send_robust(sender=None):
+                if isinstance(answer, Exception):
+                    log.error("the sweep of %s failed: %r", receiver, answer)
         close_old_connections()

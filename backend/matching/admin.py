@@ -1,10 +1,24 @@
 from django.contrib import admin
 
-from .models import Match
+from .models import Match, MatchShard
+
+
+class MatchShardInline(admin.TabularInline[MatchShard, Match]):
+    """The shards of a sharded match: which worker matched which token range."""
+
+    model = MatchShard
+    fields = ("index", "start", "end", "status", "worker", "attempts", "seconds", "started_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
 
 
 @admin.register(Match)
 class MatchAdmin(admin.ModelAdmin[Match]):
+    inlines = [MatchShardInline]
     list_display = [
         "id",
         "stateset",

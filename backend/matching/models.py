@@ -73,3 +73,51 @@ class Match(models.Model):
 
     def __str__(self) -> str:
         return f"match {self.id} on {self.stateset_id} ({self.status})"
+
+
+class ShardStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class MatchShard(models.Model):
+    """One token range of a sharded match job: which worker took it, when, how often.
+
+    Written when the job fans out (``queued``), when a worker starts the shard
+    (``running``, its node name, attempts + 1, and the chord it belongs to) and when
+    it has matched it (``done``). The partial answer itself travels in the chord's
+    result backend; this row is what the job sweep reads to send again a shard whose
+    worker died (its heartbeat is gone) and what the job's result and the admin show
+    (shards per worker). Rows go with their job.
+    """
+
+    match = models.ForeignKey(Match, on_delete=models.CASCADE, related_name="shard_rows")
+    job = models.ForeignKey("jobs.Job", on_delete=models.CASCADE, related_name="+")
+    index = models.PositiveIntegerField()
+    start = models.BigIntegerField()
+    end = models.BigIntegerField()  # exclusive
+    queue = models.CharField(max_length=10, default="cpu")
+    status = models.CharField(
+        max_length=10, choices=ShardStatus.choices, default=ShardStatus.QUEUED
+    )
+    worker = models.CharField(max_length=200, blank=True, default="")  # Celery node name
+    attempts = models.PositiveIntegerField(default=0)
+    # The chord this shard reports to (its group id, and the callback's signature): a
+    # shard sent again must count in the same chord.
+    group_id = models.CharField(max_length=64, blank=True, default="")
+    chord = models.JSONField(default=dict, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True)  # engine time of the last run
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "index"], name="one_row_per_match_shard")
+        ]
+        indexes = [models.Index(fields=["status", "started_at"], name="match_shard_status")]
+
+    def __str__(self) -> str:
+        return f"shard {self.index} of job {self.job_id} ({self.status}, {self.worker or '-'})"

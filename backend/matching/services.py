@@ -14,6 +14,16 @@ whose job is no longer running (cancelled) does nothing, and a shard that fails
 returns its error instead of raising, so the callback always sees every shard and
 always leaves the job in a terminal state.
 
+Each shard has a row (``MatchShard``): which worker runs it, how often it was
+started, the chord it reports to. A worker killed while it holds a shard (its
+heartbeat stops) has its shard sent again to the same chord by the next worker
+sweep (``match_shards_resend``), long before the broker would redeliver the unacked
+message (Redis: after ``visibility_timeout``). Running a shard twice is harmless:
+the result backend keeps one result per shard of a chord (Celery's Redis backend
+counts a chord's parts by task id and index, and ignores parts that come after its
+callback was sent), the callback is sent once, and recording an answer is a
+conditional update of the job, so a second merge records nothing.
+
 Matches at least ``gpu_tokens`` long run their shards on the ``gpu`` queue, where
 a worker with CUDA matches on the device.
 
@@ -44,15 +54,16 @@ from django.utils import timezone
 
 from backend.accounts.models import User
 from backend.core.errors import ApplicationError
-from backend.jobs.models import ACTIVE, Job, JobStatus
+from backend.jobs.models import ACTIVE, Job, JobStatus, WorkerHeartbeat
 from backend.jobs.queue import celery_app
+from backend.jobs.runner import lease_kept
 from backend.jobs.services import job_create, job_fail, job_progress, job_record, lease_end
 from backend.states.models import StateSet
 from backend.states.selectors import stateset_selection, stateset_source, stateset_store
 from workers.core.errors import Cancelled, InputError, ProgressFn
 
 from .codec import result_from_row, result_row
-from .models import Match, MatchStatus
+from .models import Match, MatchShard, MatchStatus, ShardStatus
 
 if TYPE_CHECKING:
     from workers.core.match import MatchQuery, MatchResult
@@ -168,9 +179,11 @@ def match_touch(*, match: Match) -> bool:
     return bool(updated)
 
 
-def _pending_row(
+def match_row_pending(
     *, stateset: StateSet, user: User | None, source: str, query: MatchQuery, key: str
 ) -> Match:
+    """The row of `key` on `stateset`: the one stored, or a new pending one (shared with
+    an identical request that made it at the same moment)."""
     match = Match.objects.filter(stateset=stateset, cache_key=key).first()
     if match is not None:
         return match
@@ -196,13 +209,13 @@ def match_start(
     The query must already be validated against the state set.
     """
     key = match_key(source=source, query=query)
-    match = _pending_row(stateset=stateset, user=user, source=source, query=query, key=key)
+    match = match_row_pending(stateset=stateset, user=user, source=source, query=query, key=key)
     if match.status == MatchStatus.DONE:
         if match_touch(match=match):
             return match, None
         # Evicted between the read and the touch: compute it again on a new row (or
         # share the row of an identical request that got there first).
-        match = _pending_row(stateset=stateset, user=user, source=source, query=query, key=key)
+        match = match_row_pending(stateset=stateset, user=user, source=source, query=query, key=key)
         if match.status == MatchStatus.DONE:
             if match_touch(match=match):
                 return match, None
@@ -241,7 +254,7 @@ def _json_bytes(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def _result_fields(result: MatchResult, seconds: float) -> dict[str, Any]:
+def match_result_fields(result: MatchResult, seconds: float) -> dict[str, Any]:
     row = result_row(result)
     return {
         "status": MatchStatus.DONE,
@@ -262,16 +275,29 @@ def _summary(result: MatchResult) -> str:
     return text
 
 
-def match_record(*, match_id: UUID | str, job: Job, result: MatchResult, seconds: float) -> None:
-    """Store the answer and finish the job in one transaction (both or neither)."""
+def match_record(
+    *,
+    match_id: UUID | str,
+    job: Job,
+    result: MatchResult,
+    seconds: float,
+    shards_by_worker: dict[str, list[int]] | None = None,
+) -> None:
+    """Store the answer and finish the job in one transaction (both or neither).
+
+    A sharded job's result also says which worker matched which shards
+    (`{"match": id, "shards_by_worker": {node name: [shard indexes]}}`)."""
     now = timezone.now()
+    job_result: dict[str, Any] = {"match": str(match_id)}
+    if shards_by_worker:
+        job_result["shards_by_worker"] = shards_by_worker
     with transaction.atomic():
         updated = Match.objects.filter(id=match_id).update(
-            **_result_fields(result, seconds), finished_at=now, last_used_at=now
+            **match_result_fields(result, seconds), finished_at=now, last_used_at=now
         )
         if not updated:
             raise ApplicationError(GONE)
-        job_record(job=job, result={"match": str(match_id)}, message=_summary(result), what="match")
+        job_record(job=job, result=job_result, message=_summary(result), what="match")
         # In the worker, after the answer is committed: the store's housekeeping runs
         # without a beat scheduler.
         transaction.on_commit(match_evict_soon)
@@ -308,13 +334,21 @@ def match_run(job: Job, progress: ProgressFn) -> dict[str, str]:
 def _fan_out(job: Job, match: Match, bounds: list[tuple[int, int]], *, gpu: bool) -> None:
     from celery import chord, signature
 
-    Match.objects.filter(id=match.id).update(shards=len(bounds), shards_done=0, seconds=None)
+    queue = "gpu" if gpu else "cpu"
+    now = timezone.now()
+    with transaction.atomic():
+        Match.objects.filter(id=match.id).update(shards=len(bounds), shards_done=0, seconds=None)
+        # A job taken over after its lease ran out fans out again, from scratch.
+        MatchShard.objects.filter(job=job).delete()
+        MatchShard.objects.bulk_create(
+            MatchShard(match=match, job=job, index=i, start=a, end=b, queue=queue, sent_at=now)
+            for i, (a, b) in enumerate(bounds)
+        )
     job_progress(
         job=job,
         fraction=0.0,
         message=f"Matching {match.stateset.length:,} tokens in {len(bounds)} shards.",
     )
-    queue = "gpu" if gpu else "cpu"
     header = [
         signature(
             SHARD_TASK, args=(str(job.id), i, a, b, gpu), immutable=True, app=celery_app()
@@ -352,11 +386,39 @@ def _device(accelerate: bool) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _shard_done(job: Job, match: Match, total: int) -> None:
+def _shard_claim(
+    job: Job, index: int, *, worker: str | None, group_id: str | None, chord: dict[str, Any] | None
+) -> None:
+    """Record that `worker` started shard `index` (and the chord it reports to), and
+    renew the job's lease."""
+    fields: dict[str, Any] = {
+        "status": ShardStatus.RUNNING,
+        "worker": (worker or "")[:200],
+        "attempts": F("attempts") + 1,
+        "started_at": timezone.now(),
+        "finished_at": None,
+    }
+    if group_id:
+        fields["group_id"] = str(group_id)[:64]
+    if chord:
+        fields["chord"] = json.loads(json.dumps(dict(chord), default=str))
+    MatchShard.objects.filter(job_id=job.id, index=index).exclude(status=ShardStatus.DONE).update(
+        **fields
+    )
+    Job.objects.filter(id=job.id, status=JobStatus.RUNNING).update(lease_until=lease_end())
+
+
+def _shard_done(job: Job, match: Match, index: int, total: int, seconds: float) -> None:
+    """Mark shard `index` matched; the count of matched shards is counted, not added
+    to, so a shard that ran twice counts once. The match row is locked first, so
+    shards that finish together count one after the other."""
     with transaction.atomic():
-        Match.objects.filter(id=match.id).update(shards_done=F("shards_done") + 1)
-        done = Match.objects.filter(id=match.id).values_list("shards_done", flat=True).first()
-    done = int(done or 0)
+        Match.objects.select_for_update().filter(id=match.id).values_list("id").first()
+        MatchShard.objects.filter(job_id=job.id, index=index).update(
+            status=ShardStatus.DONE, finished_at=timezone.now(), seconds=round(seconds, 6)
+        )
+        done = MatchShard.objects.filter(job_id=job.id, status=ShardStatus.DONE).count()
+        Match.objects.filter(id=match.id).update(shards_done=done)
     Job.objects.filter(id=job.id, status=JobStatus.RUNNING).update(
         progress=min(done / max(total, 1), 0.99),
         message=f"Matched {done} of {total} shards.",
@@ -365,13 +427,23 @@ def _shard_done(job: Job, match: Match, total: int) -> None:
 
 
 def match_shard_run(
-    *, job_id: str, index: int, start: int, end: int, accelerate: bool = False
+    *,
+    job_id: str,
+    index: int,
+    start: int,
+    end: int,
+    accelerate: bool = False,
+    worker: str | None = None,
+    group_id: str | None = None,
+    chord: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Match one token range `[start, end)` of a sharded match job.
+    """Match one token range `[start, end)` of a sharded match job, on `worker` (its
+    Celery node name) for the chord `group_id` whose callback is `chord`.
 
     Returns `{"result": <the partial answer, codec.result_row>, "seconds"}`, or `{"skipped": true}`
     when the job is no longer running, or `{"error": message}`: it never raises, so
-    the chord callback always runs and finishes the job.
+    the chord callback always runs and finishes the job. While it runs it keeps the
+    job's lease alive.
     """
     from workers.core.match import MatchQuery
     from workers.core.match import match as engine_match
@@ -381,14 +453,16 @@ def match_shard_run(
         return {"skipped": True}
     try:
         match = _job_match(job)
+        _shard_claim(job, index, worker=worker, group_id=group_id, chord=chord)
         store = stateset_store(match.stateset)
         query = MatchQuery.from_json(match.query)
-        t = time.perf_counter()
-        part = engine_match(
-            store, match.source, query, shard=(start, end), device=_device(accelerate)
-        )
-        seconds = time.perf_counter() - t
-        _shard_done(job, match, int(match.shards))
+        with lease_kept(job.id):
+            t = time.perf_counter()
+            part = engine_match(
+                store, match.source, query, shard=(start, end), device=_device(accelerate)
+            )
+            seconds = time.perf_counter() - t
+        _shard_done(job, match, index, int(match.shards), seconds)
     except ApplicationError as exc:
         return {"error": exc.message}
     except InputError as exc:
@@ -423,7 +497,13 @@ def match_merge_run(*, job_id: str, parts: list[dict[str, Any]]) -> None:
         query = MatchQuery.from_json(match.query)
         merged = merge_results([result_from_row(p["result"]) for p in parts], query.limit)
         seconds = sum(float(p.get("seconds") or 0.0) for p in parts)
-        match_record(match_id=match.id, job=job, result=merged, seconds=seconds)
+        match_record(
+            match_id=match.id,
+            job=job,
+            result=merged,
+            seconds=seconds,
+            shards_by_worker=match_shards_by_worker(job_id=job.id),
+        )
     except Cancelled:
         log.info("match job %s was cancelled before it was recorded", job_id)
     except ApplicationError as exc:
@@ -437,6 +517,82 @@ def match_merge_run(*, job_id: str, parts: list[dict[str, Any]]) -> None:
         )
     finally:
         _forget_shards(job_id, len(parts))
+
+
+def match_shards_by_worker(*, job_id: UUID | str) -> dict[str, list[int]]:
+    """{worker node name: [indexes of the shards it matched]} of a sharded match job."""
+    out: dict[str, list[int]] = {}
+    rows = MatchShard.objects.filter(job_id=job_id, status=ShardStatus.DONE).order_by("index")
+    for worker, index in rows.values_list("worker", "index"):
+        out.setdefault(worker or "?", []).append(int(index))
+    return out
+
+
+def _shard_send(row: MatchShard) -> None:
+    """Send shard `row` again, under its own task id, into the chord it belongs to."""
+    celery_app().send_task(
+        SHARD_TASK,
+        args=(str(row.job_id), int(row.index), int(row.start), int(row.end), row.queue == "gpu"),
+        queue=row.queue,
+        task_id=shard_task_id(str(row.job_id), int(row.index)),
+        group_id=row.group_id or None,
+        group_index=int(row.index),
+        chord=row.chord or None,
+    )
+
+
+def match_shards_resend(*, now: datetime | None = None) -> int:
+    """Send again the shards of running match jobs whose worker is gone: started more
+    than `STATELAB_WORKER_GONE_S` ago by a worker whose heartbeat is older than that
+    (or that stopped). Returns how many were sent.
+
+    Run by every worker's sweep (`backend.jobs.signals.sweep`, every
+    `STATELAB_JOB_SWEEP_S`): a worker killed while it holds a shard delays its match
+    by about `STATELAB_WORKER_GONE_S + STATELAB_JOB_SWEEP_S`, not by the broker's
+    visibility timeout. Each shard is taken by one conditional update, so concurrent
+    sweeps send it once; the job's lease is renewed, so the job is not fanned out
+    again meanwhile. Off while workers write no heartbeats
+    (`STATELAB_WORKER_HEARTBEAT_S` 0): then only the broker redelivers.
+    """
+    if float(settings.STATELAB_WORKER_HEARTBEAT_S) <= 0:
+        return 0
+    now = now or timezone.now()
+    gone_after = now - timedelta(seconds=float(settings.STATELAB_WORKER_GONE_S))
+    alive = WorkerHeartbeat.objects.filter(stopped_at__isnull=True, seen_at__gte=gone_after)
+    stuck = (
+        MatchShard.objects.filter(
+            status=ShardStatus.RUNNING, job__status=JobStatus.RUNNING, started_at__lt=gone_after
+        )
+        .exclude(worker__in=alive.values("name"))
+        .order_by("started_at")
+    )
+    sent = 0
+    for row in stuck[:200]:
+        taken = MatchShard.objects.filter(
+            id=row.id, status=ShardStatus.RUNNING, worker=row.worker, attempts=row.attempts
+        ).update(status=ShardStatus.QUEUED, sent_at=now)
+        if not taken:
+            continue
+        Job.objects.filter(id=row.job_id, status=JobStatus.RUNNING).update(
+            lease_until=lease_end(),
+            message=f"Shard {row.index + 1}: its worker {row.worker} is gone; sent again.",
+        )
+        try:
+            _shard_send(row)
+        except Exception:  # the broker did not answer: the next sweep tries again
+            MatchShard.objects.filter(id=row.id, status=ShardStatus.QUEUED).update(
+                status=ShardStatus.RUNNING
+            )
+            log.warning("could not send shard %s of match job %s again", row.index, row.job_id)
+            continue
+        log.warning(
+            "shard %s of match job %s: worker %s is gone; sent again",
+            row.index,
+            row.job_id,
+            row.worker,
+        )
+        sent += 1
+    return sent
 
 
 # Housekeeping of the match store (docs/matching.md).

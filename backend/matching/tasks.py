@@ -5,13 +5,17 @@ one token range and keeps its result in the result backend for the chord;
 `statelab.match_merge` is the chord callback that merges and records;
 `statelab.match_evict` is the match store's housekeeping (`services.match_store_evict`),
 sent after a match is recorded when it is due and hourly by Celery beat where one runs.
+Every worker's sweep also sends again the shards whose worker died
+(`services.match_shards_resend`).
 """
 
 from typing import Any
 
 from celery import shared_task
 from celery.signals import celeryd_after_setup
+from django.dispatch import receiver
 
+from backend.jobs.signals import sweep
 from backend.jobs.tasks import run_or_retry
 
 
@@ -30,13 +34,35 @@ def match(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
     run_or_retry(self, job_id, match_run)
 
 
-@shared_task(name="statelab.match_shard", acks_late=True, ignore_result=False)
-def match_shard(
-    job_id: str, index: int, start: int, end: int, accelerate: bool = False
+@receiver(sweep)
+def shards_resend(**_: object) -> int:
+    from .services import match_shards_resend
+
+    return match_shards_resend()
+
+
+@shared_task(
+    bind=True,
+    name="statelab.match_shard",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=False,
+)
+def match_shard(  # type: ignore[no-untyped-def]
+    self, job_id: str, index: int, start: int, end: int, accelerate: bool = False
 ) -> dict[str, Any]:
     from .services import match_shard_run
 
-    return match_shard_run(job_id=job_id, index=index, start=start, end=end, accelerate=accelerate)
+    return match_shard_run(
+        job_id=job_id,
+        index=index,
+        start=start,
+        end=end,
+        accelerate=accelerate,
+        worker=self.request.hostname,
+        group_id=self.request.group,
+        chord=self.request.chord,
+    )
 
 
 @shared_task(name="statelab.match_merge", acks_late=True)

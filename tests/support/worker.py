@@ -95,6 +95,7 @@ class WorkerProcesses:
         concurrency: int = 1,
         lease_seconds: int = 3,
         extra_env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
     ) -> subprocess.Popen[bytes]:
         from django.db import connection
 
@@ -129,6 +130,7 @@ class WorkerProcesses:
                 "--without-mingle",
                 "--loglevel",
                 "INFO",
+                *(extra_args or []),
             ],
             env=env,
             stdout=log,

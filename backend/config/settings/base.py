@@ -288,7 +288,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Redis hands a message nobody acknowledged (its worker died) to another worker
+    # after this many seconds. It must exceed the longest task, or a task still running
+    # is delivered twice; the shards of a match whose worker died are sent again much
+    # sooner by the workers' sweep (docs/jobs.md, "Shards").
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("STATELAB_BROKER_VISIBILITY_TIMEOUT_S", default=3600)
+    }
 # Chords (the shards of a long match) need a result backend: the broker's Redis in a
 # lab, files under var/ on the embedded default (Celery polls those once a second).
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="")

@@ -281,9 +281,9 @@ def test_a_query_whose_stored_answer_vanished_is_computed_again(ss, owner, now, 
     assert match_store_evict(now)["evicted"] == 1
     assert match_touch(match=stale) is False
 
-    real = services._pending_row
+    real = services.match_row_pending
     reads = iter([stale])
-    monkeypatch.setattr(services, "_pending_row", lambda **kw: next(reads, None) or real(**kw))
+    monkeypatch.setattr(services, "match_row_pending", lambda **kw: next(reads, None) or real(**kw))
     match, job = match_start(stateset=ss, user=owner, source=source, query=query)
     assert job is not None and job.kind == "match"
     assert match.id != stale.id and match.status == MatchStatus.PENDING

@@ -85,7 +85,7 @@ def test_shards_merge_to_the_whole_answer(owner_api, imported, settings):
         row = Match.objects.get()
         assert row.shards_done == shards
         job = Job.objects.get(id=sharded["job"])
-        assert job.status == "succeeded" and job.result == {"match": str(row.id)}
+        assert job.status == "succeeded" and job.result["match"] == str(row.id)
 
 
 def test_cancelled_match_leaves_nothing_and_is_started_again(owner_api, imported, settings):
