@@ -13,6 +13,7 @@ import re
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
@@ -84,6 +85,7 @@ def project(request: HttpRequest, slug: str) -> HttpResponse:
                 "jobs": reverse("project-jobs", kwargs={"slug": proj.slug}),
                 "imports": reverse("project-imports", kwargs={"slug": proj.slug}),
                 "corpora": reverse("project-corpora", kwargs={"slug": proj.slug}),
+                "uploads": reverse("project-uploads", kwargs={"slug": proj.slug}),
                 "models": reverse("project-models", kwargs={"slug": proj.slug}),
                 "extractions": reverse("project-extractions", kwargs={"slug": proj.slug}),
                 "trainings": reverse("project-trainings", kwargs={"slug": proj.slug}),
@@ -94,6 +96,7 @@ def project(request: HttpRequest, slug: str) -> HttpResponse:
             },
             "statesetBase": "/statesets/",
             "homeUrl": reverse("home"),
+            "uploadChunkBytes": int(settings.STATELAB_RESUMABLE_CHUNK_BYTES),
         },
         api_twin=api,
         title=proj.name,

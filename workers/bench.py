@@ -31,6 +31,7 @@ SECTIONS = [
     "statistics",
     "usage",
     "import_dir",
+    "upload_resume",
     "shard_match",
 ]
 

@@ -94,3 +94,50 @@ class LanguageModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ResumableState(models.TextChoices):
+    RECEIVING = "receiving"  # bytes are still coming (tus PATCH requests)
+    DONE = "done"  # every byte arrived: the file became an `Upload` (and its job started)
+    FAILED = "failed"  # every byte arrived but the upload was refused; `error` says why
+
+
+class ResumableUpload(models.Model):
+    """A file arriving in pieces over tus 1.0 (`services.resumable`): what was declared
+    when it was created, how many bytes are stored so far, and where they wait. The
+    row outlives the web process, so an upload resumes after a restart; once the last
+    byte arrives the file becomes an `Upload` like a small one, and its job starts."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="resumable_uploads"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=20)  # "import", "corpus", "model", "model_vocab", ...
+    filename = models.CharField(max_length=255, blank=True, default="")  # shown, never a path
+    length = models.BigIntegerField()  # Upload-Length, checked against limits at creation
+    offset = models.BigIntegerField(default=0)  # bytes stored and recorded
+    metadata = models.JSONField(default=dict)  # the checked Upload-Metadata of its kind
+    state = models.CharField(
+        max_length=10, choices=ResumableState.choices, default=ResumableState.RECEIVING
+    )
+    # relative to the store root, generated; the partial file while receiving
+    path = models.CharField(max_length=255, blank=True, default="")
+    upload = models.ForeignKey(
+        Upload, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    job = models.ForeignKey(
+        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.filename} {self.offset}/{self.length}"

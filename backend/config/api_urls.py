@@ -11,6 +11,7 @@ from backend.artifacts.api import (
     ProjectModelsView,
     TrainingView,
 )
+from backend.artifacts.resumable_api import ProjectUploadsView, UploadDetailView
 from backend.config.apidocs import api_docs_view
 from backend.hypotheses.api import (
     HypothesesView,
@@ -79,6 +80,8 @@ urlpatterns = [
     path("projects/<slug:slug>/jobs/", ProjectJobsView.as_view(), name="project-jobs"),
     path("projects/<slug:slug>/imports/", ImportView.as_view(), name="project-imports"),
     path("projects/<slug:slug>/corpora/", ProjectCorporaView.as_view(), name="project-corpora"),
+    path("projects/<slug:slug>/uploads/", ProjectUploadsView.as_view(), name="project-uploads"),
+    path("uploads/<str:upload_id>/", UploadDetailView.as_view(), name="upload-detail"),
     path("corpora/<str:corpus_id>/", CorpusDetailView.as_view(), name="corpus-detail"),
     path(
         "corpora/<str:corpus_id>/annotations/",

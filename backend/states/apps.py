@@ -20,3 +20,19 @@ class StatesConfig(AppConfig):
             return int(qs.aggregate(n=Sum("size_bytes"))["n"] or 0)
 
         storage_counter_register("statesets", stored)
+
+        from backend.artifacts.services import ResumableKind, resumable_kind_register
+
+        from .services import import_resumable_check, import_resumable_start
+
+        # An LSTMVis zip may also arrive in pieces (tus) and then imports as a small one.
+        resumable_kind_register(
+            ResumableKind(
+                name="import",
+                upload_kind="lstmvis_zip",
+                suffix=".zip",
+                what="uploaded file",
+                check=import_resumable_check,
+                start=import_resumable_start,
+            )
+        )

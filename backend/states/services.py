@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -47,6 +48,20 @@ def import_upload_start(*, project: Project, user: User | None, upload: Upload) 
         params={"name": upload.original_name},
         dedupe_key=upload.sha256,
     )
+
+
+def import_resumable_check(
+    *, project: Project, user: User | None, metadata: Mapping[str, str]
+) -> dict[str, Any]:
+    """The metadata of a resumable LSTMVis zip: nothing besides its file name."""
+    return {}
+
+
+def import_resumable_start(
+    *, project: Project, user: User | None, upload: Upload, params: dict[str, Any]
+) -> tuple[Job, bool]:
+    """The import of a resumable upload that has arrived: as a small upload's."""
+    return import_upload_start(project=project, user=user, upload=upload)
 
 
 def import_limit(*, user: User | None, upload_size: int, project: Project | None = None) -> int:

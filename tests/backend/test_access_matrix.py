@@ -4,11 +4,14 @@ The matrix is built from the URL configuration itself: a new route that is not i
 ROUTE_CASES makes this test fail until someone decides how it must answer.
 """
 
+from datetime import timedelta
+
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from backend.artifacts.models import LanguageModel
+from backend.artifacts.models import LanguageModel, ResumableUpload
 from backend.hypotheses.models import (
     Comment,
     Hypothesis,
@@ -39,6 +42,9 @@ ROUTE_CASES = {
     "invitation-accept": [("post", None)],
     "project-imports": [("post", {})],
     "project-corpora": [("get", None), ("post", {})],
+    # Resumable uploads (tus): the creation route and an upload of the owner's.
+    "project-uploads": [("post", {})],
+    "upload-detail": [("get", None), ("patch", {}), ("delete", None)],
     "corpus-detail": [("get", None), ("delete", None)],
     "corpus-annotations": [("post", {})],
     "project-models": [("get", None), ("post", {})],
@@ -184,6 +190,14 @@ def objects(project, owner, stateset):
     statistics = Statistics.objects.create(
         version=version, annotation="kind", label="open", created_by=owner
     )
+    upload = ResumableUpload.objects.create(
+        project=project,
+        created_by=owner,
+        kind="corpus",
+        length=10,
+        path="uploads/partial/none.part",
+        expires_at=timezone.now() + timedelta(days=1),
+    )
     return {
         "slug": "brackets",
         "stateset_id": str(ss.id),
@@ -198,6 +212,7 @@ def objects(project, owner, stateset):
         "statistics_id": str(statistics.id),
         "invitation_id": str(invitation.id),
         "table": "actions",
+        "upload_id": str(upload.id),
     }
 
 

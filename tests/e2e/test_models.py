@@ -137,10 +137,10 @@ def test_a_refused_model_shows_the_servers_message(page, signed_in, project):
 def test_a_model_upload_answered_with_a_job_lists_the_model_when_it_is_done(
     page, signed_in, project, user, answered
 ):
-    """The upload answers 202 with a job that checks the weights: the job shows under
+    """The finished upload names the job that checks the weights: the job shows under
     Jobs and the model list follows it. The real upload runs (its job, in-process in
-    the tests, is done before the answer); the answer is replaced by a 202 with a job
-    made here, queued as behind a busy worker (the list refreshes when it succeeds)
+    the tests, is done before the answer); the upload's description is replaced by one
+    naming a job made here, queued as behind a busy worker (the list refreshes when it succeeds)
     or already done (the list refreshes at once)."""
     from rest_framework.renderers import JSONRenderer
 
@@ -150,12 +150,17 @@ def test_a_model_upload_answered_with_a_job_lists_the_model_when_it_is_done(
     made: list[Job] = []
 
     def as_job(route):
-        if route.request.method != "POST":
+        # The form sends the files resumably; the weights' upload, once finished,
+        # names the job it started (GET /api/uploads/{id}/).
+        if route.request.method != "GET":
             route.continue_()
             return
         real = route.fetch()
-        assert real.status == 202
-        model = {"id": Job.objects.get(id=real.json()["job"]["id"]).result["model"]}
+        upload = real.json()
+        if upload["kind"] != "model":
+            route.fulfill(response=real)
+            return
+        model = {"id": Job.objects.get(id=upload["job"]["id"]).result["model"]}
         job = Job.objects.create(
             kind="model_upload",
             project=project,
@@ -165,10 +170,10 @@ def test_a_model_upload_answered_with_a_job_lists_the_model_when_it_is_done(
             result={"model": model["id"]} if answered == "succeeded" else {},
         )
         made.append(job)
-        body = JSONRenderer().render({"job": JobSerializer(job).data})
-        route.fulfill(status=202, content_type="application/json", body=body)
+        body = JSONRenderer().render({**upload, "job": JobSerializer(job).data})
+        route.fulfill(status=200, content_type="application/json", body=body)
 
-    page.route(f"**/api/projects/{project.slug}/models/", as_job)
+    page.route("**/api/uploads/*/", as_job)
     page.goto(f"/p/{project.slug}/")
     expect(page.locator("#models")).to_contain_text("No models yet")
     form = page.locator("#model-form")

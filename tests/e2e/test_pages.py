@@ -119,7 +119,7 @@ def test_bad_zip_import_shows_the_jobs_error(page, signed_in, project):
 
 
 def test_empty_upload_shows_the_servers_message(page, signed_in, project, problems):
-    problems.expect(r"HTTP 400: POST .*/imports/$")
+    problems.expect(r"HTTP 400: POST .*/uploads/$")
     problems.expect(r"status of 400")
     page.goto(f"/p/{project.slug}/")
     form = page.locator("#import-form")

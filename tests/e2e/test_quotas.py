@@ -49,7 +49,7 @@ def test_an_upload_over_the_storage_quota_shows_the_limit_and_the_use(
         created_by=user,
     )
     UserQuota.objects.create(user=user, storage_bytes=1500)
-    problems.expect(r"HTTP 413: POST .*/api/projects/brackets/corpora/$")
+    problems.expect(r"HTTP 413: POST .*/api/projects/brackets/uploads/$")
     problems.expect(r"status of 413")
 
     page.goto(f"/p/{project.slug}/")
@@ -69,7 +69,7 @@ def test_an_upload_over_the_limit_for_one_upload_shows_both_sizes(
     from backend.projects.models import UserQuota
 
     UserQuota.objects.create(user=user, upload_bytes=1000)
-    problems.expect(r"HTTP 413: POST .*/api/projects/brackets/corpora/$")
+    problems.expect(r"HTTP 413: POST .*/api/projects/brackets/uploads/$")
     problems.expect(r"status of 413")
 
     page.goto(f"/p/{project.slug}/")

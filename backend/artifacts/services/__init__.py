@@ -1,5 +1,6 @@
 """Writes for artefacts, one module per seam: `uploads` (files waiting for their job),
 `corpora`, `language_models` (upload through a job, storing checked files), `training`,
+`resumable` (uploads in pieces over tus 1.0, which become uploads of the others),
 and `common` (helpers they share). Importing from `backend.artifacts.services` finds
 every public name here, so callers need not know the split.
 
@@ -8,7 +9,7 @@ the functions that need torch (the work functions of jobs) import it when they r
 """
 
 from .common import compute_device, input_refusal
-from .corpora import corpus_build, corpus_delete, corpus_upload_start
+from .corpora import corpus_build, corpus_delete, corpus_job_start, corpus_upload_start
 from .language_models import (
     MODEL_CONFIG_MAX_BYTES,
     MODEL_VOCAB_MAX_BYTES,
@@ -16,10 +17,27 @@ from .language_models import (
     model_delete,
     model_files_check,
     model_job_result,
+    model_job_start,
     model_row_create,
     model_store_from_files,
     model_upload_run,
     model_upload_start,
+)
+from .resumable import (
+    RESUMABLE_KINDS,
+    TUS_CHECKSUMS,
+    TUS_EXTENSIONS,
+    TUS_VERSION,
+    ResumableKind,
+    metadata_encode,
+    metadata_parse,
+    resumable_create,
+    resumable_delete,
+    resumable_expire,
+    resumable_finish,
+    resumable_kind_register,
+    resumable_offset,
+    resumable_write,
 )
 from .training import (
     CURVE_FLUSH_S,
@@ -49,8 +67,13 @@ __all__ = [
     "MAIN_UPLOAD",
     "MODEL_CONFIG_MAX_BYTES",
     "MODEL_VOCAB_MAX_BYTES",
+    "RESUMABLE_KINDS",
     "TRAIN_FIELDS",
+    "TUS_CHECKSUMS",
+    "TUS_EXTENSIONS",
+    "TUS_VERSION",
     "CurveRecorder",
+    "ResumableKind",
     "UploadWorkFn",
     "UploadsWorkFn",
     "compute_device",
@@ -58,17 +81,28 @@ __all__ = [
     "consuming_uploads",
     "corpus_build",
     "corpus_delete",
+    "corpus_job_start",
     "corpus_upload_start",
     "input_refusal",
     "job_uploads",
+    "metadata_encode",
+    "metadata_parse",
     "model_config_parse",
     "model_delete",
     "model_files_check",
     "model_job_result",
+    "model_job_start",
     "model_row_create",
     "model_store_from_files",
     "model_upload_run",
     "model_upload_start",
+    "resumable_create",
+    "resumable_delete",
+    "resumable_expire",
+    "resumable_finish",
+    "resumable_kind_register",
+    "resumable_offset",
+    "resumable_write",
     "training_run",
     "training_start",
     "upload_discard",

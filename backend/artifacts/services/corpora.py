@@ -28,6 +28,16 @@ def corpus_upload_start(
     if tokenization not in Tokenization.values:
         raise ApplicationError("tokenization must be 'word' or 'char'.")
     upload = upload_store(project=project, user=user, kind="text", file=file, suffix=".txt")
+    return corpus_job_start(
+        project=project, user=user, upload=upload, tokenization=tokenization, name=name
+    )
+
+
+def corpus_job_start(
+    *, project: Project, user: User | None, upload: Upload, tokenization: str, name: str = ""
+) -> tuple[Job, bool]:
+    """Queue the corpus_upload job of a stored text (a small upload's or a resumable
+    one's). Identical active uploads share a job."""
     display = name or Path(upload.original_name).stem or "corpus"
     return upload_job_start(
         kind="corpus_upload",

@@ -159,6 +159,33 @@ def model_upload_start(
     except BaseException:
         uploads_drop(stored)
         raise
+    return model_job_start(
+        project=project,
+        user=user,
+        weights=weights_upload,
+        vocab=vocab_upload,
+        config=also.get("config"),
+        name=display,
+        rnn_type=rnn_type,
+    )
+
+
+def model_job_start(
+    *,
+    project: Project,
+    user: User | None,
+    weights: Upload,
+    vocab: Upload,
+    config: Upload | None = None,
+    name: str = "",
+    rnn_type: str | None = None,
+) -> tuple[Job, bool]:
+    """Queue the `model_upload` job of stored files (a small upload's or resumable
+    ones'): weights, vocabulary and an optional config. Identical active uploads share
+    a job (and the second copy of the files is dropped)."""
+    display = (name.strip() or Path(weights.original_name).stem or "model")[:200]
+    also = {"vocab": vocab, **({"config": config} if config is not None else {})}
+    stored = [weights, *also.values()]
     key = hashlib.sha256(
         json.dumps([[u.sha256 for u in stored], display, rnn_type or ""]).encode()
     ).hexdigest()
@@ -166,7 +193,7 @@ def model_upload_start(
         kind="model_upload",
         project=project,
         user=user,
-        upload=weights_upload,
+        upload=weights,
         also=also,
         params={"name": display, "rnn_type": rnn_type or ""},
         dedupe_key=key,

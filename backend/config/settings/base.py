@@ -136,6 +136,10 @@ STORAGES = {
 STATELAB_STORE_ROOT = Path(env.str("STATELAB_STORE_ROOT", default=str(VAR_DIR / "store")))
 STATELAB_UPLOAD_MAX_BYTES = env.int("STATELAB_UPLOAD_MAX_BYTES", default=2 << 30)
 STATELAB_IMPORT_QUOTA_BYTES = env.int("STATELAB_IMPORT_QUOTA_BYTES", default=16 << 30)
+# Resumable (tus) uploads: an upload untouched for this long is removed with its bytes,
+# and the browser sends its files in pieces of this size (docs/api.md, "Resumable uploads").
+STATELAB_RESUMABLE_EXPIRE_S = env.int("STATELAB_RESUMABLE_EXPIRE_S", default=24 * 3600)
+STATELAB_RESUMABLE_CHUNK_BYTES = env.int("STATELAB_RESUMABLE_CHUNK_BYTES", default=8 << 20)
 # An uploaded import may occupy at most this many times the bytes uploaded: HDF5 fill
 # values (a dataset never written) and filters let a few KB declare gigabytes.
 STATELAB_IMPORT_MAX_EXPANSION = env.int("STATELAB_IMPORT_MAX_EXPANSION", default=32)

@@ -60,3 +60,13 @@ export function fmtModelSpec(m) {
   if (sp.tied) parts.push("tied");
   return parts.join(" · ");
 }
+
+/** Bytes for a person, in units of 1024 as the server says them: "1.2 GB", "340 KB". */
+export function fmtBytes(n) {
+  const units = [["TB", 40], ["GB", 30], ["MB", 20], ["KB", 10]];
+  for (const [unit, shift] of units) {
+    const size = 2 ** shift;
+    if (n >= size) return `${(n / size).toFixed(1)} ${unit}`;
+  }
+  return `${n} bytes`;
+}

@@ -46,9 +46,9 @@ async function loadProject() {
   }
 }
 
-wireImportForm(byId("import-form"), { api, jobs });
-wireCorpusForm(byId("corpus-form"), { api, jobs });
-wireModelForm(byId("model-form"), { api, jobs });
+wireImportForm(byId("import-form"), { boot, jobs });
+wireCorpusForm(byId("corpus-form"), { boot, jobs });
+wireModelForm(byId("model-form"), { boot, jobs });
 
 const members = createMembersPanel(byId("members"), {
   status: byId("members-status"), form: byId("member-form"), boot,
