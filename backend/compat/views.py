@@ -40,8 +40,8 @@ from rest_framework.views import APIView
 from backend.core.errors import ApplicationError
 from backend.core.params import float_param, int_list, int_param, str_list, transform_param
 from backend.matching.api import match_emit
+from backend.matching.inline import match_start_here
 from backend.matching.selectors import match_settle
-from backend.matching.services import match_start
 
 from .selectors import (
     MODES,
@@ -180,7 +180,12 @@ class MatchView(APIView):
         if left + right > 2000:
             raise ApplicationError("left + right may be at most 2000.")
         dims = str_list(q.get("dims")) or ["states", "words"]
-        match, job = match_start(stateset=ss, user=request.user, source=source, query=query)  # type: ignore[arg-type]
+        match, job, fresh = match_start_here(
+            stateset=ss,
+            user=request.user,  # type: ignore[arg-type]
+            source=source,
+            query=query,
+        )
         running = match_settle(match, job, wait_s=float(settings.STATELAB_V2_MATCH_WAIT_S))
         if running is not None:
             raise ApplicationError(
@@ -192,6 +197,6 @@ class MatchView(APIView):
         cells = int_list(q.get("cells"), "cells")
         results = v2_match_results(match, cells=cells, left=left, right=right, dims=dims)
         match_emit(
-            request.user, ss, match, query, started, answered=True, cached=job is None, route="v2"
+            request.user, ss, match, query, started, answered=True, cached=not fresh, route="v2"
         )
         return Response({"request": {k: q.get(k) for k in q}, "results": results})

@@ -6,3 +6,17 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.config.settings.local")
 application = get_wsgi_application()
+
+
+def _match_kernels_warm() -> None:
+    """Start compiling the match kernels in the background (backend/matching/inline.py),
+    so that the first small match is answered by this web process, not by a job."""
+    from django.conf import settings
+
+    if int(settings.STATELAB_MATCH_INLINE_TOKENS) > 0:
+        from backend.matching.inline import inline_ready
+
+        inline_ready()
+
+
+_match_kernels_warm()

@@ -38,6 +38,7 @@ from backend.jobs.models import JobStatus
 from backend.states.models import StateSet
 from backend.states.selectors import stateset_for_user
 
+from .inline import match_start_here
 from .models import Match, MatchStatus
 from .selectors import (
     match_export,
@@ -48,7 +49,7 @@ from .selectors import (
     match_settle,
     match_status,
 )
-from .services import match_query_build, match_start
+from .services import match_query_build
 
 MAX_LIMIT = 1000
 MAX_SIDE = 100
@@ -328,7 +329,7 @@ def match_post_answer(
         transform=v.get("transform"),
         window=(window[0], window[1]) if window else None,
     )
-    match, job = match_start(
+    match, job, fresh = match_start_here(
         stateset=ss,
         user=user,
         source=source_id,
@@ -339,13 +340,14 @@ def match_post_answer(
     if running is not None:
         match_emit(user, ss, match, query, started, answered=False, **extra)
         return Response(job_envelope(running), status=status.HTTP_202_ACCEPTED)
-    answer = MatchAnswerSerializer(match, context={"reused": job is None})
+    reused = job is None and not fresh
+    answer = MatchAnswerSerializer(match, context={"reused": reused})
     answer_body: dict[str, Any] = dict(answer.data)
     if v.get("page") is not None:
         # The first page of hits with context in the same answer (the match view's
         # first rows), as GET /api/matches/{id}/ would give it: one round trip less.
         answer_body = {**answer_body, "page": match_page_answer(match, v["page"])}
-    match_emit(user, ss, match, query, started, answered=True, cached=job is None, **extra)
+    match_emit(user, ss, match, query, started, answered=True, cached=reused, **extra)
     return Response(answer_body)
 
 

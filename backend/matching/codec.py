@@ -46,10 +46,14 @@ def dense(pairs: Sequence[Sequence[int]]) -> list[int]:
 
 def result_row(result: MatchResult) -> dict[str, Any]:
     """The JSON kept for an answer (whole or one shard's): hits, sparse histograms, counts."""
+    strict, fuzzy = result.histograms_sparse or (
+        sparse(result.strict_histogram),
+        sparse(result.fuzzy_histogram),
+    )
     return {
         "hits": [h.to_json() for h in result.hits],
-        "strict": sparse(result.strict_histogram),
-        "fuzzy": sparse(result.fuzzy_histogram),
+        "strict": strict,
+        "fuzzy": fuzzy,
         "exact": bool(result.exact),
         "unscored": int(result.unscored),
         "candidates": int(result.candidates),

@@ -501,6 +501,21 @@ def _hist_list(dense: np.ndarray, long: list[np.ndarray]) -> list[int]:
     return out
 
 
+def _hist_pairs(dense: np.ndarray, long: list[np.ndarray]) -> list[list[int]]:
+    """:func:`_hist_list` as ``[length, count]`` pairs of its non-zero bins, made from
+    the arrays (a dense list can hold a million zeros)."""
+    lengths = np.flatnonzero(dense)
+    counts = dense[lengths]
+    if long:
+        extra, times = np.unique(np.concatenate(long), return_counts=True)
+        lengths = np.concatenate([lengths, extra])
+        counts = np.concatenate([counts, times])
+        lengths, at = np.unique(lengths, return_inverse=True)
+        counts = np.bincount(at, weights=counts).astype(np.int64)
+    pairs: list[list[int]] = np.stack([lengths, counts], axis=1).astype(np.int64).tolist()
+    return pairs
+
+
 def _add(total: np.ndarray, part: np.ndarray) -> np.ndarray:
     part = np.asarray(part, dtype=np.int64)
     if part.size > total.size:
@@ -555,6 +570,13 @@ class Collector:
         return (
             _hist_list(self.strict, self.strict_long),
             _hist_list(self.fuzzy, self.fuzzy_long),
+        )
+
+    def histograms_sparse(self) -> tuple[list[list[int]], list[list[int]]]:
+        """The same histograms as ``[length, count]`` pairs of the non-zero bins."""
+        return (
+            _hist_pairs(self.strict, self.strict_long),
+            _hist_pairs(self.fuzzy, self.fuzzy_long),
         )
 
     def add_counts(self, counts: np.ndarray) -> None:
@@ -722,6 +744,7 @@ def finish(plan: Plan, files: MatchFiles, col: Collector, timings: dict[str, flo
         size = _score_rows(plan, files, col.a, col.length, col.inter)
     union = plan.m + size - col.inter
     strict_hist, fuzzy_hist = col.histograms()
+    sparse = col.histograms_sparse()
     order = np.lexsort((col.a, -col.length, union, -col.inter))[: plan.limit]
     hits = [
         MatchHit(
@@ -745,6 +768,7 @@ def finish(plan: Plan, files: MatchFiles, col: Collector, timings: dict[str, flo
         candidates=col.candidates,
         scored=scored,
         timings_ms={k: round(v, 3) for k, v in timings.items()},
+        histograms_sparse=sparse,
     )
 
 

@@ -282,6 +282,11 @@ class MatchResult:
     candidates: int
     scored: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
+    # The histograms again as ``[length, count]`` pairs of their non-zero bins, where
+    # the engine made them from its arrays (not serialised; the codec's fast path).
+    histograms_sparse: tuple[list[list[int]], list[list[int]]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def to_json(self) -> dict[str, Any]:
         return {

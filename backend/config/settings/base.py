@@ -190,6 +190,11 @@ STATELAB_CONTEXT_MAX_TOKENS = env.int("STATELAB_CONTEXT_MAX_TOKENS", default=5_0
 STATELAB_MATCH_WAIT_S = env.float("STATELAB_MATCH_WAIT_S", default=3.0)
 STATELAB_MATCH_SHARD_TOKENS = env.int("STATELAB_MATCH_SHARD_TOKENS", default=4_000_000)
 STATELAB_MATCH_GPU_TOKENS = env.int("STATELAB_MATCH_GPU_TOKENS", default=0)
+# Matches of state sets up to this many tokens (and at most the shard size) are
+# computed by the web process itself, at most STATELAB_MATCH_INLINE_SLOTS at once per
+# process, instead of going through a job (backend/matching/inline.py); 0: never.
+STATELAB_MATCH_INLINE_TOKENS = env.int("STATELAB_MATCH_INLINE_TOKENS", default=4_000_000)
+STATELAB_MATCH_INLINE_SLOTS = env.int("STATELAB_MATCH_INLINE_SLOTS", default=2)
 STATELAB_V2_MATCH_WAIT_S = env.float("STATELAB_V2_MATCH_WAIT_S", default=120.0)
 # Housekeeping of the match store (docs/matching.md): a stored result no saved
 # hypothesis pins goes when unused for STATELAB_MATCH_KEEP_DAYS, and the least recently

@@ -81,6 +81,9 @@ if os.environ.get("STATELAB_TEST_WORKER_DB"):
 # Unit tests run job tasks in-process right after commit; integration tests
 # switch this off and drive a real worker process through the real broker.
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("STATELAB_EAGER", "1") == "1"
+# Matches go through their jobs unless a test answers them in the request
+# (tests/backend/matching/test_match_inline.py sets the size it allows).
+STATELAB_MATCH_INLINE_TOKENS = int(os.environ.get("STATELAB_MATCH_INLINE_TOKENS", "0"))
 CELERY_TASK_EAGER_PROPAGATES = False
 
 REST_FRAMEWORK = {

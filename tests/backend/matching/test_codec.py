@@ -56,3 +56,26 @@ def test_the_hit_schema_describes_exactly_what_the_engine_stores():
     engine = set(MatchHit(3, 2, 1, 4, 0.25, 1).to_json())
     assert set(MatchHitSerializer().fields) == engine
     assert engine < set(MatchHitContextSerializer().fields)
+
+
+@given(
+    st.lists(st.integers(0, 3), max_size=40),
+    st.lists(st.lists(st.integers(1, 90), max_size=6), max_size=3),
+    st.lists(st.integers(0, 3), max_size=60),
+)
+def test_the_engines_own_sparse_histograms_equal_the_codecs(first, long, later):
+    """The collector's pairs (the codec's fast path) equal `sparse` of its dense lists,
+    also when a long length of one chunk falls inside a later chunk's dense part."""
+    import numpy as np
+
+    from workers.core.match_engine import Collector
+
+    col = Collector(m=4, limit=5, budget=100)
+    col.add_hist(
+        np.array(first, dtype=np.int64),
+        np.array(first, dtype=np.int64),
+        *(np.array(x, dtype=np.int64) for x in (long[0] if long else [], long[-1] if long else [])),
+    )
+    col.add_hist(np.array(later, dtype=np.int64), np.array(later[::-1], dtype=np.int64))
+    strict, fuzzy = col.histograms()
+    assert col.histograms_sparse() == (sparse(strict), sparse(fuzzy))
