@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         "sections": {},
     }
     met = True
+    misses: list[str] = []
     tmp = Path(tempfile.mkdtemp(prefix="statelab-bench-"))
     try:
         for name in chosen:
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             section["seconds"] = round(time.perf_counter() - t, 1)
             result["sections"][name] = section  # type: ignore[index]
             met = met and bool(section.get("met", True))
+            for line in section.get("missed", []):
+                misses.append(f"{name}: {line}")
             args.out.parent.mkdir(parents=True, exist_ok=True)
             (args.out.parent / f"{name}.json").write_text(
                 json.dumps(
@@ -78,10 +81,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result["met"] = met
+    result["missed"] = misses
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     json.dump(result, sys.stdout, indent=2)
     print()
+    if not met:
+        # Loudly, after the JSON, on stderr: which targets were missed and by how much
+        # (on this CPU: figures of another kind of CPU are not comparable).
+        cpu = result["machine"]["cpu"]  # type: ignore[index]
+        print(f"\nTARGETS MISSED on {cpu}:", file=sys.stderr)
+        for line in misses or ["(a section reported met: false without a figure)"]:
+            print(f"  - {line}", file=sys.stderr)
     return 0 if met else 1
 
 

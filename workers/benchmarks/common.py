@@ -42,6 +42,25 @@ def machine() -> dict[str, Any]:
     }
 
 
+def missed(
+    what: str, measured: float | None, limit: float, unit: str, *, at_least: bool = False
+) -> list[str]:
+    """``[]`` when ``measured`` meets ``limit`` (at most, or ``at_least``), else one line
+    that says by how much it missed, for the bench's report and its JSON (``missed``)."""
+    if measured is None:
+        return [f"{what}: not measured (target {'>=' if at_least else '<='} {limit:g} {unit})"]
+    ok = measured >= limit if at_least else measured <= limit
+    if ok:
+        return []
+    gap = abs(measured - limit)
+    share = f" ({100 * gap / limit:.0f}%)" if limit else ""
+    side = "short" if at_least else "over"
+    sign = ">=" if at_least else "<="
+    return [
+        f"{what}: {measured:g} {unit} against {sign} {limit:g} {unit}: {gap:.3g} {unit}{share} {side}"
+    ]
+
+
 def summarise(samples_s: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in samples_s)
     return {
