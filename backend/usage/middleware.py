@@ -25,6 +25,27 @@ from .services import records_insert
 log = logging.getLogger(__name__)
 
 
+# The project of a state set never changes: its slug is read once per process (the
+# lookup was a query on every request to the analysis routes).
+_STATESET_PROJECTS: dict[str, str] = {}
+_STATESET_PROJECTS_MAX = 4096
+
+
+def _stateset_project(stateset_id: str) -> str:
+    slug = _STATESET_PROJECTS.get(stateset_id)
+    if slug is not None:
+        return slug
+    from backend.states.models import StateSet
+
+    ss = StateSet.objects.filter(id=stateset_id).select_related("project").first()
+    if ss is None:
+        return ""
+    if len(_STATESET_PROJECTS) >= _STATESET_PROJECTS_MAX:
+        _STATESET_PROJECTS.clear()
+    _STATESET_PROJECTS[stateset_id] = ss.project.slug
+    return ss.project.slug
+
+
 def _project_of(kwargs: dict[str, object], request: HttpRequest) -> str:
     if kwargs.get("slug"):
         return str(kwargs["slug"])[:80]
@@ -32,14 +53,7 @@ def _project_of(kwargs: dict[str, object], request: HttpRequest) -> str:
         return request.GET["project"].split("/")[0][:80]
     try:
         if kwargs.get("stateset_id"):
-            from backend.states.models import StateSet
-
-            ss = (
-                StateSet.objects.filter(id=str(kwargs["stateset_id"]))
-                .select_related("project")
-                .first()
-            )
-            return ss.project.slug if ss else ""
+            return _stateset_project(str(kwargs["stateset_id"]))
         if kwargs.get("job_id"):
             from backend.jobs.models import Job
 
