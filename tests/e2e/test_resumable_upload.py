@@ -10,19 +10,16 @@ import hashlib
 import pytest
 from playwright.sync_api import expect
 
+from tests.support.texts import word_text
+
 pytestmark = pytest.mark.e2e
 
 PIECE = 64 << 10
+WORDS = [b"open", b"close", b"(", b")", b"a", b"b", b"\n"]
 
 
 def _text(size: int) -> bytes:
-    words = [b"open", b"close", b"(", b")", b"a", b"b", b"\n"]
-    out = bytearray()
-    i = 0
-    while len(out) < size:
-        out += words[(i * 5 + i // 3) % len(words)] + b" "
-        i += 1
-    return bytes(out[:size])
+    return word_text(size, WORDS, a=5, b=3)
 
 
 def test_upload_resumes_after_a_lost_connection_and_a_reload(

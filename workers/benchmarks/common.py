@@ -1,15 +1,24 @@
 """What every benchmark section shares: the machine, percentiles, a synthetic state set,
-and a Django set-up on a throw-away SQLite database for the HTTP figures."""
+a Django set-up on a throw-away SQLite database for the HTTP figures, and the plumbing
+of the sections that run real processes (a section re-launched in a child process of
+its own, a Celery worker or gunicorn started with a log file, waited for, stopped)."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import json
 import math
 import os
 import platform
+import re
 import signal
 import socket
 import statistics
 import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -221,25 +230,167 @@ def reset_peak_memory() -> None:
 LOCAL_REDIS = ("127.0.0.1", 6379)
 
 
+def port_answers(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts a TCP connection on `host:port` within a second."""
+    try:
+        with socket.create_connection((host, port), 1):
+            return True
+    except OSError:
+        return False
+
+
 def broker_choose(choice: str, redis_url: str) -> str:
     """The broker a benchmark's worker uses: `redis_url` for "auto" when the local Redis
     answers, else kombu's filesystem transport; "filesystem"; or a URL as given."""
     if choice == "auto":
-        try:
-            with socket.create_connection(LOCAL_REDIS, 1):
-                return redis_url
-        except OSError:
-            return "filesystem://"
+        return redis_url if port_answers(LOCAL_REDIS[1], LOCAL_REDIS[0]) else "filesystem://"
     return "filesystem://" if choice == "filesystem" else choice
+
+
+def free_port() -> int:
+    """A TCP port on the loopback that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def process_start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start `cmd` in a session of its own (so :func:`process_stop` ends its children
+    too), its stdout and stderr written to `log`."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def process_stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
     """Stop a process started in a session of its own (and its children): TERM, then
     KILL after `timeout` seconds."""
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+def log_wait(
+    log: Path, word: str | re.Pattern[str], proc: subprocess.Popen[bytes], seconds: float
+) -> None:
+    """Wait until `word` (a string, or a pattern searched for) stands in `log`; raise
+    with the log's end if `proc` stops first or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+
+    def seen() -> bool:
+        text = log.read_text(errors="replace")
+        return bool(word.search(text)) if isinstance(word, re.Pattern) else word in text
+
+    while not seen():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{log.name} stopped:\n{log.read_text(errors='replace')[-3000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{log.name}: not ready in {seconds} s")
+        time.sleep(0.2)
+
+
+def celery_worker_command(
+    name: str, *, concurrency: int = 1, loglevel: str = "WARNING", options: Sequence[str] = ()
+) -> list[str]:
+    """A Celery worker of this environment on both queues (`cpu`, `gpu`) under node
+    `name`, without gossip and mingle (nothing to learn from other nodes in a bench)."""
+    return [
+        str(Path(sys.executable).parent / "celery"),
+        "-A",
+        "backend.config.celery_app",
+        "worker",
+        "-Q",
+        "cpu,gpu",
+        "--concurrency",
+        str(concurrency),
+        *options,
+        "-n",
+        name,
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        loglevel,
+    ]
+
+
+def celery_workers_wait(
+    procs: Sequence[subprocess.Popen[bytes]], logs: Sequence[Path], seconds: float
+) -> None:
+    """Wait until as many workers answer a ping as `procs` were started (at
+    ``--loglevel WARNING`` a worker says nothing when it is ready); raise with the end
+    of each log if one stops first or `seconds` pass."""
+    from backend.config.celery_app import app
+
+    deadline = time.monotonic() + seconds
+    while len(app.control.ping(timeout=0.5) or []) < len(procs):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            chars = max(1500, 3000 // max(len(logs), 1))
+            tails = "".join(log.read_text(errors="replace")[-chars:] for log in logs)
+            raise RuntimeError(f"the workers did not start:\n{tails}")
+
+
+def gunicorn_command(
+    port: int, *, workers: int = 1, threads: int = 4, options: Sequence[str] = ()
+) -> list[str]:
+    """gunicorn of this environment serving the project on the loopback at `port`."""
+    return [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "backend.config.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        *options,
+    ]
+
+
+def section_flags(args: argparse.Namespace, prefix: str, names: Sequence[str]) -> list[str]:
+    """The command-line flags ``--<prefix>-<name> VALUE`` that pass a section's own
+    options (``args.<prefix>_<name>``) on to its child process."""
+    flags: list[str] = []
+    for name in names:
+        attr = f"{prefix}_{name}"
+        flags += [f"--{attr.replace('_', '-')}", str(getattr(args, attr))]
+    return flags
+
+
+def section_child_run(
+    module: str, var: Path, flags: Sequence[str], env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run benchmark `module` (``python -m``) in a child process with ``--var var`` and
+    `flags`, on a clean Django setting (the child chooses its own) plus `env`; returns
+    the JSON of its last line of output, or raises with the end of its stderr."""
+    argv = [sys.executable, "-m", module, "--var", str(var), *flags]
+    child_env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    child_env.update(env or {})
+    proc = subprocess.run(argv, env=child_env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        section = module.rsplit(".", 1)[-1]
+        raise RuntimeError(f"the {section} benchmark failed:\n{proc.stderr[-4000:]}")
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def section_child_main(
+    argv: list[str] | None,
+    description: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    child: Callable[[argparse.Namespace, Path], dict[str, Any]],
+) -> int:
+    """The child process's side of :func:`section_child_run`: parse ``--var`` and the
+    section's options, run `child`, print its result as one JSON line."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--var", type=Path, required=True)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    print(json.dumps(child(args, args.var)))
+    return 0

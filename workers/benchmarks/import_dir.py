@@ -30,7 +30,6 @@ the copy, the state set and its index).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -43,7 +42,16 @@ from typing import Any
 
 import numpy as np
 
-from workers.benchmarks.common import broker_choose, process_stop
+from workers.benchmarks.common import (
+    broker_choose,
+    celery_worker_command,
+    log_wait,
+    process_start,
+    process_stop,
+    section_child_main,
+    section_child_run,
+    section_flags,
+)
 
 TARGET_CP_RATIO = 2.0
 TARGET_PEAK_MB = 1024.0
@@ -148,21 +156,8 @@ def _cp(src: Path, dest: Path) -> dict[str, float]:
 
 
 def _start_worker(env: dict[str, str], log: Path, name: str) -> subprocess.Popen[bytes]:
-    bindir = Path(sys.executable).parent
-    cmd = [
-        str(bindir / "celery"), "-A", "backend.config.celery_app", "worker", "-Q", "cpu,gpu",
-        "--concurrency", "1", "-n", name, "--without-gossip", "--without-mingle",
-        "--loglevel", "INFO",
-    ]  # fmt: skip
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    deadline = time.monotonic() + 180
-    while not re.search(r"@\S+ ready\.", log.read_text(errors="replace")):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the worker did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
+    proc = process_start(celery_worker_command(name, loglevel="INFO"), env, log)
+    log_wait(log, re.compile(r"@\S+ ready\."), proc, 180)
     return proc
 
 
@@ -370,20 +365,9 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Runs the measurement in a child process with its own settings; returns its JSON."""
     var = tmp / "import-dir-var"
     var.mkdir(parents=True, exist_ok=True)
-    argv = [
-        sys.executable, "-m", "workers.benchmarks.import_dir", "--var", str(var),
-        "--import-dir-tokens", str(args.import_dir_tokens),
-        "--import-dir-cells", str(args.import_dir_cells),
-        "--import-dir-sources", str(args.import_dir_sources),
-        "--import-dir-queries", str(args.import_dir_queries),
-        "--import-dir-broker", args.import_dir_broker,
-    ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    flags = section_flags(args, "import_dir", ["tokens", "cells", "sources", "queries", "broker"])
     try:
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"the import_dir benchmark failed:\n{proc.stderr[-4000:]}")
-        out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        out = section_child_run("workers.benchmarks.import_dir", var, flags)
     finally:
         shutil.rmtree(var, ignore_errors=True)
     out.pop("machine", None)  # bench.py records the machine once
@@ -391,13 +375,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="import_dir benchmark (child process)")
-    parser.add_argument("--var", type=Path, required=True)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    result = child(args, args.var)
-    print(json.dumps(result))
-    return 0
+    return section_child_main(argv, "import_dir benchmark (child process)", add_arguments, child)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,7 +38,19 @@ from typing import Any
 
 import numpy as np
 
-from workers.benchmarks.common import broker_choose, process_stop
+from workers.benchmarks.common import (
+    broker_choose,
+    celery_worker_command,
+    celery_workers_wait,
+    free_port,
+    gunicorn_command,
+    log_wait,
+    process_start,
+    process_stop,
+    section_child_main,
+    section_child_run,
+    section_flags,
+)
 
 TARGET_P50_MS = 80.0
 TARGET_OPEN_P95_MS = 50.0
@@ -95,29 +105,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="match_http: shard size (0: the setting's default)",
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for(log: Path, word: str, proc: subprocess.Popen[bytes], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while word not in log.read_text(errors="replace"):
-        if proc.poll() is not None:
-            raise RuntimeError(f"{log.name} stopped:\n{log.read_text(errors='replace')[-3000:]}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{log.name}: not ready in {seconds} s")
-        time.sleep(0.2)
-
-
-def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
 
 
 class Api:
@@ -327,51 +314,15 @@ def child(args: argparse.Namespace, var: Path) -> dict[str, Any]:
         call_command("collectstatic", interactive=False, verbosity=0)
 
     env = dict(os.environ)
-    bindir = Path(sys.executable).parent
-    port = _free_port()
-    worker = _start(
-        [
-            str(bindir / "celery"),
-            "-A",
-            "backend.config.celery_app",
-            "worker",
-            "-Q",
-            "cpu,gpu",
-            "--concurrency",
-            "1",
-            "-n",
-            f"bench-{os.getpid()}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
-        env,
-        var / "worker.log",
+    port = free_port()
+    worker = process_start(
+        celery_worker_command(f"bench-{os.getpid()}@%h"), env, var / "worker.log"
     )
-    web = _start(
-        [
-            str(bindir / "gunicorn"),
-            "backend.config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--threads",
-            "4",
-        ],
-        env,
-        var / "web.log",
-    )
+    web = process_start(gunicorn_command(port), env, var / "web.log")
     try:
         # With --loglevel WARNING the worker says nothing when ready: ask it.
-        from backend.config.celery_app import app
-
-        deadline = time.monotonic() + 90
-        while not app.control.ping(timeout=0.5):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((var / "worker.log").read_text(errors="replace")[-3000:])
-        _wait_for(var / "web.log", "Booting worker", web, 60)
+        celery_workers_wait([worker], [var / "worker.log"], 90)
+        log_wait(var / "web.log", "Booting worker", web, 60)
         api = Api(port, token)
         while True:
             try:
@@ -514,50 +465,29 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Runs the measurement in a child process with its own settings; returns its JSON."""
     var = tmp / "match-http-var"
     var.mkdir(parents=True, exist_ok=True)
-    argv = [
-        sys.executable,
-        "-m",
-        "workers.benchmarks.match_http",
-        "--var",
-        str(var),
-        "--match-http-tokens",
-        str(args.match_http_tokens),
-        "--match-http-cells",
-        str(args.match_http_cells),
-        "--match-http-selected",
-        str(args.match_http_selected),
-        "--match-http-queries",
-        str(args.match_http_queries),
-        "--match-http-warmup",
-        str(args.match_http_warmup),
-        "--match-http-opens",
-        str(args.match_http_opens),
-        "--match-http-broker",
-        args.match_http_broker,
-        "--match-http-browser-queries",
-        str(args.match_http_browser_queries),
-        "--match-http-shard-tokens",
-        str(args.match_http_shard_tokens),
-        "--match-http-inline",
-        args.match_http_inline,
-    ]
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"the match_http benchmark failed:\n{proc.stderr[-4000:]}")
-    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    flags = section_flags(
+        args,
+        "match_http",
+        [
+            "tokens",
+            "cells",
+            "selected",
+            "queries",
+            "warmup",
+            "opens",
+            "broker",
+            "browser_queries",
+            "shard_tokens",
+            "inline",
+        ],
+    )
+    out = section_child_run("workers.benchmarks.match_http", var, flags)
     shutil.rmtree(var, ignore_errors=True)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="match_http benchmark (child process)")
-    parser.add_argument("--var", type=Path, required=True)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    result = child(args, args.var)
-    print(json.dumps(result))
-    return 0
+    return section_child_main(argv, "match_http benchmark (child process)", add_arguments, child)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from workers.benchmarks.common import (
+    celery_worker_command,
+    celery_workers_wait,
+    machine,
+    port_answers,
+    process_start,
+    process_stop,
+    section_child_main,
+    section_child_run,
+    section_flags,
+    summarise,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/8"
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/shard_bench"
@@ -58,14 +70,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shard-match-warmup", type=int, default=3, help="shard_match: queries not timed"
     )
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), 1):
-            return True
-    except OSError:
-        return False
 
 
 def fitting_tokens(var: Path, n: int, d: int) -> int:
@@ -116,7 +120,7 @@ def build_with_index(path: Path, n: int, d: int, seed: int = 1) -> float:
 
 
 def _database() -> str:
-    if not _answers(5432):
+    if not port_answers(5432):
         return ""
     import psycopg
 
@@ -127,43 +131,18 @@ def _database() -> str:
 
 
 def _workers_start(count: int, var: Path, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
-    celery = str(Path(sys.executable).parent / "celery")
-    procs = []
-    for i in range(count):
-        with open(var / f"worker-{i}.log", "wb") as out:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        celery,
-                        "-A",
-                        "backend.config.celery_app",
-                        "worker",
-                        "-Q",
-                        "cpu,gpu",
-                        "--concurrency",
-                        "1",
-                        "--prefetch-multiplier",
-                        "1",
-                        "-n",
-                        f"shard-bench-{os.getpid()}-{i}@%h",
-                        "--without-gossip",
-                        "--without-mingle",
-                        "--loglevel",
-                        "WARNING",
-                    ],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-    from backend.config.celery_app import app
-
-    deadline = time.monotonic() + 120
-    while len(app.control.ping(timeout=0.5) or []) < count:
-        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-            logs = "".join((var / f"worker-{i}.log").read_text()[-1500:] for i in range(count))
-            raise RuntimeError(f"the workers did not start:\n{logs}")
+    logs = [var / f"worker-{i}.log" for i in range(count)]
+    procs = [
+        process_start(
+            celery_worker_command(
+                f"shard-bench-{os.getpid()}-{i}@%h", options=["--prefetch-multiplier", "1"]
+            ),
+            env,
+            log,
+        )
+        for i, log in enumerate(logs)
+    ]
+    celery_workers_wait(procs, logs, 120)
     return procs
 
 
@@ -208,9 +187,7 @@ def _key(answer: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def child(args: argparse.Namespace, var: Path) -> dict[str, Any]:
-    from workers.benchmarks.common import machine, process_stop, summarise
-
-    if not _answers(6379):
+    if not port_answers(6379):
         return {"skipped": "no Redis at 127.0.0.1:6379 (chords need its result backend)"}
     d, k = args.shard_match_cells, args.shard_match_workers
     var.mkdir(parents=True, exist_ok=True)
@@ -328,39 +305,15 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Runs the measurement in a child process with its own settings; returns its JSON."""
     var = tmp / "shard-match-var"
     var.mkdir(parents=True, exist_ok=True)
-    argv = [
-        sys.executable,
-        "-m",
-        "workers.benchmarks.shard_match",
-        "--var",
-        str(var),
-        "--shard-match-tokens",
-        str(args.shard_match_tokens),
-        "--shard-match-cells",
-        str(args.shard_match_cells),
-        "--shard-match-workers",
-        str(args.shard_match_workers),
-        "--shard-match-queries",
-        str(args.shard_match_queries),
-        "--shard-match-warmup",
-        str(args.shard_match_warmup),
-    ]
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    shutil.rmtree(var, ignore_errors=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"the shard_match benchmark failed:\n{proc.stderr[-4000:]}")
-    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return out
+    flags = section_flags(args, "shard_match", ["tokens", "cells", "workers", "queries", "warmup"])
+    try:
+        return section_child_run("workers.benchmarks.shard_match", var, flags)
+    finally:
+        shutil.rmtree(var, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="shard_match benchmark (child process)")
-    parser.add_argument("--var", type=Path, required=True)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    print(json.dumps(child(args, args.var)))
-    return 0
+    return section_child_main(argv, "shard_match benchmark (child process)", add_arguments, child)
 
 
 if __name__ == "__main__":

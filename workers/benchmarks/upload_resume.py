@@ -20,17 +20,23 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from workers.benchmarks.common import process_stop
+from workers.benchmarks.common import (
+    free_port,
+    gunicorn_command,
+    process_start,
+    process_stop,
+    section_child_main,
+    section_child_run,
+    section_flags,
+)
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -43,12 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--upload-chunk-mib", type=int, default=8, help="upload_resume: tus chunk in MiB"
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _generate(path: Path, size: int) -> str:
@@ -142,27 +142,9 @@ def child(args: argparse.Namespace, var: Path) -> dict[str, Any]:
     sha = _generate(source, size)
     generate_s = time.perf_counter() - t
 
-    port = _free_port()
+    port = free_port()
     log = var / "web.log"
-    with open(log, "wb") as out:
-        web = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "gunicorn"),
-                "backend.config.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "1",
-                "--threads",
-                "4",
-                "--timeout",
-                "300",
-            ],
-            env=dict(os.environ),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    web = process_start(gunicorn_command(port, options=["--timeout", "300"]), dict(os.environ), log)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -249,32 +231,12 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     free = shutil.disk_usage(var).free
     if free < need:
         return {"skipped": f"needs {need / GIB:.1f} GiB free, has {free / GIB:.1f}", "met": True}
-    argv = [
-        sys.executable,
-        "-m",
-        "workers.benchmarks.upload_resume",
-        "--var",
-        str(var),
-        "--upload-gib",
-        str(args.upload_gib),
-        "--upload-chunk-mib",
-        str(args.upload_chunk_mib),
-    ]
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr[-4000:])
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    flags = section_flags(args, "upload", ["gib", "chunk_mib"])
+    return section_child_run("workers.benchmarks.upload_resume", var, flags)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--var", type=Path, required=True)
-    add_arguments(parser)
-    args = parser.parse_args()
-    print(json.dumps(child(args, args.var)))
-    return 0
+def main(argv: list[str] | None = None) -> int:
+    return section_child_main(argv, "upload_resume benchmark (child process)", add_arguments, child)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -39,6 +38,8 @@ from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 import numpy as np
+
+from workers.benchmarks.common import section_child_main, section_child_run, section_flags
 
 TARGET_DASHBOARD_P95_MS = 300.0
 TARGET_ROLLUP_DAY_S = 2.0
@@ -471,27 +472,19 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     db_url = urlunparse(parsed._replace(path=f"/{name}"))
     try:
         admin.execute(f'CREATE DATABASE "{name}"')
-        argv = [sys.executable, "-m", "workers.benchmarks.usage", "--var", str(var)]
-        for flag in ("events", "users", "projects", "requests", "day_events", "queries", "records"):
-            argv += [f"--usage-{flag.replace('_', '-')}", str(getattr(args, f"usage_{flag}"))]
-        env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-        env["DATABASE_URL"] = db_url
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"usage benchmark failed:\n{proc.stderr[-4000:]}")
-        return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+        flags = section_flags(
+            args,
+            "usage",
+            ["events", "users", "projects", "requests", "day_events", "queries", "records"],
+        )
+        return section_child_run("workers.benchmarks.usage", var, flags, {"DATABASE_URL": db_url})
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="usage benchmark (child process)")
-    parser.add_argument("--var", type=Path, required=True)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    print(json.dumps(child(args, args.var)))
-    return 0
+    return section_child_main(argv, "usage benchmark (child process)", add_arguments, child)
 
 
 if __name__ == "__main__":

@@ -19,11 +19,13 @@ from backend.core.storage import store_path
 from backend.jobs.models import Job
 from backend.states.models import StateSet
 from tests.support import lstmvis_builder as B
+from tests.support.texts import word_text
 from tests.support.web import WebProcess
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CHUNK = 1 << 20
+WORDS = [b"the", b"cat", b"sat", b"on", b"a", b"mat", b"(", b")", b"\n"]
 
 
 @pytest.fixture
@@ -39,13 +41,7 @@ def token(owner):
 
 
 def _text(size: int) -> bytes:
-    words = [b"the", b"cat", b"sat", b"on", b"a", b"mat", b"(", b")", b"\n"]
-    out = bytearray()
-    i = 0
-    while len(out) < size:
-        out += words[(i * 7 + i // 5) % len(words)] + b" "
-        i += 1
-    return bytes(out[:size])
+    return word_text(size, WORDS, a=7, b=5)
 
 
 def _client(web, token) -> TusClient:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +19,13 @@ from pathlib import Path
 def main(var: Path) -> dict[str, object]:
     os.environ["CELERY_BROKER_URL"] = "filesystem://"
     os.environ.pop("CELERY_RESULT_BACKEND", None)
-    from workers.benchmarks.common import build_stateset, django_setup
+    from workers.benchmarks.common import (
+        build_stateset,
+        django_setup,
+        log_wait,
+        process_start,
+        process_stop,
+    )
 
     django_setup(var)
     for sub in ("queue", "processed", "control"):
@@ -49,33 +53,26 @@ def main(var: Path) -> dict[str, object]:
         project=project, name="e", length=n, path=rel, manifest=manifest, created_by=user
     )
     log = var / "worker.log"
-    with open(log, "wb") as out:
-        worker = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "celery"),
-                "-A",
-                "backend.config.celery_app",
-                "worker",
-                "-Q",
-                "cpu,gpu",
-                "-c",
-                "1",
-                "-n",
-                f"embedded-{os.getpid()}@%h",
-                "--loglevel",
-                "INFO",
-            ],
-            env=dict(os.environ),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    worker = process_start(
+        [
+            str(Path(sys.executable).parent / "celery"),
+            "-A",
+            "backend.config.celery_app",
+            "worker",
+            "-Q",
+            "cpu,gpu",
+            "-c",
+            "1",
+            "-n",
+            f"embedded-{os.getpid()}@%h",
+            "--loglevel",
+            "INFO",
+        ],
+        dict(os.environ),
+        log,
+    )
     try:
-        deadline = time.monotonic() + 60
-        while "ready" not in log.read_text(errors="replace"):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(log.read_text(errors="replace")[-3000:])
-            time.sleep(0.2)
+        log_wait(log, "ready", worker, 60)
         client = Client(HTTP_HOST="127.0.0.1")
         client.force_login(user)
         answers = {}
@@ -112,12 +109,7 @@ def main(var: Path) -> dict[str, object]:
         left = sorted(p.name for p in Path(settings.CELERY_RESULT_BACKEND[7:]).iterdir())
         return {**answers, "results_left": left}
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+        process_stop(worker, 15)
 
 
 if __name__ == "__main__":

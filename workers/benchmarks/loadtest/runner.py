@@ -41,8 +41,6 @@ import os
 import random
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,7 +51,17 @@ from typing import Any
 
 import numpy as np
 
-from workers.benchmarks.common import build_stateset, machine, summarise
+from workers.benchmarks.common import (
+    build_stateset,
+    celery_worker_command,
+    free_port,
+    gunicorn_command,
+    machine,
+    port_answers,
+    process_start,
+    process_stop,
+    summarise,
+)
 from workers.benchmarks.loadtest.checks import hits_digest
 
 TARGET_CONTEXT_P95_MS = 300.0
@@ -103,14 +111,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 # -- loopback services --------------------------------------------------------------
 
 
-def _answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), 1):
-            return True
-    except OSError:
-        return False
-
-
 def _pg_admin() -> Any:
     import psycopg
 
@@ -142,31 +142,6 @@ def _redis_free_db(first: int) -> int:
         finally:
             client.close()
     raise RuntimeError("every Redis database on 127.0.0.1:6379 holds keys; none to borrow")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(proc: subprocess.Popen[bytes], grace_s: float) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def _tail(path: Path, chars: int = 3000) -> str:
@@ -484,8 +459,12 @@ class Lab:
     def configure(self) -> dict[str, str]:
         """Choose and create the database and broker; the environment of every process."""
         a = self.args
-        use_pg = a.database == "postgres" or (a.database == "auto" and _answers(PG_HOST, PG_PORT))
-        use_redis = a.broker == "redis" or (a.broker == "auto" and _answers(REDIS_HOST, REDIS_PORT))
+        use_pg = a.database == "postgres" or (
+            a.database == "auto" and port_answers(PG_PORT, PG_HOST)
+        )
+        use_redis = a.broker == "redis" or (
+            a.broker == "auto" and port_answers(REDIS_PORT, REDIS_HOST)
+        )
         env = {
             k: v
             for k, v in os.environ.items()
@@ -520,7 +499,7 @@ class Lab:
         that fails says so and the others still run."""
         for proc, grace in reversed(self.procs):
             try:
-                _stop(proc, grace)
+                process_stop(proc, grace)
             except Exception as exc:
                 print(f"Could not stop process {proc.pid}: {exc}", file=sys.stderr)
         with contextlib.suppress(Exception):
@@ -606,49 +585,33 @@ class Lab:
         phrases = make_phrases(np.asarray(stored.tokens), stored.vocab, rng)
         values = stored.values("s0")
 
-        port = _free_port()
+        port = free_port()
         bindir = Path(sys.executable).parent
-        worker_cmd = [
-            str(bindir / "celery"),
-            "-A",
-            "backend.config.celery_app",
-            "worker",
-            "-Q",
-            "cpu,gpu",
-            "--concurrency",
-            str(a.worker_concurrency),
-            "-n",
-            f"loadtest-{os.getpid()}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ]
-        worker = _start(worker_cmd, env, self.var / "worker.log")
+        worker_cmd = celery_worker_command(
+            f"loadtest-{os.getpid()}@%h", concurrency=a.worker_concurrency
+        )
+        worker = process_start(worker_cmd, env, self.var / "worker.log")
         self.procs.append((worker, 2.0))
         access_log = self.var / "access.log"
-        web_cmd = [
-            str(bindir / "gunicorn"),
-            "backend.config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(a.web_workers),
-            "--threads",
-            str(a.web_threads),
-            "--timeout",
-            "120",
-            # Idle connections stay open longer than a user thinks (gunicorn's default is
-            # 2 s): a POST sent on a connection the server has just closed is not resent
-            # by locust's client (browsers resend it) and would count as an error.
-            "--keep-alive",
-            str(math.ceil(think[1]) + 5),
-            "--access-logfile",
-            str(access_log),
-            "--access-logformat",
-            "%(m)s %(U)s %(s)s %(D)s",
-        ]
-        web = _start(web_cmd, env, self.var / "web.log")
+        web_cmd = gunicorn_command(
+            port,
+            workers=a.web_workers,
+            threads=a.web_threads,
+            options=[
+                "--timeout",
+                "120",
+                # Idle connections stay open longer than a user thinks (gunicorn's default
+                # is 2 s): a POST sent on a connection the server has just closed is not
+                # resent by locust's client (browsers resend it) and would count as an error.
+                "--keep-alive",
+                str(math.ceil(think[1]) + 5),
+                "--access-logfile",
+                str(access_log),
+                "--access-logformat",
+                "%(m)s %(U)s %(s)s %(D)s",
+            ],
+        )
+        web = process_start(web_cmd, env, self.var / "web.log")
         self.procs.append((web, 10.0))
 
         api = Api(port, owner_token)
@@ -733,7 +696,7 @@ class Lab:
         pg = PostgresCpu(self.pg_db)
         pg0 = pg.total()
         t = time.perf_counter()
-        locust = _start(locust_cmd, locust_env, self.tmp / "locust.log")
+        locust = process_start(locust_cmd, locust_env, self.tmp / "locust.log")
         self.procs.append((locust, 10.0))
         locust_cpu, pg_cpu = 0.0, pg0
         marks: list[dict[str, float]] = []

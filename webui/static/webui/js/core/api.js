@@ -28,7 +28,9 @@ export function csrfToken() {
 
 const inflight = new Map();
 
-async function errorFrom(response) {
+/** The ApiError a failed `response` stands for: the server's `error` (message, code,
+ * details) when its body has one, else a sentence with the status. */
+export async function errorFrom(response) {
   let body = null;
   try {
     body = await response.json();

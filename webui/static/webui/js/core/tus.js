@@ -5,7 +5,7 @@
 // server how far it got (HEAD) and sends only the rest. In core/ beside the API
 // client whose errors and CSRF token it shares.
 
-import { ApiError, csrfToken } from "./api.js";
+import { ApiError, csrfToken, errorFrom } from "./api.js";
 
 const TUS_VERSION = "1.0.0";
 const KEY_PREFIX = "statelab.upload:";
@@ -58,20 +58,6 @@ async function send(url, method, headers = {}, body = undefined) {
   }
 }
 
-async function refusal(response) {
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    body = null;
-  }
-  const e = body && body.error;
-  if (e && typeof e.message === "string") {
-    return new ApiError(e.message, { status: response.status, code: e.code, details: e.details || {} });
-  }
-  return new ApiError(`The server answered ${response.status}.`, { status: response.status });
-}
-
 const wait = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 /** The stored offset of `url` (HEAD), or null when the server no longer has it. */
@@ -105,7 +91,7 @@ export async function uploadResumable({
       "Upload-Length": String(file.size),
       "Upload-Metadata": encodeMetadata({ kind, filename: file.name, ...metadata }),
     });
-    if (r.status !== 201) throw await refusal(r);
+    if (r.status !== 201) throw await errorFrom(r);
     url = r.headers.get("Location");
     offset = 0;
     remember(key, url);
@@ -129,14 +115,14 @@ export async function uploadResumable({
     }
     if (!r.ok) {
       if (r.status >= 400 && r.status < 500 && r.status !== 408) remember(key, null);
-      throw await refusal(r);
+      throw await errorFrom(r);
     }
     offset = Number(r.headers.get("Upload-Offset"));
     onProgress(offset, file.size, { resumed });
   }
   remember(key, null);
   const r = await send(url, "GET");
-  if (!r.ok) throw await refusal(r);
+  if (!r.ok) throw await errorFrom(r);
   const upload = await r.json();
   if (upload.state === "failed") throw new ApiError(upload.error || "The upload was refused.");
   if (upload.state !== "done") {
