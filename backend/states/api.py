@@ -222,6 +222,15 @@ class ExtractionRequestSerializer(serializers.Serializer[Any]):
         allow_null=True,
         help_text="parallel streams the corpus is cut into (the state is zero at each start)",
     )
+    dtype = serializers.ChoiceField(
+        choices=["float32", "float16"],
+        default="float32",
+        error_messages={
+            "invalid_choice": "dtype must be float32 or float16 (half the disk), not {input!r}."
+        },
+        help_text="how the states are stored: float32, or float16 for half the disk "
+        "(values rounded to float16; every view, export and match reads them as float32)",
+    )
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
@@ -241,6 +250,7 @@ class ExtractionView(JobSubmissionThrottleMixin, APIView):
             topk=v.get("topk"),
             surprisal=v["surprisal"],
             streams=v.get("streams"),
+            dtype=v["dtype"],
             name=v.get("name", ""),
         )
         event_emit(
@@ -254,6 +264,7 @@ class ExtractionView(JobSubmissionThrottleMixin, APIView):
                 "values": v["values"],
                 "topk": v.get("topk"),
                 "streams": v.get("streams"),
+                "dtype": v["dtype"],
             },
         )
         return Response(job_envelope(job), status=status.HTTP_202_ACCEPTED)

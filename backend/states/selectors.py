@@ -69,6 +69,7 @@ def stateset_describe(ss: StateSet) -> dict[str, Any]:
                 "cells": s["cells"],
                 "transform": s["transform"],
                 "unsigned": s.get("unsigned", False),
+                "dtype": s.get("dtype", "float32"),
             }
             for s in m.get("sources", [])
         ],

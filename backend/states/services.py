@@ -180,6 +180,7 @@ def extraction_start(
     topk: int | None = None,
     surprisal: bool = True,
     streams: int | None = None,
+    dtype: str = "float32",
     name: str = "",
 ) -> tuple[Job, bool]:
     """Queue the extraction of `model`'s states over `corpus`; both must belong to
@@ -199,6 +200,7 @@ def extraction_start(
         topk=min(DEFAULT_TOPK, model.vocab_size) if topk is None else topk,
         surprisal=surprisal,
         streams=streams,
+        dtype=dtype,
     )
     display = (name.strip() or default_extraction_name(model.name, corpus.name))[:200]
     key = hashlib.sha256(
@@ -230,6 +232,8 @@ VALUES_BY_RNN = {
 MAX_TOPK = 100
 DEFAULT_TOPK = 5
 MAX_STREAMS = 4096
+# How the states are stored: float32, or float16 for half the disk (see docs/extraction.md).
+STORE_DTYPES = ("float32", "float16")
 
 
 def extraction_params_check(
@@ -240,6 +244,7 @@ def extraction_params_check(
     topk: int,
     surprisal: bool,
     streams: int | None,
+    dtype: str = "float32",
 ) -> dict[str, Any]:
     """The extraction parameters as the job keeps them, or a 400 that says what is
     wrong. Checked here, with the core's rules, so that a request never imports
@@ -260,7 +265,14 @@ def extraction_params_check(
         isinstance(streams, bool) or not isinstance(streams, int) or not 1 <= streams <= MAX_STREAMS
     ):
         raise ApplicationError(f"streams must be a whole number from 1 to {MAX_STREAMS}.")
-    return {"values": chosen, "topk": topk, "surprisal": bool(surprisal), "streams": streams}
+    if dtype not in STORE_DTYPES:
+        raise ApplicationError(
+            f"dtype must be float32 or float16 (half the disk), not {str(dtype)[:40]!r}."
+        )
+    out = {"values": chosen, "topk": topk, "surprisal": bool(surprisal), "streams": streams}
+    if dtype != "float32":
+        out["dtype"] = dtype  # absent: float32, as for jobs queued before float16
+    return out
 
 
 def _sub(progress: ProgressFn, start: float, end: float) -> ProgressFn:
@@ -286,7 +298,11 @@ def extraction_run(job: Job, progress: ProgressFn) -> dict[str, str]:
         )
     p = job.params["extract"]
     params = ExtractParams(
-        values=tuple(p["values"]), topk=p["topk"], surprisal=p["surprisal"], streams=p["streams"]
+        values=tuple(p["values"]),
+        topk=p["topk"],
+        surprisal=p["surprisal"],
+        streams=p["streams"],
+        dtype=p.get("dtype", "float32"),
     )
     device = compute_device()
     progress(0.0, f"Loading the model on the {device.upper()}.")

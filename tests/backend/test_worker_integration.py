@@ -145,6 +145,52 @@ def test_worker_process_trains_and_extracts_on_the_gpu_queue(worker, owner_api, 
     assert ss.origin == "extraction" and ss.manifest["stream_starts"] == [0, 200]
 
 
+def test_worker_process_extracts_a_float16_store(worker, owner_api, owner, project, tmp_path):
+    """`dtype: float16` travels with the job to the worker process: the sources are
+    stored as float16 (half the bytes), and the viewer reads them as float32."""
+    import numpy as np
+
+    from backend.artifacts.services import model_store_from_files
+    from backend.core.storage import store_path
+    from tests.support.lm import (
+        corpus_create,
+        safetensors_bytes,
+        tiny_model,
+        vocab_bytes,
+        write_files,
+    )
+    from workers.core.store import StateSet as Store
+
+    vocab = ["(", ")", "a", "\n"]
+    lm = tiny_model(vocab_size=len(vocab), embedding_size=5, hidden_size=6, layers=1)
+    paths = write_files(tmp_path / "up", **{"w.safetensors": safetensors_bytes(lm)})
+    model = model_store_from_files(
+        project=project, user=owner, weights=paths["w.safetensors"],
+        vocab_bytes=vocab_bytes(vocab), vocab_filename="vocab.json", name="tiny",
+    )  # fmt: skip
+    ids = np.random.default_rng(5).integers(0, len(vocab), size=300)
+    corpus = corpus_create(project, owner, ids, vocab)
+    r = owner_api.post(
+        "/api/projects/brackets/extractions/",
+        {"model": str(model.id), "corpus": str(corpus.id), "streams": 2, "dtype": "float16"},
+        format="json",
+    )
+    assert r.status_code == 202, r.content
+    job = job_wait(r.json()["job"]["id"], seconds=180)
+    assert job.status == "succeeded", job.error
+    ss = StateSet.objects.get(id=job.result["stateset"])
+    store = Store.open(store_path(ss.path))
+    assert {s.dtype for s in store.manifest.sources} == {"float16"}
+    assert all(store.values(sid).dtype == np.float16 for sid in store.source_ids)
+    r = owner_api.get(
+        f"/api/statesets/{ss.id}/context/",
+        {"source": "l1_h", "start": 0, "end": 299, "transform": "none"},
+    )
+    got = np.asarray(r.json()["values"], dtype=np.float64).T
+    want = np.asarray(store.values("l1_h")).astype(np.float64)
+    np.testing.assert_allclose(got, want, atol=6e-6, rtol=0)
+
+
 def test_jobs_made_while_the_broker_was_down_run_once_it_answers(
     start_worker, owner_api, project, monkeypatch, tmp_path
 ):

@@ -117,6 +117,16 @@ def test_editor_gets_upload_forms_but_no_member_form(collaborator, project):
 
 
 @pytest.mark.django_db
+def test_extract_form_offers_float16_storage(owner, project):
+    body = _client(owner).get("/p/brackets/").content.decode()
+    at = body.index('id="extract-form"')
+    form = body[at : body.index("</form>", at)]
+    assert '<select name="dtype">' in form
+    assert '<option value="float32" selected>float32</option>' in form
+    assert '<option value="float16">float16 (half the disk)</option>' in form
+
+
+@pytest.mark.django_db
 def test_outsider_gets_404_for_the_project_page(outsider, project):
     response = _client(outsider).get("/p/brackets/")
     assert response.status_code == 404

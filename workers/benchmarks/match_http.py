@@ -57,7 +57,7 @@ TARGET_OPEN_P95_MS = 50.0
 TARGET_BROWSER_P50_MS = 300.0
 TARGET_FIRST_DRAW_MS = 150.0
 TARGET_PAN_MS = 100.0
-# Issue target: a match over HTTP within the engine's own time + 8 ms (p50).
+# Target: a match over HTTP within the engine's own time + 8 ms (p50).
 TARGET_OVER_ENGINE_MS = 8.0
 CHROMIUM = Path("/usr/bin/chromium")
 REDIS_URL = "redis://127.0.0.1:6379/13"

@@ -107,6 +107,7 @@ class Plan:
     budget: int
     src_path: str
     src_offset: int
+    src_dtype: str = "float32"  # float16 sources are converted as they are read
 
     @classmethod
     def make(cls, ss: StateSet, source_id: str, q: MatchQuery, budget: int) -> Plan:
@@ -130,6 +131,7 @@ class Plan:
             budget=budget,
             src_path=str(path),
             src_offset=_data_offset(str(path)),
+            src_dtype=info.dtype,
         )
 
     def is_on(self, values: np.ndarray) -> np.ndarray:
@@ -344,7 +346,12 @@ def _mapped(path: str, offset: int, dtype: type, shape: tuple[int, int]) -> _Map
 
 
 class MatchFiles:
-    """The files one match reads: the index codes (if any) and the float32 source."""
+    """The files one match reads: the index codes (if any) and the source.
+
+    The source is float32 or float16 (``plan.src_dtype``); what :meth:`rows` and
+    :meth:`values` return is float32 either way (float16 widens exactly), so the
+    kernels and ``Plan.is_on`` see the same values as on a float32 copy.
+    """
 
     def __init__(self, plan: Plan, idx: MatchIndex | None) -> None:
         self.plan = plan
@@ -352,7 +359,8 @@ class MatchFiles:
         self.codes: _Mapped | None = None
         self.checks = 0
         self.release = plan.n > RELEASE_ABOVE
-        self.src = _mapped(plan.src_path, plan.src_offset, np.float32, (plan.n, plan.d))
+        self.dtype = np.dtype(plan.src_dtype)
+        self.src = _mapped(plan.src_path, plan.src_offset, self.dtype.type, (plan.n, plan.d))
         # Scattered reads of a large source go through pread: the first fault in
         # a map brings in a whole folio of the page cache (up to megabytes here),
         # which costs more than a system call and stays resident. A smaller
@@ -383,23 +391,30 @@ class MatchFiles:
         """
         plan = self.plan
         valid = (rows >= 0) & (rows < plan.n)
-        if not self.release:
+        f32 = self.dtype == np.float32
+        if not self.release and f32:
             return self.src.array.view(np.uint32), np.where(valid, rows, -1)
         pos = np.full(rows.shape, -1, dtype=np.int64)
         want = np.unique(rows[valid])
         if want.size == 0:
             return np.zeros((0, plan.d), dtype=np.uint32), pos
+        if not self.release:  # float16 through the map: the rows wanted, widened
+            pos[valid] = np.searchsorted(want, rows[valid])
+            return self.src.array[want].astype(np.float32).view(np.uint32), pos
         breaks = np.flatnonzero(np.diff(want) > _ROW_GAP) + 1
         run_lo = want[np.concatenate([[0], breaks])]
         run_hi = want[np.concatenate([breaks - 1, [want.size - 1]])] + 1
         run_at = np.concatenate([[0], np.cumsum(run_hi - run_lo)])
         buf = np.empty((int(run_at[-1]), plan.d), dtype=np.float32)
-        row_bytes = 4 * plan.d
+        raw = buf if f32 else np.empty(buf.shape, dtype=self.dtype)
+        row_bytes = self.dtype.itemsize * plan.d
         for lo, hi, at in zip(run_lo.tolist(), run_hi.tolist(), run_at.tolist(), strict=False):
-            view = buf[at : at + hi - lo]
+            view = raw[at : at + hi - lo]
             got = os.preadv(self.fd, [view.data.cast("B")], plan.src_offset + row_bytes * lo)
             if got != view.nbytes:
                 raise OSError("the source is shorter than its header says")
+        if not f32:
+            buf[...] = raw
         r = rows[valid]
         k = np.searchsorted(run_lo, r, side="right") - 1
         pos[valid] = run_at[k] + (r - run_lo[k])
@@ -409,14 +424,15 @@ class MatchFiles:
         """float32 values ``source[ts[i], cs[i]]`` (contiguous, for ``Plan.is_on``)."""
         plan = self.plan
         if not self.release or ts.size > 65536:
-            out = np.ascontiguousarray(self.src.array[ts, cs])
+            out = np.ascontiguousarray(self.src.array[ts, cs], dtype=np.float32)
             if self.release:
                 self.src.release_all()
             return out
         out = np.empty(ts.size, dtype=np.float32)
-        base = plan.src_offset + 4 * (ts * plan.d + cs)
+        size = self.dtype.itemsize
+        base = plan.src_offset + size * (ts * plan.d + cs)
         for i, off in enumerate(base.tolist()):
-            out[i] = np.frombuffer(os.pread(self.fd, 4, off), dtype=np.float32)[0]
+            out[i] = np.frombuffer(os.pread(self.fd, size, off), dtype=self.dtype)[0]
         return out
 
     def close(self) -> None:

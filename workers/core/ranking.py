@@ -44,7 +44,6 @@ import numba
 import numpy as np
 
 from workers.core.errors import InputError, ProgressFn
-from workers.core.match_index import npy_data_offset
 from workers.core.store import StateSet
 
 __all__ = [
@@ -203,30 +202,21 @@ def iter_row_blocks(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """``(start, block)`` for consecutive blocks of rows of a source, read with ``pread``.
 
-    ``block`` is float32 ``(b, D)``, a view of one buffer that the next block
-    overwrites (copy what must outlive the step). Reading with ``pread`` instead
-    of through a memory map keeps the resident set at one block whatever ``N``.
+    ``block`` is float32 ``(b, D)`` (a float16 source's values converted), a view
+    of one buffer that the next block overwrites (copy what must outlive the
+    step). Reading with ``pread`` instead of through a memory map keeps the
+    resident set at one block whatever ``N``.
     """
     info = ss.source(source_id)
     n, d = ss.length, info.cells
     step = max(1, rows if rows is not None else _BLOCK_VALUES // max(1, d))
-    path = ss.path / "sources" / f"{info.id}.npy"
-    offset = npy_data_offset(path)
+    src = ss.source_file(source_id)
     buf = np.empty((min(step, n), d), dtype=np.float32)
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(src.path, os.O_RDONLY)
     try:
         for a in range(0, n, step):
             b = min(n, a + step)
-            view = buf[: b - a]
-            want = view.nbytes
-            done = 0
-            mem = view.data.cast("B")
-            while done < want:
-                got = os.preadv(fd, [mem[done:]], offset + 4 * a * d + done)
-                if got <= 0:
-                    raise OSError(f"short read from {path.name}")
-                done += got
-            yield a, view
+            yield a, src.read_rows(fd, a, buf[: b - a])
     finally:
         os.close(fd)
 

@@ -18,7 +18,8 @@ Layout of a state set directory::
     manifest.json                 written last, see below
     tokens.npy                    int32 (N,)   token id per time step
     vocab.json                    list of V strings, index = token id
-    sources/<source_id>.npy       float32 (N, D) row-major, raw values
+    sources/<source_id>.npy       float32 (N, D) row-major, raw values; float16
+                                  where the source's ``dtype`` says so
     annotations/<name>.npy        scalar: float32 (N,); discrete: int32 (N,);
                                   wordvec: int32 (N, k) token ids
     annotations/<name>.weights.npy  wordvec only, optional: float32 (N, k)
@@ -29,13 +30,20 @@ Layout of a state set directory::
     {"format": "statelab-stateset", "version": 1,
      "length": N, "vocab_size": V,
      "sources": [{"id", "name", "layer", "kind", "cells", "transform",
-                  "unsigned"}, ...],
+                  "unsigned", "dtype"}, ...],
      "annotations": [{"name", "kind", "labels", "range", "k"}, ...],
      "stream_starts": [...], "doc_starts": [...],
      "has_embedding": bool, "extra": {...}}
 
 Source values are stored raw; the source's ``transform`` (``tanh`` or ``none``)
-is applied at read time, so a user can still ask for the other view. A discrete
+is applied at read time, so a user can still ask for the other view. A source's
+``dtype`` is ``float32`` (the default, and what a manifest without the key means)
+or ``float16`` (an extraction asked for half the disk). Every reader works in
+float32: a float16 value converts to float32 exactly, so whatever is computed
+from a float16 source equals what the same computation gives on the float32
+array of the same (rounded) values. :meth:`StateSet.values` maps the file as
+stored; :meth:`StateSet.source_file` and :meth:`SourceFile.read_rows` read rows
+with ``pread`` into a float32 buffer. A discrete
 annotation stores label ids, ``labels[i]`` being the label of id ``i`` (``""`` for
 an id without a label). A wordvec annotation's ids index the state set's vocab
 unless the annotation carries its own ``labels``.
@@ -95,12 +103,14 @@ from workers.core.errors import InputError
 
 __all__ = [
     "CORPUS_FORMAT",
+    "SOURCE_DTYPES",
     "STATESET_FORMAT",
     "AnnotationExistsError",
     "AnnotationInfo",
     "ArrayFile",
     "CorpusData",
     "Manifest",
+    "SourceFile",
     "SourceInfo",
     "StagedAnnotation",
     "StateSet",
@@ -121,6 +131,8 @@ CORPUS_FORMAT = "statelab-corpus"
 FORMAT_VERSION = 1
 
 TRANSFORMS = ("tanh", "none")
+# How a source's values may be stored; float32 is the default.
+SOURCE_DTYPES = ("float32", "float16")
 ANNOTATION_KINDS = ("discrete", "scalar", "wordvec")
 
 # Names that become file names inside the store: no separators, no dots first.
@@ -155,12 +167,19 @@ class SourceInfo:
     cells: int
     transform: str
     unsigned: bool = False
+    dtype: str = "float32"  # one of SOURCE_DTYPES: how the values are stored
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.dtype == "float32":
+            del out["dtype"]  # the default: manifests stay as they were before float16
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SourceInfo:
+        dtype = str(data.get("dtype", "float32"))
+        if dtype not in SOURCE_DTYPES:
+            raise ValueError(f"source dtype {dtype!r} is not one of {SOURCE_DTYPES}")
         return cls(
             id=str(data["id"]),
             name=str(data["name"]),
@@ -169,6 +188,7 @@ class SourceInfo:
             cells=int(data["cells"]),
             transform=str(data["transform"]),
             unsigned=bool(data.get("unsigned", False)),
+            dtype=dtype,
         )
 
 
@@ -615,7 +635,7 @@ class StateSetWriter:
         *,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        """Write a ``rows x info.cells`` float32 source, slice by slice.
+        """Write a ``rows x info.cells`` source (``info.dtype``), slice by slice.
 
         ``fill(a, b)`` returns rows ``[a, b)`` as an array of shape
         ``(b - a, info.cells)``; it is called with slices small enough that memory
@@ -626,7 +646,7 @@ class StateSetWriter:
         path = self.tmp_dir / "sources" / f"{info.id}.npy"
         # Positioned writes, not a writable map: pages written through a map stay in
         # the writer's resident set, which would grow to the size of the source.
-        out = ArrayFile(path, (rows, info.cells), np.float32)
+        out = ArrayFile(path, (rows, info.cells), info.dtype)
         try:
             step = max(1, _SLICE_ELEMENTS // info.cells)
             for a in range(0, rows, step):
@@ -652,6 +672,8 @@ class StateSetWriter:
             raise ValueError(f"source id {info.id!r} is used twice")
         if rows < 1 or info.cells < 1:
             raise ValueError("a source needs at least one row and one cell")
+        if info.dtype not in SOURCE_DTYPES:
+            raise ValueError(f"dtype must be one of {SOURCE_DTYPES}, not {info.dtype!r}")
 
     def _open_file(self, path: Path, shape: tuple[int, ...], dtype: Any) -> ArrayFile:
         f = ArrayFile(path, shape, dtype, reuse=not self._owns_tmp)
@@ -674,15 +696,16 @@ class StateSetWriter:
         return self._open_file(self.tmp_dir / "tokens.npy", (int(rows),), np.int32)
 
     def open_source(self, info: SourceInfo, rows: int) -> ArrayFile:
-        """Open a ``rows x info.cells`` float32 source for writing rows in any order.
+        """Open a ``rows x info.cells`` source (``info.dtype``) for writing rows in any order.
 
         Like :meth:`add_source`, but the caller writes the rows (all of them)
-        through the returned :class:`ArrayFile` before :meth:`commit`.
+        through the returned :class:`ArrayFile` before :meth:`commit`; float32
+        blocks written to a float16 source are rounded to nearest by the file.
         """
         self._check_open()
         self._check_source(info, rows)
         f = self._open_file(
-            self.tmp_dir / "sources" / f"{info.id}.npy", (int(rows), info.cells), np.float32
+            self.tmp_dir / "sources" / f"{info.id}.npy", (int(rows), info.cells), info.dtype
         )
         self._sources.append((info, int(rows)))
         return f
@@ -835,6 +858,58 @@ def _load_vocab(path: Path) -> list[str]:
     return [str(v) for v in vocab]
 
 
+@dataclass(frozen=True)
+class SourceFile:
+    """A source's ``.npy`` file: where its row-major ``rows x cells`` data starts and
+    how it is stored (float32 or float16)."""
+
+    path: Path
+    offset: int
+    dtype: np.dtype[Any]
+    rows: int
+    cells: int
+
+    @property
+    def row_bytes(self) -> int:
+        return self.cells * self.dtype.itemsize
+
+    def read_rows(self, fd: int, start: int, out: np.ndarray) -> np.ndarray:
+        """Rows ``[start, start + len(out))`` into ``out`` (float32, C-contiguous
+        ``(r, cells)``) with ``pread`` on ``fd`` (this file, opened for reading);
+        float16 values are converted, exactly. Returns ``out``."""
+        if out.dtype != np.float32 or not out.flags.c_contiguous or out.shape[1:] != (self.cells,):
+            raise ValueError("rows are read into a C-contiguous float32 (r, cells) array")
+        r = out.shape[0]
+        if start < 0 or start + r > self.rows:
+            raise ValueError(f"rows [{start}, {start + r}) lie outside [0, {self.rows})")
+        # float16: the stored bytes go into the first half of ``out``'s memory and
+        # are widened in place (no second buffer).
+        raw = out.reshape(-1).view(np.uint8)[: r * self.row_bytes]
+        mem = raw.data.cast("B")
+        want, done = len(mem), 0
+        while done < want:
+            got = os.preadv(fd, [mem[done:]], self.offset + start * self.row_bytes + done)
+            if got <= 0:
+                raise OSError(f"short read from {self.path.name}")
+            done += got
+        if self.dtype != np.float32:
+            _widen_in_place(raw.view(self.dtype), out)
+        return out
+
+
+def _widen_in_place(src: np.ndarray, out: np.ndarray) -> None:
+    """``out.flat[i] = src[i]`` where ``src`` (float16, n values) is the first half
+    of ``out``'s memory. Pieces go from the end backwards, each copied before it is
+    written: piece ``[lo, hi)`` lands on bytes ``[4 lo, 4 hi)``, beyond the values
+    ``[0, lo)`` still to be read (bytes ``[0, 2 lo)``)."""
+    flat = out.reshape(-1)
+    hi = flat.size
+    while hi > 0:
+        lo = max(0, hi - (1 << 16))
+        flat[lo:hi] = src[lo:hi].astype(np.float32)
+        hi = lo
+
+
 class StateSet:
     """Read-only view of a published state set; arrays are memory-mapped lazily."""
 
@@ -894,13 +969,36 @@ class StateSet:
             raise UnknownNameError(f"there is no source {source_id!r} in this state set") from None
 
     def values(self, source_id: str) -> np.ndarray:
-        """float32 (N, D) memory map of the raw values of a source."""
+        """(N, D) memory map of the raw values of a source, in the source's dtype
+        (float32, or float16: convert what is read, ``apply_transform`` does)."""
         arr = self._values.get(source_id)
         if arr is None:
             info = self.source(source_id)
             arr = self._load(self.path / "sources" / f"{info.id}.npy", (self.length, info.cells))
+            if arr.dtype != np.dtype(info.dtype):
+                raise InputError(
+                    f"source {info.id} of state set {self.path.name} is stored as {arr.dtype}, "
+                    f"the manifest says {info.dtype}"
+                )
             self._values[source_id] = arr
         return arr
+
+    def source_file(self, source_id: str) -> SourceFile:
+        """Where a source's values lie in its file, for reads with ``pread``."""
+        info = self.source(source_id)
+        path = self.path / "sources" / f"{info.id}.npy"
+        try:
+            with open(path, "rb") as fh:
+                shape, fortran, dtype = _read_npy_header(fh)
+                offset = fh.tell()
+        except FileNotFoundError as exc:
+            raise InputError(f"the store {self.path.name} is missing {path.name}") from exc
+        if shape != (self.length, info.cells) or fortran or dtype != np.dtype(info.dtype):
+            raise InputError(
+                f"{path.name} in state set {self.path.name} holds {dtype} {shape}, expected "
+                f"{info.dtype} {(self.length, info.cells)}"
+            )
+        return SourceFile(path, offset, dtype, self.length, info.cells)
 
     def annotation_info(self, name: str) -> AnnotationInfo:
         try:

@@ -302,3 +302,106 @@ def test_the_default_name_does_not_repeat_the_corpus(owner_api, owner, project, 
         job = owner_api.get(f"/api/jobs/{r.json()['job']['id']}/").json()
         names[model_name] = StateSet.objects.get(id=job["result"]["stateset"]).name
     assert names == {"tiny": "tiny on parens", "LSTM on parens": "LSTM on parens"}
+
+
+def test_a_float16_store_is_half_the_bytes_and_reads_everywhere(
+    owner_api, owner, project, lm, tmp_path
+):
+    """`dtype: float16` stores every source as float16; the viewer's windows (JSON and
+    packed float32), matches, exports and LSTMVis' API read it like the float32 array
+    of the same values, and those values are the float32 extraction's, rounded."""
+    import csv
+    import io
+
+    from tests.support.match_oracle import oracle
+    from workers.core.store import StateSet as Store
+
+    model = _store_model(project, owner, lm, tmp_path)
+    corpus, ids = _corpus(project, owner)
+    stores = {}
+    for dtype in ("float32", "float16"):
+        r = _extract(
+            owner_api, model=str(model.id), corpus=str(corpus.id), values=["h", "c"],
+            streams=3, dtype=dtype, name=dtype,
+        )  # fmt: skip
+        assert r.status_code == 202, r.content
+        job = owner_api.get(f"/api/jobs/{r.json()['job']['id']}/").json()
+        assert job["status"] == "succeeded", job
+        stores[dtype] = StateSet.objects.get(id=job["result"]["stateset"])
+    ss = stores["float16"]
+    info = owner_api.get(f"/api/statesets/{ss.id}/").json()
+    assert {s["dtype"] for s in info["sources"]} == {"float16"}
+    assert {s["dtype"] for s in owner_api.get(f"/api/statesets/{stores['float32'].id}/").json()[
+        "sources"
+    ]} == {"float32"}  # fmt: skip
+    f16, f32 = (Store.open(store_path(stores[k].path)) for k in ("float16", "float32"))
+    for sid in f16.source_ids:
+        a = np.asarray(f16.values(sid))
+        assert a.dtype == np.float16
+        np.testing.assert_array_equal(a, np.asarray(f32.values(sid)).astype(np.float16))
+        s16, s32 = ((s.path / "sources" / f"{sid}.npy").stat().st_size - 128 for s in (f16, f32))
+        assert s16 * 2 == s32
+    assert ss.size_bytes < stores["float32"].size_bytes
+
+    raw = np.asarray(f16.values("l1_c")).astype(np.float32)  # (N, 7)
+    want = reference_states(lm, ids, info["stream_starts"])[(0, "c")]
+    url = f"/api/statesets/{ss.id}/context/"
+    q = {"source": "l1_c", "start": 0, "end": N - 1, "transform": "none"}
+    got = np.asarray(owner_api.get(url, q).json()["values"], dtype=np.float64).T
+    np.testing.assert_allclose(got, raw, atol=6e-6, rtol=0)  # 5 digits of the stored values
+    # No visible difference from the float32 values: within float16's rounding.
+    assert np.all(np.abs(got - want) <= 2.0**-11 * np.abs(want) + 1e-4)
+    packed = owner_api.get(url, {**q, "values": "f32"})
+    assert packed.status_code == 200
+    body = packed.content
+    n = int.from_bytes(body[:4], "little")
+    values = np.frombuffer(body[4 + n :], dtype="<f4").reshape(7, N)
+    np.testing.assert_allclose(values.T, raw, atol=6e-6, rtol=0)
+
+    # A match: the oracle on the float32 array of the stored values (index and exact checks).
+    r = owner_api.post(
+        f"/api/statesets/{ss.id}/matches/",
+        {"source": "l1_c", "cells": [0, 1, 2], "threshold": 0.3},
+        format="json",
+    )
+    assert r.status_code == 200, r.content[:300]
+    answer = r.json()
+    expected = oracle(raw, [0, 1, 2], 0.3, "tanh", zero_left=1, zero_right=0)
+    got_hits = [(h["position"], h["length"], h["intersection"], h["union"]) for h in answer["hits"]]
+    assert got_hits == expected.hits and answer["exact"] is True
+
+    # An export (CSV): the stored values through tanh.
+    r = owner_api.get(
+        f"/api/statesets/{ss.id}/export/?source=l1_c&start=0&end={N - 1}&cells=0,6&format=csv"
+    )
+    assert r.status_code == 200
+    text = b"".join(r.streaming_content).decode()
+    rows = [row for row in csv.reader(io.StringIO(text)) if row and not row[0].startswith("#")]
+    exported = np.array([[float(v) for v in row[2:]] for row in rows[1:]])
+    np.testing.assert_allclose(exported, np.tanh(raw[:, [0, 6]]), rtol=1e-6, atol=1e-7)
+
+    # LSTMVis' API: the newest state set of the project is the float16 one.
+    r = owner_api.get(
+        "/api/v2/context",
+        {"project": "brackets", "source": "l1_c", "pos": "20", "left": 2, "right": 3,
+         "dims": "states", "cells": "0,1"},
+    )  # fmt: skip
+    assert r.status_code == 200, r.content
+    data = np.array(r.json()["results"]["states"][0]["data"])
+    np.testing.assert_allclose(data, np.round(np.tanh(raw[18:24][:, [0, 1]]).T, 5), atol=1e-5)
+    r = owner_api.get(
+        "/api/v2/match",
+        {"project": "brackets", "source": "l1_c", "cells": "0,1,2", "activation": "0.3"},
+    )
+    assert r.status_code == 200, r.content
+    ranking = r.json()["results"]["rankingDetail"]
+    assert [item["pos"] for item in ranking] == [h[0] for h in expected.hits][: len(ranking)]
+
+
+def test_an_unknown_store_dtype_is_a_400(owner_api, owner, project, lm, tmp_path):
+    model = _store_model(project, owner, lm, tmp_path)
+    corpus, _ = _corpus(project, owner)
+    r = _extract(owner_api, model=str(model.id), corpus=str(corpus.id), dtype="float64")
+    assert r.status_code == 400, r.content
+    assert "dtype must be float32 or float16 (half the disk)" in r.json()["error"]["message"]
+    assert not Job.objects.exists()

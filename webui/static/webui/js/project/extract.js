@@ -1,5 +1,6 @@
 // The extraction form: a model and a corpus from the project, which values to keep
-// (offered as the model's type allows), top-k and surprisal. It starts a job that
+// (offered as the model's type allows), top-k, surprisal and how the values are
+// stored (float32, or float16 for half the disk). It starts a job that
 // shows in the form and under Jobs. In project/ as a part of the project page.
 
 import { post } from "../core/api.js";
@@ -41,6 +42,7 @@ export function createExtractForm(form, { api, jobs }) {
     const values = [...f.querySelectorAll('input[name="values"]:checked')].map((b) => b.value);
     if (!values.length) throw problem("Choose at least one kind of value to extract.");
     const body = { model, corpus, values, surprisal: f.elements.surprisal.checked };
+    if (f.elements.dtype && f.elements.dtype.value !== "float32") body.dtype = f.elements.dtype.value;
     putNumbers(body, f, [["topk", "Top-k"]]);
     putOptional(body, f, ["name"]);
     jobs.track((await post(api.extractions, body)).job, f);
