@@ -19,7 +19,6 @@
 import { get, getWindow, isAbort, post, withQuery } from "../core/api.js";
 import { bootData, fmtInt, fmtValue, h, showToken } from "../core/format.js";
 import { codecs, createUrlState } from "../core/urlstate.js";
-import { mountHypothesisPanel } from "../views/hypothesis-panel.js";
 import { okabeIto } from "../core/palettes.js";
 import { createHeatmap } from "../views/heatmap.js";
 import { createHistograms } from "../views/histogram.js";
@@ -626,6 +625,7 @@ function draw() {
   if (firstDraw) {
     firstDraw = false;
     measure("analysis:first-draw", firstDrawStart);
+    setTimeout(panelLoad, 0);
   }
   void t1;
   setBusy(win.loading !== "" || (Boolean(st.cmp) && !cmpOn));
@@ -1260,6 +1260,18 @@ async function start() {
   render();
 }
 
+// The hypothesis panel and its ten modules (sharing, comments, statistics, ranking,
+// Markdown) are loaded after the first window is drawn, so that they are not
+// fetched and compiled before it; it finds the view through analysis-state.js
+// whenever it comes. A page whose first draw does not come (an error) loads it too.
+let panelLoading = null;
+function panelLoad() {
+  if (panelLoading) return;
+  panelLoading = import("../views/hypothesis-panel.js")
+    .then((m) => m.mountHypothesisPanel(document.getElementById("hypothesis-panel")))
+    .catch((err) => showError(`The hypothesis panel could not be loaded: ${err.message}`));
+}
+setTimeout(panelLoad, 2000);
+
 void okabeIto;
 start();
-mountHypothesisPanel(document.getElementById("hypothesis-panel"));
