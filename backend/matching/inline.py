@@ -65,7 +65,7 @@ def _warm_up() -> None:
     from workers.core.warmup import warm_up
 
     try:
-        done = warm_up()
+        done = warm_up(matching_only=True)
         log.info("match kernels ready in the web process in %.2f s", done.seconds)
         _warm.set()
     except Exception:  # the jobs answer instead; the next eligible request tries again

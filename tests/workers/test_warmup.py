@@ -66,3 +66,53 @@ def test_after_the_warm_up_real_work_compiles_nothing_new() -> None:
     assert out["before"] and all(out["before"].values()), out["before"]
     new = {k: (out["before"][k], n) for k, n in out["after"].items() if n != out["before"][k]}
     assert new == {}, f"compiled after the warm-up: {new}"
+
+
+MATCHING_ONLY = r"""
+import json, tempfile
+from pathlib import Path
+
+from workers.core.warmup import KERNELS, kernel_status, warm_up
+
+done = warm_up(matching_only=True)
+before = kernel_status()
+
+from workers.benchmarks.common import build_stateset
+from workers.core.match import MatchQuery, build_match_index, match
+from workers.core.store import StateSet
+
+with tempfile.TemporaryDirectory() as tmp:
+    path = Path(tmp) / "set"
+    build_stateset(path, 300_000, 70)
+    build_match_index(path)
+    ss = StateSet.open(path)
+    for cells in [(4,), (1, 2, 3), tuple(range(66))]:
+        for transform in (None, "none"):
+            for use_index in (True, False):
+                q = MatchQuery(cells=cells, threshold=0.3, transform=transform)
+                match(ss, "s0", q, use_index=use_index)
+
+after = kernel_status()
+engine = [f"match_kernels.{k}" for k in KERNELS["workers.core.match_kernels"]]
+print(json.dumps({"before": before, "after": after, "engine": engine}))
+"""
+
+
+def test_a_web_process_warms_the_match_kernels_only() -> None:
+    """What a web process compiles before it answers small matches itself: every
+    match kernel, so that no match compiles, and none of ranking's or statistics'."""
+    proc = subprocess.run(
+        [sys.executable, "-c", MATCHING_ONLY],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    before, after = out["before"], out["after"]
+    assert all(before[k] for k in out["engine"]), before
+    assert not any(n for k, n in before.items() if k not in out["engine"]), before
+    new = {k: (before[k], after[k]) for k in out["engine"] if after[k] != before[k]}
+    assert new == {}, f"a match compiled after the warm-up: {new}"

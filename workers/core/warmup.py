@@ -96,16 +96,18 @@ def _cache_hits() -> int:
     return sum(sum(d.stats.cache_hits.values()) for d in _dispatchers().values())
 
 
-def warm_up() -> WarmUp:
+def warm_up(*, matching_only: bool = False) -> WarmUp:
     """Compile (or load from the cache) every kernel of :data:`KERNELS` for
     the argument types real jobs use; returns what it did. Takes about a second
-    with a filled cache; nothing is left on disk but numba's cache."""
+    with a filled cache; nothing is left on disk but numba's cache. With
+    ``matching_only`` (a web process, which answers small matches itself) only the
+    match engine's kernels and the index builder's, not ranking's and statistics'."""
     started = time.perf_counter()
     hits_before = _cache_hits()
     with tempfile.TemporaryDirectory(prefix="statelab-warm-up-") as tmp:
         path = Path(tmp) / "stateset"
         _write_stateset(path)
-        _exercise(path)
+        _exercise(path, matching_only=matching_only)
     return WarmUp(
         seconds=round(time.perf_counter() - started, 3),
         kernels=kernel_status(),
@@ -148,7 +150,7 @@ def _write_stateset(path: Path) -> None:
     build_match_index(path)
 
 
-def _exercise(path: Path) -> None:
+def _exercise(path: Path, *, matching_only: bool = False) -> None:
     from workers.core.match import DEFAULT_BUDGET, MatchQuery
     from workers.core.match_engine import MatchFiles, Plan, run_cpu
     from workers.core.match_index import open_index
@@ -175,6 +177,8 @@ def _exercise(path: Path) -> None:
                         run_cpu(plan, files, 0, plan.n, threads=1)
                     finally:
                         files.close()
+    if matching_only:
+        return
     for transform in ("tanh", "none"):
         rank_cells(ss, "s0", "kind", "a", transform=transform)
         rank_cells(ss, "s0", "depth", transform=transform)
