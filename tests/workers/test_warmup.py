@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,9 +52,10 @@ print(json.dumps({"ready": done.ready, "before": before, "after": after}))
 """
 
 
-def test_after_the_warm_up_real_work_compiles_nothing_new() -> None:
+def _fresh(script: str) -> dict[str, Any]:
+    """Run `script` in a fresh interpreter; the JSON of its last line."""
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+        [sys.executable, "-c", script],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -61,7 +63,12 @@ def test_after_the_warm_up_real_work_compiles_nothing_new() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def test_after_the_warm_up_real_work_compiles_nothing_new() -> None:
+    out = _fresh(SCRIPT)
     assert out["ready"]
     assert out["before"] and all(out["before"].values()), out["before"]
     new = {k: (out["before"][k], n) for k, n in out["after"].items() if n != out["before"][k]}
@@ -101,16 +108,7 @@ print(json.dumps({"before": before, "after": after, "engine": engine}))
 def test_a_web_process_warms_the_match_kernels_only() -> None:
     """What a web process compiles before it answers small matches itself: every
     match kernel, so that no match compiles, and none of ranking's or statistics'."""
-    proc = subprocess.run(
-        [sys.executable, "-c", MATCHING_ONLY],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = _fresh(MATCHING_ONLY)
     before, after = out["before"], out["after"]
     assert all(before[k] for k in out["engine"]), before
     assert not any(n for k, n in before.items() if k not in out["engine"]), before
