@@ -22,8 +22,8 @@ A match goes through its job as before when any of these holds:
 * the answer is stored (it is read, as before) or a job computes it (the request
   joins it).
 
-An engine error here leaves the row pending and raises as the job would have
-failed: a 4xx for a query the state set cannot answer, else the job path is tried.
+An engine error here stores nothing: a query the state set cannot answer gets the
+422 a failed job would give, and any other error sends the match to a worker.
 """
 
 from __future__ import annotations
@@ -38,9 +38,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from backend.accounts.models import User
+from backend.core.errors import ApplicationError
 from backend.jobs.models import ACTIVE, Job
 from backend.states.models import StateSet
 from backend.states.selectors import stateset_store
+from workers.core.errors import InputError
 
 from .models import Match, MatchStatus
 from .services import (
@@ -151,6 +153,13 @@ def match_start_here(
         t = time.perf_counter()
         result = engine_match(stateset_store(stateset), source, query)
         seconds = time.perf_counter() - t
+    except InputError as exc:  # the query does not fit the state set: as a job would say
+        raise ApplicationError(
+            f"The match failed: {exc}", code="match_failed", status_code=422
+        ) from None
+    except Exception:  # anything else: a worker tries, and reports it if it fails too
+        log.exception("a match in the web process failed; it goes to a worker")
+        return _by_job(**ask)
     finally:
         slot.release()
     now = timezone.now()

@@ -96,3 +96,40 @@ def test_a_bad_query_is_refused_before_anything_runs(owner_api, imported, here):
     r = _post(owner_api, imported, cells=[0, 999])
     assert r.status_code == 400 and "999" in r.json()["error"]["message"]
     assert not Match.objects.exists() and not Job.objects.filter(kind="match").exists()
+
+
+def test_an_engine_failure_here_sends_the_match_to_a_worker(owner_api, imported, here, monkeypatch):
+    import workers.core.match as core
+
+    real = core.match
+    calls = []
+
+    def fails_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a damaged map")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core, "match", fails_once)
+    r = _post(owner_api, imported, cells=[0, 2])
+    assert r.status_code == 200, r.content
+    assert len(calls) == 2 and Job.objects.filter(kind="match").count() == 1
+    assert Match.objects.get().status == MatchStatus.DONE
+
+
+def test_a_query_the_engine_refuses_is_a_422_and_stores_nothing(
+    owner_api, imported, here, monkeypatch
+):
+    import workers.core.match as core
+    from workers.core.errors import InputError
+
+    def refuses(*args, **kwargs):
+        raise InputError("the source has fewer cells than asked for")
+
+    monkeypatch.setattr(core, "match", refuses)
+    r = _post(owner_api, imported, cells=[0, 2])
+    assert r.status_code == 422
+    assert r.json()["error"]["message"] == (
+        "The match failed: the source has fewer cells than asked for"
+    )
+    assert not Match.objects.exists() and not Job.objects.filter(kind="match").exists()
