@@ -18,9 +18,10 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse, urlunparse
 
 import numpy as np
 
@@ -191,15 +192,19 @@ def build_stateset(
 _django_ready: Path | None = None
 
 
-def django_setup(var: Path) -> None:
-    """Configure Django (local settings, SQLite under ``var``) once per process, migrated."""
+def django_setup(var: Path, database_url: str | None = None) -> None:
+    """Configure Django (local settings; SQLite under ``var``, or ``database_url``)
+    once per process, migrated."""
     global _django_ready
     if _django_ready is not None:
         return
     os.environ["DJANGO_SETTINGS_MODULE"] = "backend.config.settings.local"
     os.environ["STATELAB_VAR_DIR"] = str(var)
     os.environ["STATELAB_STORE_ROOT"] = str(var / "store")
-    os.environ.pop("DATABASE_URL", None)
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
+    else:
+        os.environ.pop("DATABASE_URL", None)
     import django
 
     django.setup()
@@ -208,6 +213,31 @@ def django_setup(var: Path) -> None:
     call_command("migrate", verbosity=0)
     (var / "static").mkdir(parents=True, exist_ok=True)
     _django_ready = var
+
+
+@contextlib.contextmanager
+def temporary_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database (its URL) on the server of `admin_url`, dropped after
+    the block; raises when that server does not answer."""
+    import psycopg
+
+    parsed = urlparse(admin_url)
+    admin = psycopg.connect(
+        host=parsed.hostname or "127.0.0.1",
+        port=parsed.port or 5432,
+        user=parsed.username or "postgres",
+        password=parsed.password or None,
+        dbname=(parsed.path or "/postgres").lstrip("/") or "postgres",
+        autocommit=True,
+        connect_timeout=3,
+    )
+    name = f"{prefix}_{os.getpid()}"
+    try:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        yield urlunparse(parsed._replace(path=f"/{name}"))
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
 
 
 def status_kib(field: str) -> int:

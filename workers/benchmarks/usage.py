@@ -35,11 +35,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
 
 import numpy as np
 
-from workers.benchmarks.common import section_child_main, section_child_run, section_flags
+from workers.benchmarks.common import (
+    section_child_main,
+    section_child_run,
+    section_flags,
+    temporary_database,
+)
 
 TARGET_DASHBOARD_P95_MS = 300.0
 TARGET_ROLLUP_DAY_S = 2.0
@@ -444,43 +448,24 @@ def child(args: argparse.Namespace, var: Path) -> dict[str, Any]:
 # --- the parent: a database of its own, the child, the result --------------------------
 
 
-def _admin(url: str) -> Any:
-    import psycopg
-
-    parsed = urlparse(url)
-    return psycopg.connect(
-        host=parsed.hostname or "127.0.0.1",
-        port=parsed.port or 5432,
-        user=parsed.username or "postgres",
-        password=parsed.password or None,
-        dbname=(parsed.path or "/postgres").lstrip("/") or "postgres",
-        autocommit=True,
-        connect_timeout=3,
-    )
-
-
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Creates a database, runs the measurement in a child process, drops the database."""
-    name = f"statelab_bench_usage_{os.getpid()}"
-    try:
-        admin = _admin(args.usage_database)
-    except Exception as exc:
-        return {"skipped": f"no PostgreSQL at {args.usage_database}: {exc}"}
     var = tmp / "usage-var"
     var.mkdir(parents=True, exist_ok=True)
-    parsed = urlparse(args.usage_database)
-    db_url = urlunparse(parsed._replace(path=f"/{name}"))
+    flags = section_flags(
+        args,
+        "usage",
+        ["events", "users", "projects", "requests", "day_events", "queries", "records"],
+    )
+    import psycopg
+
     try:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        flags = section_flags(
-            args,
-            "usage",
-            ["events", "users", "projects", "requests", "day_events", "queries", "records"],
-        )
-        return section_child_run("workers.benchmarks.usage", var, flags, {"DATABASE_URL": db_url})
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+        with temporary_database(args.usage_database, "statelab_bench_usage") as db_url:
+            return section_child_run(
+                "workers.benchmarks.usage", var, flags, {"DATABASE_URL": db_url}
+            )
+    except psycopg.OperationalError as exc:  # no server there: the section is skipped
+        return {"skipped": f"no PostgreSQL at {args.usage_database}: {exc}"}
 
 
 def main(argv: list[str] | None = None) -> int:
