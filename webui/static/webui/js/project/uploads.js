@@ -13,7 +13,7 @@ export function uploadProgress(form) {
   let box = form.querySelector(".upload-progress");
   if (!box) {
     box = h("div", { class: "upload-progress", "aria-live": "polite" },
-      h("progress", { max: "1", value: "0" }), h("span", { class: "muted" }));
+      h("progress", { max: "1", value: "0", "aria-label": "Upload progress" }), h("span", { class: "muted" }));
     form.querySelector(".form-status").before(box);
   }
   const [bar, text] = box.children;
