@@ -275,6 +275,86 @@ def test_parallel_parts_equal_the_oracle(
         match_engine._MIN_PART = saved
 
 
+@st.composite
+def wide_matrices(draw: st.DrawFn) -> tuple[np.ndarray, str]:
+    """Up to 20 cells of few levels: counts that reach past the eight levels that
+    ``low_levels`` counts side by side."""
+    n = draw(st.integers(1, 64))
+    d = draw(st.integers(3, 20))
+    pool = [-1.0, 0.0, 0.5, 1.0, math.nan] + ([_near(0.3, k) for k in (-1, 1)])
+    flat = draw(st.lists(st.sampled_from(pool), min_size=n * d, max_size=n * d))
+    return np.array(flat, dtype=np.float32).reshape(n, d), draw(st.sampled_from(["tanh", "none"]))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    case=st.one_of(matrices(), wide_matrices()),
+    threads=st.integers(1, 3),
+    per_hit=st.sampled_from([0, 1, 64]),
+)
+def test_levels_left_out_of_the_stream_equal_the_oracle(
+    data: st.DataObject, case: tuple[np.ndarray, str], threads: int, per_hit: int
+) -> None:
+    """The scan that leaves the low levels out of the stream (counting their
+    candidates instead), forced on at any size, with and without parallel parts,
+    including the rescan when the top K reaches below the levels kept."""
+    raw, transform = case
+    n, d = raw.shape
+    saved = (
+        match_engine._MIN_PART,
+        match_engine._PRUNE_PER_HIT,
+        match_engine._PRUNE_MIN_CANDIDATES,
+    )
+    match_engine._MIN_PART = 1
+    match_engine._PRUNE_PER_HIT = per_hit
+    match_engine._PRUNE_MIN_CANDIDATES = 0
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            ss = write_stateset(Path(tmp) / "ss", raw, transform)
+            build_match_index(ss.path)
+            for _ in range(3):
+                q = data.draw(queries(n, d))
+                want = oracle_for(raw, q, transform)
+                got = match(ss, "s0", q, threads=threads)
+                assert_same(got, want, len(q.cells), f"levels left out, {threads} threads")
+    finally:
+        match_engine._MIN_PART, match_engine._PRUNE_PER_HIT, match_engine._PRUNE_MIN_CANDIDATES = (
+            saved
+        )
+
+
+def test_low_levels_counts_each_level_like_the_oracle() -> None:
+    """``low_levels`` against a direct reading of the contract: per level, the
+    maximal runs of ``count >= lv`` whose minimum is ``lv``, by minimum length."""
+    from workers.core import match_kernels as K
+
+    rng = np.random.default_rng(5)
+    for trial in range(40):
+        n = int(rng.integers(1, 400))
+        m = int(rng.integers(1, 14))
+        bits = rng.random((n, m)) < rng.uniform(0.1, 0.9)
+        mask = (bits * (1 << np.arange(m, dtype=np.uint64))).sum(axis=1).astype(np.uint64)
+        count = bits.sum(axis=1)
+        own_s = int(rng.integers(0, 3)) if trial % 2 else 0
+        for len_lo in (1, 2):
+            got = np.zeros(10, dtype=np.int64)
+            K.low_levels(mask, 0, 0, n, own_s, len_lo, got)
+            want = np.zeros(10, dtype=np.int64)
+            for lv in range(1, 9):
+                t = 0
+                while t < n:
+                    if count[t] >= lv:
+                        a = t
+                        while t < n and count[t] >= lv:
+                            t += 1
+                        if count[a:t].min() == lv and t - a >= len_lo and a >= own_s:
+                            want[lv] += 1
+                    else:
+                        t += 1
+            assert got.tolist() == want.tolist(), (trial, len_lo, own_s)
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), case=matrices())
 def test_reads_of_large_corpora_equal_the_oracle(

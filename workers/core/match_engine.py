@@ -41,10 +41,12 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -838,14 +840,20 @@ def run_cpu(
     parts = threads if e - s >= threads * _MIN_PART else 1
     timings: dict[str, float] = {"bits_ms": 0.0, "stream_ms": 0.0}
     bounds = _split(plan, files, s, e, parts) if parts > 1 else [(s, e)]
+    # Ends where every run closes: the corpus' end, and the cuts of _split (the
+    # selected cells are all surely off there; only with the index).
+    closed = {plan.n} | ({b for _a, b in bounds[:-1]} if files.codes is not None else set())
     if len(bounds) == 1:
-        col = _scan(plan, files, s, e, timings)
+        col = _scan(plan, files, s, e, timings, e in closed)
     else:
         part_timings: list[dict[str, float]] = [{"bits_ms": 0.0, "stream_ms": 0.0} for _ in bounds]
         with ThreadPoolExecutor(max_workers=len(bounds)) as pool:
             cols = list(
                 pool.map(
-                    lambda i: _scan(plan, files, *bounds[i], part_timings[i]), range(len(bounds))
+                    lambda i: _scan(
+                        plan, files, *bounds[i], part_timings[i], bounds[i][1] in closed
+                    ),
+                    range(len(bounds)),
                 )
             )
         col = Collector(m=plan.m, limit=plan.limit, budget=plan.budget)
@@ -902,35 +910,161 @@ _SCRATCH_KEPT = 4
 _SCRATCH_LOCK = threading.Lock()
 
 
-def _scan(plan: Plan, files: MatchFiles, s: int, e: int, timings: dict[str, float]) -> Collector:
-    """Scan shard ``[s, e)``: histograms, counts and the candidates that may reach the top."""
-    words = (plan.m + 63) // 64
-    key = (words, plan.zl + files.chunk + plan.zr, min(plan.n + 1, _HIST_CAP))
-    scratch = None
+def _prunable(plan: Plan, files: MatchFiles, s: int, e: int, closed_end: bool) -> bool:
+    """Whether shard ``[s, e)`` can be scanned by :func:`_scan_pruned`: at most 64
+    cells, an index, a corpus small enough for one mask (its pages stay mapped), every
+    run closed at ``e``, and only a minimum length of 1 or 2 as a filter (the
+    candidates of the levels left out are counted, not listed)."""
+    return (
+        plan.m <= 64
+        and (plan.m + 1) // 2 >= 2
+        and files.codes is not None
+        and not files.release
+        and closed_end
+        and plan.len_lo <= 2
+        and plan.len_hi >= plan.n
+        and plan.range_start <= 0
+        and plan.range_end >= plan.n - 1
+    )
+
+
+def _scratch_take(
+    key: tuple[Any, ...], make: Callable[[], tuple[np.ndarray, ...]]
+) -> tuple[np.ndarray, ...]:
+    """Scratch arrays of an earlier scan with the same ``key`` (the first two, the
+    histograms, zeroed), or new ones (zeros)."""
     with _SCRATCH_LOCK:
         for i, (k, arrays) in enumerate(_SCRATCH):
             if k == key:
-                scratch = arrays
                 del _SCRATCH[i]
-                break
-    if scratch is None:
-        scratch = (
-            np.zeros((key[0], key[1]), dtype=np.uint64),
-            np.zeros(key[2], dtype=np.int64),
-            np.zeros(key[2], dtype=np.int64),
-            np.empty((4, _OUT_CAP), dtype=np.int64),
-        )
-    else:
-        for arr in scratch[:3]:
-            arr.fill(0)
-    col = _scan_with(plan, files, s, e, timings, *scratch)
+                for arr in arrays[:2]:
+                    arr.fill(0)
+                return arrays
+    return make()
+
+
+def _scratch_give(key: tuple[Any, ...], arrays: tuple[np.ndarray, ...]) -> None:
     with _SCRATCH_LOCK:
-        _SCRATCH.append((key, scratch))
+        _SCRATCH.append((key, arrays))
         del _SCRATCH[:-_SCRATCH_KEPT]
-    return col
 
 
-def _scan_with(
+def _scan(
+    plan: Plan,
+    files: MatchFiles,
+    s: int,
+    e: int,
+    timings: dict[str, float],
+    closed_end: bool = False,
+) -> Collector:
+    """Scan shard ``[s, e)``: histograms, counts and the candidates that may reach the top."""
+    if _prunable(plan, files, s, e, closed_end):
+        return _scan_pruned(plan, files, s, e, timings)
+    words = (plan.m + 63) // 64
+    key = ("chunks", words, plan.zl + files.chunk + plan.zr, min(plan.n + 1, _HIST_CAP))
+    scratch = _scratch_take(
+        key,
+        lambda: (
+            np.zeros(key[3], dtype=np.int64),
+            np.zeros(key[3], dtype=np.int64),
+            np.zeros((words, key[2]), dtype=np.uint64),
+            np.zeros((4, _OUT_CAP), dtype=np.int64),
+            np.zeros(key[2] + 1, dtype=np.int64),
+        ),
+    )
+    strict, fuzzy, mask, out, changes = scratch
+    try:
+        return _scan_chunks(plan, files, s, e, timings, mask, strict, fuzzy, out, changes)
+    finally:
+        _scratch_give(key, scratch)
+
+
+class _Stream:
+    """The state of one candidate stream (:func:`match_kernels.stream1` /
+    ``stream``) and what it handed over so far."""
+
+    def __init__(
+        self, plan: Plan, words: int, strict: np.ndarray, fuzzy: np.ndarray, out: np.ndarray
+    ) -> None:
+        m = plan.m
+        self.plan = plan
+        self.words = words
+        self.strict, self.fuzzy, self.out = strict, fuzzy, out
+        self.st_start = np.zeros(m + 2, dtype=np.int64)
+        self.st_level = np.zeros(m + 2, dtype=np.int64)
+        self.st_and = np.zeros((m + 2, words), dtype=np.uint64)
+        self.st_okl = np.zeros((m + 2, words), dtype=np.uint64)
+        self.state = np.zeros(4, dtype=np.int64)
+        self.prev_mask = np.zeros(words, dtype=np.uint64)
+        self.counts = np.zeros(m + 1, dtype=np.int64)
+        self.col = Collector(m=m, limit=plan.limit, budget=plan.budget)
+        self.long_strict: list[np.ndarray] = []
+        self.long_fuzzy: list[np.ndarray] = []
+
+    def run(
+        self,
+        mask: np.ndarray,
+        base: int,
+        tb: int,
+        t1: int,
+        s: int,
+        e: int,
+        changes: np.ndarray,
+        lo_level: int = 1,
+    ) -> tuple[int, bool]:
+        """Stream positions ``[tb, t1)`` of ``mask`` (which starts at ``base``);
+        returns ``(next position, done)``."""
+        from workers.core import match_kernels as K
+
+        plan, out, n = self.plan, self.out, self.plan.n
+        while True:
+            if self.words == 1:
+                k, tb, done = K.stream1(
+                    mask[0], base, tb, t1, n, s, e, plan.zl, plan.zr, plan.m,
+                    plan.len_lo, plan.len_hi, plan.range_start, plan.range_end, plan.limit,
+                    self.st_start, self.st_level, self.st_and[:, 0], self.st_okl[:, 0],
+                    self.state, self.prev_mask, self.strict, self.fuzzy, self.counts,
+                    out[0], out[1], out[2], out[3], changes, lo_level,
+                )  # fmt: skip
+            else:
+                k, tb, done = K.stream(
+                    mask, base, tb, t1, n, s, e, plan.zl, plan.zr, plan.m,
+                    plan.len_lo, plan.len_hi, plan.range_start, plan.range_end, plan.limit,
+                    self.st_start, self.st_level, self.st_and, self.st_okl,
+                    self.state, self.prev_mask, self.strict, self.fuzzy, self.counts,
+                    out[0], out[1], out[2], out[3],
+                )  # fmt: skip
+            if k:
+                fa, fl, fi, ff = out[0, :k], out[1, :k], out[2, :k], out[3, :k]
+                if (ff & 3).any():
+                    self.long_fuzzy.append(fl[(ff & 1) != 0].copy())
+                    self.long_strict.append(fl[(ff & 2) != 0].copy())
+                self.col.set_counts(self.counts)
+                el = (ff & 4) != 0
+                self.col.add_candidates(fa[el], fl[el], fi[el])
+            # (At the corpus' end the kernel returns n + 1 once the virtual position
+            # n, where every run closes, is done.)
+            if done or tb > n or (tb >= t1 and t1 < n):
+                return tb, bool(done)
+
+    def finish(self, uncounted: int = 0) -> Collector:
+        """The collector, with ``uncounted`` more eligible candidates (of levels
+        left out of the stream, whose ``I`` is below the top K's) in ``counts[0]``."""
+        self.counts[0] += uncounted
+        col = self.col
+        col.set_counts(self.counts)
+        none = np.zeros(0, dtype=np.int64)
+        self.strict[0] = self.fuzzy[0] = 0  # the kernel's bin for "neither"
+        col.add_hist(
+            self.strict,
+            self.fuzzy,
+            np.concatenate([none, *self.long_strict]),
+            np.concatenate([none, *self.long_fuzzy]),
+        )
+        return col
+
+
+def _scan_chunks(
     plan: Plan,
     files: MatchFiles,
     s: int,
@@ -940,23 +1074,13 @@ def _scan_with(
     strict: np.ndarray,
     fuzzy: np.ndarray,
     out: np.ndarray,
+    changes: np.ndarray,
 ) -> Collector:
-    """:func:`_scan` with its large arrays given (zero on entry but ``out``)."""
-    from workers.core import match_kernels as K
-
-    n, m = plan.n, plan.m
-    words = mask.shape[0]
+    """:func:`_scan` chunk by chunk, every level, with its large arrays given (the
+    histograms zero on entry)."""
+    n = plan.n
     chunk = files.chunk
-    st_start = np.zeros(m + 2, dtype=np.int64)
-    st_level = np.zeros(m + 2, dtype=np.int64)
-    st_and = np.zeros((m + 2, words), dtype=np.uint64)
-    st_okl = np.zeros((m + 2, words), dtype=np.uint64)
-    state = np.zeros(4, dtype=np.int64)
-    prev_mask = np.zeros(words, dtype=np.uint64)
-    counts = np.zeros(m + 1, dtype=np.int64)
-    col = Collector(m=m, limit=plan.limit, budget=plan.budget)
-    long_strict: list[np.ndarray] = []
-    long_fuzzy: list[np.ndarray] = []
+    stream = _Stream(plan, mask.shape[0], strict, fuzzy, out)
     # Start early enough to know count[s - 1] and the zero_left positions before s.
     p0 = max(0, s - max(plan.zl, 1))
     t = p0
@@ -968,41 +1092,96 @@ def _scan_with(
         c0 = time.perf_counter()
         files.fill(base, buf_end, mask)
         c1 = time.perf_counter()
-        tb = t
-        while True:
-            if words == 1:
-                k, tb, done = K.stream1(
-                    mask[0], base, tb, t1, n, s, e, plan.zl, plan.zr, m,
-                    plan.len_lo, plan.len_hi, plan.range_start, plan.range_end, plan.limit,
-                    st_start, st_level, st_and[:, 0], st_okl[:, 0], state, prev_mask,
-                    strict, fuzzy, counts, out[0], out[1], out[2], out[3],
-                )  # fmt: skip
-            else:
-                k, tb, done = K.stream(
-                    mask, base, tb, t1, n, s, e, plan.zl, plan.zr, m,
-                    plan.len_lo, plan.len_hi, plan.range_start, plan.range_end, plan.limit,
-                    st_start, st_level, st_and, st_okl, state, prev_mask,
-                    strict, fuzzy, counts, out[0], out[1], out[2], out[3],
-                )  # fmt: skip
-            if k:
-                fa, fl, fi, ff = out[0, :k], out[1, :k], out[2, :k], out[3, :k]
-                if (ff & 3).any():
-                    long_fuzzy.append(fl[(ff & 1) != 0].copy())
-                    long_strict.append(fl[(ff & 2) != 0].copy())
-                col.set_counts(counts)
-                el = (ff & 4) != 0
-                col.add_candidates(fa[el], fl[el], fi[el])
-            if done or tb >= t1:
-                break
+        t, done = stream.run(mask, base, t, t1, s, e, changes)
         timings["bits_ms"] += (c1 - c0) * 1000
         timings["stream_ms"] += (time.perf_counter() - c1) * 1000
-        t = tb
         if not done and t >= n:
             raise RuntimeError("the candidate scan did not finish at the end of the corpus")
-    col.set_counts(counts)
-    none = np.zeros(0, dtype=np.int64)
-    strict[0] = fuzzy[0] = 0  # the kernel's bin for "neither"
-    col.add_hist(
-        strict, fuzzy, np.concatenate([none, *long_strict]), np.concatenate([none, *long_fuzzy])
+    return stream.finish()
+
+
+# Levels are left out of the stream only when the levels kept hold this many
+# candidates per place of the top K: then the top K's I is almost surely at
+# least the lowest level kept (when it is not, the scan is run again whole).
+_PRUNE_PER_HIT = 64
+# ... and when a sample of the first positions of the shard says that it holds
+# at least this many candidates (fewer: the whole stream is short anyway).
+_PRUNE_SAMPLE = 1 << 16
+_PRUNE_MIN_CANDIDATES = 20_000
+
+
+def _scan_pruned(
+    plan: Plan, files: MatchFiles, s: int, e: int, timings: dict[str, float]
+) -> Collector:
+    """:func:`_scan` for a shard whose runs all close at ``e``, with one mask for
+    the whole shard, and without the low levels where they cannot matter.
+
+    Most positions of a source whose cells switch often are changes of the
+    count at the levels below half of the selected cells: those levels hold
+    most candidates but none that the histograms count (fuzzy: levels from
+    ``ceil(m / 2)``), and their ``I`` (at most their level) is below the top
+    K's whenever the levels above hold K candidates of higher ``I``. So the
+    candidates of each level up to 8 are counted first without listing them
+    (:func:`match_kernels.low_levels`, a pass without branches), and when the
+    levels from ``L`` up (``2 <= L <= ceil(m / 2)``) hold ``_PRUNE_PER_HIT``
+    times K of them, the stream visits only the changes at levels ``L`` and
+    up, and the candidates below are added to the count. If the top K's ``I``
+    turns out to be below ``L`` after all, the stream is run again over every
+    level, on the same mask: the answer is exact either way.
+    """
+    from workers.core import match_kernels as K
+
+    n, m = plan.n, plan.m
+    p0 = max(0, s - max(plan.zl, 1))
+    stop = n if e >= n else e + 1  # the change at e (count 0) closes the last runs
+    buf_end = min(n, stop + plan.zr)
+    size = buf_end - p0
+    hist = min(n + 1, _HIST_CAP)
+    key = ("whole", size, hist)
+    scratch = _scratch_take(
+        key,
+        lambda: (
+            np.zeros(hist, dtype=np.int64),
+            np.zeros(hist, dtype=np.int64),
+            np.zeros((1, size), dtype=np.uint64),
+            np.zeros((4, _OUT_CAP), dtype=np.int64),
+            np.zeros(size + 2, dtype=np.int64),
+        ),
     )
-    return col
+    strict, fuzzy, mask, out, changes = scratch
+    try:
+        c0 = time.perf_counter()
+        files.fill(p0, buf_end, mask)
+        c1 = time.perf_counter()
+        low = np.zeros(10, dtype=np.int64)
+        end = min(n, e)
+        # Counting the levels costs a pass; it pays where the stream is long, which
+        # a sample of the shard tells (its runs cut at the sample's end).
+        sample = min(end, p0 + _PRUNE_SAMPLE)
+        K.low_levels(mask[0], p0, p0, sample, s, plan.len_lo, low)
+        level = 1
+        if int(low.sum()) * (end - p0) >= _PRUNE_MIN_CANDIDATES * (sample - p0):
+            low[:] = 0
+            K.low_levels(mask[0], p0, p0, end, s, plan.len_lo, low)
+            for lv in range(min((m + 1) // 2, 9), 1, -1):
+                if int(low[lv:9].sum()) >= _PRUNE_PER_HIT * plan.limit:
+                    level = lv
+                    break
+        stream = _Stream(plan, 1, strict, fuzzy, out)
+        t, done = p0, False
+        while not done:
+            t, done = stream.run(mask, p0, t, stop, s, e, changes, level)
+        if level > 1 and stream.col.floor < level:
+            timings["rescans"] = timings.get("rescans", 0.0) + 1
+            strict.fill(0)
+            fuzzy.fill(0)
+            level = 1
+            stream = _Stream(plan, 1, strict, fuzzy, out)
+            t, done = p0, False
+            while not done:
+                t, done = stream.run(mask, p0, t, stop, s, e, changes, level)
+        timings["bits_ms"] += (c1 - c0) * 1000
+        timings["stream_ms"] += (time.perf_counter() - c1) * 1000
+        return stream.finish(int(low[1:level].sum()))
+    finally:
+        _scratch_give(key, scratch)

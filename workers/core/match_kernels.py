@@ -62,6 +62,13 @@ def _ctpop(typingctx: Any, x: Any) -> Any:
     return sig, codegen
 
 
+@_inline
+def _U(i: int) -> np.uint64:
+    """An index known to be >= 0, as unsigned: numba then leaves out the
+    wrap-around of negative indices (a shift, a mask and a load per access)."""
+    return np.uint64(i)
+
+
 @_jit
 def _popcount(x: np.uint64) -> int:
     return int(np.int64(_ctpop(x)))  # type: ignore[call-arg]  # numba passes typingctx
@@ -462,6 +469,15 @@ def stream(
     return k, t, done or t > n
 
 
+@_inline
+def _levels_own(st_start: np.ndarray, lo: int, prev: int, own_s: int, own_e: int) -> bool:
+    """Whether one of the open levels ``lo .. prev`` started in ``[own_s, own_e)``."""
+    for lv in range(lo, prev + 1):  # noqa: SIM110 - numba compiles the loop, not a generator
+        if own_s <= st_start[lv] < own_e:
+            return True
+    return False
+
+
 @_jit
 def stream1(
     mask: np.ndarray,
@@ -492,101 +508,202 @@ def stream1(
     out_len: np.ndarray,
     out_i: np.ndarray,
     out_flag: np.ndarray,
+    changes: np.ndarray,
+    lo_level: int,
 ) -> tuple[int, int, bool]:
-    """:func:`stream` for at most 64 selected cells: ``mask`` is uint64 (T,) and the
-    stack's words ``st_and``/``st_okl``/``prev_mask`` are 1-D. The same steps
-    with one word as plain scalars run about a quarter faster; the arguments,
-    the state and the result are those of :func:`stream`.
+    """:func:`stream` for at most 64 selected cells, without a stack: ``mask`` is
+    uint64 (T,) and the open runs are kept by level (index = level; 0 and
+    ``m + 1`` are scratch entries): ``st_start[lv]`` where the run of ``count >=
+    lv`` started, ``st_and[lv]`` the AND of the masks from there to the next
+    level's start (the top level: to now) and ``st_okl[lv]`` the cells off on
+    the ``zl`` positions before it.
+
+    The positions where the mask changes are listed first (into ``changes``,
+    longer than the range scanned), without a branch per position; each change
+    then moves the count one level per step. Level ``lv`` closing at ``t`` is
+    the candidate ``[st_start[lv], t - 1]`` unless the level above closed at
+    the same time with the same start (then that range is the candidate, of
+    the higher level): the stack entries of :func:`stream` are the distinct
+    starts. Stores and selects take the place of the stack's data-dependent
+    branches.
+
+    ``lo_level`` > 1 leaves out the levels below it: a count below it is read as
+    ``lo_level - 1`` (once the count got there), so those levels stay open and
+    are never candidates, and positions where only they change are not
+    visited. Their candidates are counted by :func:`low_levels` instead.
+    ``st_level`` is not used; ``state[1]`` is the count, the rest as in
+    :func:`stream`.
     """
-    size = state[0]
     prev = state[1]
     floor = state[2]
     above = state[3]
     half = (m + 1) // 2
     cap = out_a.shape[0]
-    ones = ~_ZERO
+    allm = ~_ZERO if m >= 64 else (_ONE << np.uint64(m)) - _ONE
     pm = prev_mask[0]
     k = 0
     t = t_begin
-    stop = t_end + 1 if t_end == n else t_end
-    lim_all = min(t_end, n)
+    lim = min(t_end, n)
     done = False
-    while t < stop:
-        if t >= own_e and not _owns_open_run(st_start, size, own_s, own_e):
+    ones = ~_ZERO
+    hcap = strict.shape[0]
+    # The changes in [t_begin, lim), without a branch per position, and at the
+    # corpus' end the virtual position n, where every run closes.
+    nch = 0
+    last = pm
+    for u in range(t_begin, lim):
+        x = mask[_U(u - base)]
+        x = x if _popcount(x) >= lo_level else _ZERO
+        changes[_U(nch)] = u
+        nch += int(x != last)
+        last = x
+    if t_end >= n:
+        changes[nch] = n
+        nch += 1
+    stopped = False
+    for ci in range(nch):
+        u = changes[ci]
+        if u >= own_e and not _levels_own(st_start, lo_level, prev, own_s, own_e):
             done = True
+            stopped = True
             break
         if k + m + 2 > cap:
+            t = u
+            stopped = True
             break
-        c = 0
-        cur = _ZERO
-        if t < n:
-            # Skip the positions where nothing changes.
-            lim = lim_all if t >= own_e else min(lim_all, own_e)
-            while t < lim and mask[t - base] == pm:
-                t += 1
-            if t == lim:
-                continue
-            cur = mask[t - base]
-            c = _popcount(cur)
-        if c < prev:
-            last = -1
-            acc = ones
-            okl = ones
-            while size > 0 and st_level[size - 1] > c:
-                size -= 1
-                a = st_start[size]
-                last = a
-                acc &= st_and[size]
-                okl = st_okl[size]
-                if a < own_s or a >= own_e:
-                    continue
-                length = t - a
-                eligible = np.int64(
-                    (length >= len_lo) & (length <= len_hi) & (a >= r_lo) & (t - 1 <= r_hi)
-                )
-                okr = ones
-                for p in range(t, min(n, t + zr)):
-                    okr &= ~mask[p - base]
-                inter = _popcount(acc & okl & okr)
-                flag, floor, above = _tally(
-                    length, st_level[size], inter, eligible, m, half, limit,
-                    strict, fuzzy, counts, floor, above,
-                )  # fmt: skip
-                if flag:
-                    out_a[k] = a
-                    out_len[k] = length
-                    out_i[k] = inter
-                    out_flag[k] = flag
-                    k += 1
-            if c > 0 and (size == 0 or st_level[size - 1] < c):
-                st_start[size] = last
-                st_level[size] = c
-                st_and[size] = acc
-                st_okl[size] = okl
-                size += 1
-            elif size > 0:
-                st_and[size - 1] &= acc
-        elif c > prev:
-            st_start[size] = t
-            st_level[size] = c
-            st_and[size] = ones
-            off = ones
-            for p in range(max(base, t - zl), t):
-                off &= ~mask[p - base]
-            st_okl[size] = off
-            size += 1
-        prev = c
-        if t < n:
-            if size > 0:
-                st_and[size - 1] &= cur
-            pm = cur
-        t += 1
-    state[0] = size
+        cur = mask[u - base] if u < n else _ZERO
+        c = _popcount(cur)
+        # Below lo_level the count stays at lo_level - 1 (once it got there): the
+        # levels under it stay open, so a drop from above costs steps only down
+        # to lo_level.
+        cur = cur if c >= lo_level else _ZERO
+        c = c if c >= lo_level else min(prev, lo_level - 1)
+        okr = ones
+        for p in range(u, min(n, u + zr)):
+            okr &= ~mask[p - base]
+        offb = ones
+        for p in range(max(base, u - zl), u):
+            offb &= ~mask[p - base]
+        # One level per step, closing the level the count leaves (going down) or
+        # opening the level it enters (going up), with selects instead of branches.
+        acc = ones
+        last = np.int64(-1)
+        for _ in range(max(1, abs(c - prev))):
+            down = prev > c
+            up = prev < c
+            # Going down closes level prev: the range [start, u - 1], a
+            # candidate unless the level above closed just now with the same start
+            # (then that range is the candidate, of the higher level).
+            a = st_start[_U(prev)]
+            acc &= st_and[_U(prev)] | np.uint64(np.int64(down) - 1)  # down: AND; else ones
+            inter = _popcount(acc & st_okl[_U(prev)] & okr & allm)
+            length = u - a
+            cand = np.int64(down & (a != last) & (a >= own_s) & (a < own_e) & (prev >= lo_level))
+            last = a if down else last
+            eligible = cand & np.int64(
+                (length >= len_lo) & (length <= len_hi) & (a >= r_lo) & (u - 1 <= r_hi)
+            )
+            fz = cand & np.int64(prev >= half)
+            st = cand & np.int64((prev == m) & (inter == m))
+            small = np.int64(length < hcap)
+            at = length * small
+            fuzzy[_U(at * fz)] += 1
+            strict[_U(at * st)] += 1
+            flag = (1 - small) * (fz | (st << 1))
+            counts[_U(inter)] += eligible
+            above += eligible & np.int64(inter > floor)
+            while above >= limit:
+                floor += 1
+                above -= counts[_U(floor)]
+            flag |= (eligible & np.int64(inter >= floor)) << 2
+            out_a[_U(k)] = a
+            out_len[_U(k)] = length
+            out_i[_U(k)] = inter
+            out_flag[_U(k)] = flag
+            k += int(flag != 0)
+            # Going up opens level prev + 1 at u (else the writes go to the scratch
+            # entry m + 1: stores that always happen need no branch).
+            nxt = prev - np.int64(down) + np.int64(up)
+            w = nxt if up else m + 1
+            st_start[_U(w)] = u
+            st_okl[_U(w)] = offb
+            st_and[_U(w)] = ones
+            prev = nxt
+        # The level the count is at now goes on through u (level 0: a scratch entry).
+        st_and[_U(c)] &= acc & cur
+        pm = cur
+        t = u + 1
+    if not stopped:
+        t = n + 1 if t_end >= n else lim
+        done = lim >= own_e and not _levels_own(st_start, lo_level, prev, own_s, own_e)
+    state[0] = 0
     state[1] = prev
     state[2] = floor
     state[3] = above
     prev_mask[0] = pm
     return k, t, done or t > n
+
+
+# Bit 7 of byte lane lv - 1 (lv = 1 .. 8) of _LANES_GE[c]: c >= lv; of _LANES_EQ[c]: c == lv.
+_LANES_GE = np.array(
+    [sum(0x80 << (8 * (lv - 1)) for lv in range(1, 9) if c >= lv) for c in range(65)],
+    dtype=np.uint64,
+)
+_LANES_EQ = np.array(
+    [(0x80 << (8 * (c - 1))) if 1 <= c <= 8 else 0 for c in range(65)], dtype=np.uint64
+)
+# Positions between two flushes of the per-lane byte counters (at most 255).
+_LANE_FLUSH = 248
+
+
+@_jit
+def low_levels(
+    mask: np.ndarray,
+    base: int,
+    t0: int,
+    t1: int,
+    own_s: int,
+    len_lo: int,
+    out: np.ndarray,
+) -> None:
+    """``out[lv] +=`` the candidates of level ``lv`` (1 to 8) that start at or after
+    ``own_s`` and are at least ``len_lo`` (1 or 2) long, over positions ``[t0,
+    t1)``: every run open at ``t1`` is closed there, so ``t1`` must be a position
+    where the count is 0 or the corpus' end.
+
+    Eight levels side by side, one byte lane each (bit 7 of lane ``lv - 1``,
+    from the tables ``_LANES_GE``/``_LANES_EQ``): a run of level ``lv`` is a
+    candidate of that level when it held a position where the count was
+    exactly ``lv``. Lane counters are bytes, flushed every ``_LANE_FLUSH``
+    positions. No branch depends on the data.
+    """
+    tge = _LANES_GE
+    teq = _LANES_EQ
+    ge_prev = _ZERO
+    seen = _ZERO
+    owned = _ZERO
+    opened_prev = _ZERO
+    lane_acc = _ZERO
+    ones = ~_ZERO
+    short_ok = ones if len_lo <= 1 else _ZERO
+    t = t0
+    while t <= t1:
+        stop = min(t1 + 1, t + _LANE_FLUSH)
+        for u in range(t, stop):
+            c = _popcount(mask[_U(u - base)]) if u < t1 else 0
+            ge = tge[_U(c)]
+            opening = ge & ~ge_prev
+            closing = ge_prev & ~ge
+            hits = closing & seen & owned & (~opened_prev | short_ok)
+            lane_acc += hits >> np.uint64(7)
+            owned = (owned & ~opening) | (opening if u >= own_s else _ZERO)
+            seen = (seen & ~opening) | teq[_U(c)]
+            opened_prev = opening
+            ge_prev = ge
+        for lane in range(8):
+            out[lane + 1] += np.int64((lane_acc >> np.uint64(8 * lane)) & np.uint64(0xFF))
+        lane_acc = _ZERO
+        t = stop
 
 
 @_jit

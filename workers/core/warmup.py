@@ -39,6 +39,7 @@ KERNELS = {
         "classify_cells",
         "encode_block",
         "list_checks",
+        "low_levels",
         "pack_bits",
         "score_index",
         "score_windows",
