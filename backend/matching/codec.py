@@ -35,13 +35,9 @@ def sparse(hist: Sequence[int]) -> list[list[int]]:
 
 def dense(pairs: Sequence[Sequence[int]]) -> list[int]:
     """The dense histogram (index = length, ending at the longest length) of `pairs`."""
-    if not pairs:
-        return []
-    arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    out = np.zeros(int(arr[:, 0].max()) + 1, dtype=np.int64)
-    out[arr[:, 0]] = arr[:, 1]
-    values: list[int] = out.tolist()
-    return values
+    from workers.core.match_types import histogram_from_pairs
+
+    return histogram_from_pairs([list(p) for p in pairs])
 
 
 def result_row(result: MatchResult) -> dict[str, Any]:
@@ -62,13 +58,15 @@ def result_row(result: MatchResult) -> dict[str, Any]:
 
 
 def result_from_row(row: dict[str, Any]) -> MatchResult:
-    """The engine's result again, dense histograms included (for merging shards)."""
+    """The engine's result again (for merging shards; the dense histograms are made
+    from the pairs when they are read)."""
     from workers.core.match import MatchHit, MatchResult
 
     return MatchResult(
         hits=[MatchHit.from_json(h) for h in row["hits"]],
-        strict_histogram=dense(row["strict"]),
-        fuzzy_histogram=dense(row["fuzzy"]),
+        strict_histogram=None,
+        fuzzy_histogram=None,
+        histograms_sparse=(row["strict"], row["fuzzy"]),
         exact=bool(row["exact"]),
         unscored=int(row["unscored"]),
         candidates=int(row["candidates"]),

@@ -35,6 +35,8 @@ shares the rest with this module: :class:`Plan`, :class:`MatchFiles`,
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import itertools
 import mmap
 import os
@@ -294,6 +296,7 @@ class _Mapped:
         self.array: np.ndarray = np.frombuffer(
             self.mm, dtype=dtype, count=shape[0] * shape[1], offset=offset
         ).reshape(shape)
+        self.populating: threading.Thread | None = None
 
     def release(self, row: int, col0: int, col1: int) -> None:
         """Drop the pages of ``array[row, col0:col1]`` from this process."""
@@ -306,6 +309,50 @@ class _Mapped:
 
     def release_all(self) -> None:
         self.mm.madvise(mmap.MADV_DONTNEED)
+
+    def populate_soon(self) -> None:
+        """Map every page of the file into this process, in a background thread,
+        once: afterwards no read of a match faults (a first fault costs
+        microseconds, and a match of 1M tokens touches thousands of pages it
+        never touched before: the codes of the cells it selects, the rows around
+        its candidates). The pages are the page cache's own, so this costs no
+        memory beyond the file's share of it; only for files that a match keeps
+        mapped anyway (below ``RELEASE_ABOVE`` tokens)."""
+        with _MAPS_LOCK:
+            if self.populating is not None:
+                return
+            self.populating = threading.Thread(
+                target=self._populate, name="statelab-map-populate", daemon=True
+            )
+        self.populating.start()
+
+    def _populate(self) -> None:
+        # Through libc, not mmap.madvise: a foreign call releases the GIL, so the
+        # process' other threads (a web server's requests) go on meanwhile.
+        start = self.array.ctypes.data - self.offset
+        size = len(self.mm)
+        with contextlib.suppress(OSError, AttributeError):
+            # Kernels before 5.14 refuse the advice: pages are then mapped on first use.
+            _libc().madvise(ctypes.c_void_p(start), ctypes.c_size_t(size), _MADV_POPULATE_READ)
+
+
+_MADV_POPULATE_READ = 22  # Linux 5.14 and later
+
+
+@lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    libc.madvise.restype = ctypes.c_int
+    return libc
+
+
+def populating() -> bool:
+    """Whether a map of this process is still being populated (for benchmarks,
+    which time a process that has been answering queries for a while)."""
+    with _MAPS_LOCK:
+        maps = list(_MAPS.values())
+    return any(m.populating is not None and m.populating.is_alive() for m in maps)
 
 
 _MAPS: OrderedDict[tuple[str, int, int], _Mapped] = OrderedDict()
@@ -381,6 +428,10 @@ class MatchFiles:
         except BaseException:
             self.close()
             raise
+        if not self.release:
+            for mapped in (self.src, self.codes, getattr(self, "mins", None)):
+                if mapped is not None:
+                    mapped.populate_soon()
 
     def rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(src, pos)``: uint32 ``src`` (R, D) holds the float32 bits of source rows
@@ -761,7 +812,6 @@ def finish(plan: Plan, files: MatchFiles, col: Collector, timings: dict[str, flo
     else:
         size = _score_rows(plan, files, col.a, col.length, col.inter)
     union = plan.m + size - col.inter
-    strict_hist, fuzzy_hist = col.histograms()
     sparse = col.histograms_sparse()
     order = np.lexsort((col.a, -col.length, union, -col.inter))[: plan.limit]
     hits = [
@@ -779,8 +829,8 @@ def finish(plan: Plan, files: MatchFiles, col: Collector, timings: dict[str, flo
     timings["checks"] = float(files.checks)
     return MatchResult(
         hits=hits,
-        strict_histogram=strict_hist,
-        fuzzy_histogram=fuzzy_hist,
+        strict_histogram=None,  # made from the pairs when read
+        fuzzy_histogram=None,
         exact=scored >= needed,
         unscored=max(0, needed - scored),
         candidates=col.candidates,

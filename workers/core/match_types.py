@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ __all__ = [
     "MatchHit",
     "MatchQuery",
     "MatchResult",
+    "histogram_from_pairs",
     "is_whole_number",
     "trim_histogram",
 ]
@@ -260,7 +261,6 @@ class MatchHit:
         )
 
 
-@dataclass
 class MatchResult:
     """The answer to a query (or to one shard of it).
 
@@ -271,22 +271,89 @@ class MatchResult:
     computed, ``unscored`` those that would have needed it but fell beyond the
     budget (then ``exact`` is False). ``scored`` is work done, not part of the
     answer: shards prune on their own, so a merge of shards usually scored
-    more than one pass. ``timings_ms`` (not serialised) says where the time went.
+    more than one pass. ``timings_ms`` (not serialised, not compared) says where
+    the time went.
+
+    ``histograms_sparse`` holds the histograms as ``[length, count]`` pairs of
+    their non-zero bins (not serialised, not compared; what the engine makes and
+    what the match store keeps). Given those, the dense lists may be left out
+    (``None``): they are made on first use, since runs reach lengths near the
+    corpus' and a dense list can then hold a million zeros.
     """
 
-    hits: list[MatchHit]
-    strict_histogram: list[int]
-    fuzzy_histogram: list[int]
-    exact: bool
-    unscored: int
-    candidates: int
-    scored: int = 0
-    timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
-    # The histograms again as ``[length, count]`` pairs of their non-zero bins, where
-    # the engine made them from its arrays (not serialised; the codec's fast path).
-    histograms_sparse: tuple[list[list[int]], list[list[int]]] | None = field(
-        default=None, compare=False, repr=False
-    )
+    def __init__(
+        self,
+        hits: list[MatchHit],
+        strict_histogram: list[int] | None,
+        fuzzy_histogram: list[int] | None,
+        exact: bool,
+        unscored: int,
+        candidates: int,
+        scored: int = 0,
+        timings_ms: dict[str, float] | None = None,
+        histograms_sparse: tuple[list[list[int]], list[list[int]]] | None = None,
+    ) -> None:
+        if histograms_sparse is None and (strict_histogram is None or fuzzy_histogram is None):
+            raise ValueError("a match result needs its histograms, dense or as pairs")
+        self.hits = hits
+        self._strict = strict_histogram
+        self._fuzzy = fuzzy_histogram
+        self.exact = exact
+        self.unscored = unscored
+        self.candidates = candidates
+        self.scored = scored
+        self.timings_ms: dict[str, float] = {} if timings_ms is None else timings_ms
+        self.histograms_sparse = histograms_sparse
+
+    @property
+    def strict_histogram(self) -> list[int]:
+        if self._strict is None:
+            assert self.histograms_sparse is not None
+            self._strict = histogram_from_pairs(self.histograms_sparse[0])
+        return self._strict
+
+    @strict_histogram.setter
+    def strict_histogram(self, value: list[int]) -> None:
+        self._strict = value
+        self.histograms_sparse = None
+
+    @property
+    def fuzzy_histogram(self) -> list[int]:
+        if self._fuzzy is None:
+            assert self.histograms_sparse is not None
+            self._fuzzy = histogram_from_pairs(self.histograms_sparse[1])
+        return self._fuzzy
+
+    @fuzzy_histogram.setter
+    def fuzzy_histogram(self, value: list[int]) -> None:
+        self._fuzzy = value
+        self.histograms_sparse = None
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.hits,
+            self.strict_histogram,
+            self.fuzzy_histogram,
+            self.exact,
+            self.unscored,
+            self.candidates,
+            self.scored,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MatchResult):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it was
+
+    def __repr__(self) -> str:
+        return (
+            f"MatchResult(hits={self.hits!r}, strict_histogram={self.strict_histogram!r}, "
+            f"fuzzy_histogram={self.fuzzy_histogram!r}, exact={self.exact!r}, "
+            f"unscored={self.unscored!r}, candidates={self.candidates!r}, "
+            f"scored={self.scored!r})"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -310,6 +377,18 @@ class MatchResult:
             candidates=int(data["candidates"]),
             scored=int(data.get("scored", 0)),
         )
+
+
+def histogram_from_pairs(pairs: list[list[int]]) -> list[int]:
+    """A dense histogram (index = length) from ``[length, count]`` pairs of its
+    non-zero bins; ``[]`` for none."""
+    if not pairs:
+        return []
+    arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    out = np.zeros(int(arr[:, 0].max()) + 1, dtype=np.int64)
+    out[arr[:, 0]] = arr[:, 1]
+    values: list[int] = out.tolist()
+    return values
 
 
 def trim_histogram(hist: np.ndarray) -> list[int]:
