@@ -799,15 +799,45 @@ def _score_rows(
     return size
 
 
-def finish(plan: Plan, files: MatchFiles, col: Collector, timings: dict[str, float]) -> MatchResult:
-    """Score the kept candidates and rank them (the last step of every path)."""
+# Kept candidates per thread, at least, when the unions are computed in parallel.
+_MIN_SCORE_PART = 256
+
+
+def finish(
+    plan: Plan,
+    files: MatchFiles,
+    col: Collector,
+    timings: dict[str, float],
+    threads: int = 1,
+) -> MatchResult:
+    """Score the kept candidates and rank them (the last step of every path); with
+    the index, in up to ``threads`` parts at the same time (the kernel releases
+    the GIL)."""
     t = time.perf_counter()
     needed = col.needed()
     col.truncate()
     by_a = np.argsort(col.a, kind="stable")
     col.a, col.length, col.inter = col.a[by_a], col.length[by_a], col.inter[by_a]
     scored = int(col.a.size)
-    if files.codes is not None:
+    parts = min(threads, scored // _MIN_SCORE_PART)
+    if files.codes is not None and parts > 1:
+        cuts = np.linspace(0, scored, parts + 1).astype(np.int64).tolist()
+        spans = list(itertools.pairwise(cuts))
+        with ThreadPoolExecutor(max_workers=parts) as pool:
+            sizes = list(
+                pool.map(
+                    lambda ab: _score_index(
+                        plan,
+                        files,
+                        col.a[ab[0] : ab[1]],
+                        col.length[ab[0] : ab[1]],
+                        col.inter[ab[0] : ab[1]],
+                    ),
+                    spans,
+                )
+            )
+        size = np.concatenate(sizes)
+    elif files.codes is not None:
         size = _score_index(plan, files, col.a, col.length, col.inter)
     else:
         size = _score_rows(plan, files, col.a, col.length, col.inter)
@@ -894,7 +924,7 @@ def run_cpu(
     # selected cells are all surely off there; only with the index).
     closed = {plan.n} | ({b for _a, b in bounds[:-1]} if files.codes is not None else set())
     if len(bounds) == 1:
-        col = _scan(plan, files, s, e, timings, e in closed)
+        col = _scan(plan, files, s, e, timings, e in closed, threads)
     else:
         part_timings: list[dict[str, float]] = [{"bits_ms": 0.0, "stream_ms": 0.0} for _ in bounds]
         with ThreadPoolExecutor(max_workers=len(bounds)) as pool:
@@ -915,7 +945,7 @@ def run_cpu(
             col.add_candidates(part.a, part.length, part.inter)
             for key, value in pt.items():
                 timings[key] = timings.get(key, 0.0) + value
-    result = finish(plan, files, col, timings)
+    result = finish(plan, files, col, timings, threads)
     result.timings_ms["total_ms"] = round((time.perf_counter() - t_start) * 1000, 3)
     return result
 
@@ -1006,10 +1036,13 @@ def _scan(
     e: int,
     timings: dict[str, float],
     closed_end: bool = False,
+    threads: int = 1,
 ) -> Collector:
-    """Scan shard ``[s, e)``: histograms, counts and the candidates that may reach the top."""
+    """Scan shard ``[s, e)``: histograms, counts and the candidates that may reach
+    the top; ``threads`` > 1 where this is the only part of a match that may use
+    that many (its bits are then found in parallel)."""
     if _prunable(plan, files, s, e, closed_end):
-        return _scan_pruned(plan, files, s, e, timings)
+        return _scan_pruned(plan, files, s, e, timings, threads)
     words = (plan.m + 63) // 64
     key = ("chunks", words, plan.zl + files.chunk + plan.zr, min(plan.n + 1, _HIST_CAP))
     scratch = _scratch_take(
@@ -1161,7 +1194,7 @@ _PRUNE_MIN_CANDIDATES = 20_000
 
 
 def _scan_pruned(
-    plan: Plan, files: MatchFiles, s: int, e: int, timings: dict[str, float]
+    plan: Plan, files: MatchFiles, s: int, e: int, timings: dict[str, float], threads: int = 1
 ) -> Collector:
     """:func:`_scan` for a shard whose runs all close at ``e``, with one mask for
     the whole shard, and without the low levels where they cannot matter.
@@ -1201,7 +1234,18 @@ def _scan_pruned(
     strict, fuzzy, mask, out, changes = scratch
     try:
         c0 = time.perf_counter()
-        files.fill(p0, buf_end, mask)
+        pieces = min(threads, size // _MIN_PART)
+        if pieces > 1:
+            cuts = np.linspace(p0, buf_end, pieces + 1).astype(np.int64).tolist()
+            with ThreadPoolExecutor(max_workers=pieces) as pool:
+                list(
+                    pool.map(
+                        lambda ab: files.fill(ab[0], ab[1], mask[:, ab[0] - p0 :]),
+                        itertools.pairwise(cuts),
+                    )
+                )
+        else:
+            files.fill(p0, buf_end, mask)
         c1 = time.perf_counter()
         low = np.zeros(10, dtype=np.int64)
         end = min(n, e)
