@@ -509,9 +509,9 @@ class MatchFiles:
         from workers.core import match_kernels as K
 
         length = t1 - t0
-        mask[:, :length] = 0
         plan = self.plan
         if self.codes is None:
+            mask[:, :length] = 0
             rows = np.ascontiguousarray(self.src.array[t0:t1])
             K.pack_bits(plan.is_on(rows[:, plan.cells]), mask)
             if self.release:

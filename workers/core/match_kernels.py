@@ -96,7 +96,8 @@ def classify_cells(
     when ``ck_lo <= c <= ck_hi`` (an empty range has ``lo > hi``); every other
     code is off. ``flags[j, k]`` says whether
     block ``k`` (``CHECK_BLOCK`` positions) of cell ``j`` has such a code; the
-    number of flagged blocks is returned. ``mask`` must be zero on entry.
+    number of flagged blocks is returned. ``mask[:, :t_len]`` is overwritten (it
+    need not be zero on entry).
 
     Block by block, eight cells at a time: their bits are gathered in one byte
     per position and the byte is ORed into the block's masks. The compares are
@@ -133,8 +134,12 @@ def classify_cells(
                 flagged += chk
             dst = mask[g >> 6, k0:k1]
             shift = np.uint64(g & 63)
-            for t in range(n_t):
-                dst[t] |= np.uint64(acc[t]) << shift
+            if (g & 63) == 0:  # the word's first eight cells: no need to clear it first
+                for t in range(n_t):
+                    dst[t] = np.uint64(acc[t])
+            else:
+                for t in range(n_t):
+                    dst[t] |= np.uint64(acc[t]) << shift
     return flagged
 
 
