@@ -613,7 +613,8 @@ def stream1(
             small = np.int64(length < hcap)
             at = length * small
             fuzzy[_U(at * fz)] += 1
-            strict[_U(at * st)] += 1
+            if st:  # the selected cells all on throughout: rare
+                strict[_U(at)] += 1
             flag = (1 - small) * (fz | (st << 1))
             counts[_U(inter)] += eligible
             above += eligible & np.int64(inter > floor)
@@ -621,11 +622,12 @@ def stream1(
                 floor += 1
                 above -= counts[_U(floor)]
             flag |= (eligible & np.int64(inter >= floor)) << 2
-            out_a[_U(k)] = a
-            out_len[_U(k)] = length
-            out_i[_U(k)] = inter
-            out_flag[_U(k)] = flag
-            k += int(flag != 0)
+            if flag:  # rare once the top K's I is known: a branch that predicts well
+                out_a[_U(k)] = a
+                out_len[_U(k)] = length
+                out_i[_U(k)] = inter
+                out_flag[_U(k)] = flag
+                k += 1
             # Going up opens level prev + 1 at u (else the writes go to the scratch
             # entry m + 1: stores that always happen need no branch).
             nxt = prev - np.int64(down) + np.int64(up)
