@@ -688,3 +688,31 @@ def test_cuda_gives_the_cpu_answers(tmp_path: Path) -> None:
         merged = merge_results(parts, q.limit).to_json()
         # "scored" counts work, which sharding changes; the answer is the rest
         assert {**merged, "scored": 0} == {**want, "scored": 0}
+
+
+def test_maps_are_populated_in_the_background_within_the_cap(tmp_path: Path) -> None:
+    """A match maps the source and the index; below RELEASE_ABOVE the maps are
+    populated once in the background, and not at all past the cap."""
+    rng = np.random.default_rng(3)
+    raw = rng.standard_normal((5000, 12)).astype(np.float32)
+    ss = write_stateset(tmp_path / "ss", raw)
+    build_match_index(ss.path)
+    q = MatchQuery(cells=(0, 1, 2), threshold=0.3)
+    saved = match_engine._POPULATE_BYTES
+    try:
+        match_engine._POPULATE_BYTES = 0
+        match(ss, "s0", q)
+        mine = [m for key, m in match_engine._MAPS.items() if key[0].startswith(str(ss.path))]
+        assert len(mine) == 3 and all(m.populating is None for m in mine)
+        match_engine._POPULATE_BYTES = saved
+        match(ss, "s0", q)
+        assert all(m.populating is not None for m in mine)
+        deadline = time.monotonic() + 30
+        while match_engine.populating() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not match_engine.populating()
+        threads = [m.populating for m in mine]
+        assert_same(match(ss, "s0", q), oracle_for(raw, q, "tanh"), 3, "populated maps")
+        assert [m.populating for m in mine] == threads  # once per map
+    finally:
+        match_engine._POPULATE_BYTES = saved

@@ -317,9 +317,11 @@ class _Mapped:
         never touched before: the codes of the cells it selects, the rows around
         its candidates). The pages are the page cache's own, so this costs no
         memory beyond the file's share of it; only for files that a match keeps
-        mapped anyway (below ``RELEASE_ABOVE`` tokens)."""
+        mapped anyway (below ``RELEASE_ABOVE`` tokens), and while the populated maps
+        the process holds stay within ``_POPULATE_BYTES``."""
         with _MAPS_LOCK:
-            if self.populating is not None:
+            held = sum(len(m.mm) for m in _MAPS.values() if m.populating is not None)
+            if self.populating is not None or held + len(self.mm) > _POPULATE_BYTES:
                 return
             self.populating = threading.Thread(
                 target=self._populate, name="statelab-map-populate", daemon=True
@@ -337,6 +339,10 @@ class _Mapped:
 
 
 _MADV_POPULATE_READ = 22  # Linux 5.14 and later
+# Bytes of the files a process keeps populated at most (STATELAB_MATCH_POPULATE_MB,
+# default 8 GiB: a 1M x 650 source and its index are 3.9 GB); a file whose pages are
+# not in the page cache is read from disk, so this bounds what one process pulls in.
+_POPULATE_BYTES = int(os.environ.get("STATELAB_MATCH_POPULATE_MB", "8192")) << 20
 
 
 @lru_cache(maxsize=1)
