@@ -321,7 +321,11 @@ class _Mapped:
         the process holds stay within ``_POPULATE_BYTES``."""
         with _MAPS_LOCK:
             held = sum(len(m.mm) for m in _MAPS.values() if m.populating is not None)
-            if self.populating is not None or held + len(self.mm) > _POPULATE_BYTES:
+            if (
+                not _populate_here
+                or self.populating is not None
+                or held + len(self.mm) > _POPULATE_BYTES
+            ):
                 return
             self.populating = threading.Thread(
                 target=self._populate, name="statelab-map-populate", daemon=True
@@ -343,6 +347,15 @@ _MADV_POPULATE_READ = 22  # Linux 5.14 and later
 # default 8 GiB: a 1M x 650 source and its index are 3.9 GB); a file whose pages are
 # not in the page cache is read from disk, so this bounds what one process pulls in.
 _POPULATE_BYTES = int(os.environ.get("STATELAB_MATCH_POPULATE_MB", "8192")) << 20
+_populate_here = True
+
+
+def populate_maps(enabled: bool) -> None:
+    """Whether this process populates the maps it opens (workers do; a web process,
+    many threads answering requests, does not: with its maps populated, its other
+    requests got slower than the matches got faster, see ``docs/matching.md``)."""
+    global _populate_here
+    _populate_here = enabled
 
 
 @lru_cache(maxsize=1)
