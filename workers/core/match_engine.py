@@ -1291,18 +1291,22 @@ def _scan_pruned(
     buf_end = min(n, stop + plan.zr)
     size = buf_end - p0
     hist = min(n + 1, _HIST_CAP)
-    key = ("whole", size, hist)
+    # Parts differ in length from query to query: sized by the next power of two,
+    # their scratch arrays are found again (fresh ones are faulted in page by page).
+    room = 1 << max(16, (size + 2 - 1).bit_length())
+    key = ("whole", room, hist)
     scratch = _scratch_take(
         key,
         lambda: (
             np.zeros(hist, dtype=np.int64),
             np.zeros(hist, dtype=np.int64),
-            np.zeros((1, size), dtype=np.uint64),
+            np.zeros((1, room), dtype=np.uint64),
             np.zeros((4, _OUT_CAP), dtype=np.int64),
-            np.zeros(size + 2, dtype=np.int64),
+            np.zeros(room, dtype=np.int64),
         ),
     )
-    strict, fuzzy, mask, out, changes = scratch
+    strict, fuzzy, whole, out, changes = scratch
+    mask = whole[:, :size]
     try:
         c0 = time.perf_counter()
         pieces = min(threads, size // _MIN_PART)
