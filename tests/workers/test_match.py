@@ -716,3 +716,14 @@ def test_maps_are_populated_in_the_background_within_the_cap(tmp_path: Path) -> 
         assert [m.populating for m in mine] == threads  # once per map
     finally:
         match_engine._POPULATE_BYTES = saved
+
+
+def test_result_histograms_from_pairs_are_made_when_read() -> None:
+    pairs = ([[2, 3]], [[1, 1], [4, 2]])
+    lazy = MatchResult([], None, None, True, 0, 5, histograms_sparse=pairs)
+    dense = MatchResult([], [0, 0, 3], [0, 1, 0, 0, 2], True, 0, 5)
+    assert lazy == dense and lazy.to_json() == dense.to_json()
+    lazy.strict_histogram = [0, 0, 4]  # the other one is kept, the pairs no longer hold
+    assert lazy.histograms_sparse is None and lazy.fuzzy_histogram == [0, 1, 0, 0, 2]
+    with pytest.raises(ValueError, match="needs its histograms"):
+        MatchResult([], None, [0], True, 0, 0)

@@ -296,8 +296,7 @@ class MatchResult:
         if histograms_sparse is None and (strict_histogram is None or fuzzy_histogram is None):
             raise ValueError("a match result needs its histograms, dense or as pairs")
         self.hits = hits
-        self._strict = strict_histogram
-        self._fuzzy = fuzzy_histogram
+        self._dense: list[list[int] | None] = [strict_histogram, fuzzy_histogram]
         self.exact = exact
         self.unscored = unscored
         self.candidates = candidates
@@ -305,29 +304,33 @@ class MatchResult:
         self.timings_ms: dict[str, float] = {} if timings_ms is None else timings_ms
         self.histograms_sparse = histograms_sparse
 
+    def _histogram(self, which: int) -> list[int]:
+        dense = self._dense[which]
+        if dense is None:
+            assert self.histograms_sparse is not None
+            dense = self._dense[which] = histogram_from_pairs(self.histograms_sparse[which])
+        return dense
+
+    def _histogram_set(self, which: int, value: list[int]) -> None:
+        self._dense[1 - which] = self._histogram(1 - which)  # made while the pairs are here
+        self._dense[which] = value
+        self.histograms_sparse = None
+
     @property
     def strict_histogram(self) -> list[int]:
-        if self._strict is None:
-            assert self.histograms_sparse is not None
-            self._strict = histogram_from_pairs(self.histograms_sparse[0])
-        return self._strict
+        return self._histogram(0)
 
     @strict_histogram.setter
     def strict_histogram(self, value: list[int]) -> None:
-        self._strict = value
-        self.histograms_sparse = None
+        self._histogram_set(0, value)
 
     @property
     def fuzzy_histogram(self) -> list[int]:
-        if self._fuzzy is None:
-            assert self.histograms_sparse is not None
-            self._fuzzy = histogram_from_pairs(self.histograms_sparse[1])
-        return self._fuzzy
+        return self._histogram(1)
 
     @fuzzy_histogram.setter
     def fuzzy_histogram(self, value: list[int]) -> None:
-        self._fuzzy = value
-        self.histograms_sparse = None
+        self._histogram_set(1, value)
 
     def _key(self) -> tuple[Any, ...]:
         return (
