@@ -1264,6 +1264,11 @@ _PRUNE_SAMPLE = 1 << 16
 _PRUNE_MIN_CANDIDATES = 20_000
 
 
+def _check_progress(done: bool, t: int, stop: int) -> None:
+    if not done and t >= stop:
+        raise RuntimeError("the candidate scan did not finish at the end of its shard")
+
+
 def _scan_pruned(
     plan: Plan, files: MatchFiles, s: int, e: int, timings: dict[str, float], threads: int = 1
 ) -> Collector:
@@ -1340,6 +1345,7 @@ def _scan_pruned(
         t, done = p0, False
         while not done:
             t, done = stream.run(mask, p0, t, stop, s, e, changes, level)
+            _check_progress(done, t, stop)
         if level > 1 and stream.col.floor < level:
             timings["rescans"] = timings.get("rescans", 0.0) + 1
             strict.fill(0)
@@ -1349,6 +1355,7 @@ def _scan_pruned(
             t, done = p0, False
             while not done:
                 t, done = stream.run(mask, p0, t, stop, s, e, changes, level)
+                _check_progress(done, t, stop)
         timings["bits_ms"] += (c1 - c0) * 1000
         timings["stream_ms"] += (time.perf_counter() - c1) * 1000
         return stream.finish(int(low[1:level].sum()))
